@@ -1,0 +1,1 @@
+//! Managed blocks (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Golden-file tests live in `tests/`; this crate has no library code.

@@ -1,0 +1,2 @@
+//! The `anklume` command line.
+fn main() {}
