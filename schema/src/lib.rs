@@ -8,3 +8,9 @@
 pub mod value;
 
 pub use value::Value;
+pub mod diag;
+pub mod span;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Label, Severity};
+pub use span::{FileId, SourceFile, Sources, Span};

@@ -1,0 +1,640 @@
+//! YAML 1.2 (core schema) parsing into a tree of spanned nodes.
+//!
+//! Built on `saphyr-parser`'s event stream. On top of it this module:
+//! resolves plain scalars with the YAML 1.2 core schema (so `on`, `yes`, `no`
+//! stay strings), rejects duplicate keys, expands aliases and `<<` merge keys
+//! within a node budget (a "billion laughs" input fails fast), bounds nesting
+//! depth, and converts the parser's character offsets into byte spans.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+use crate::diag::Diagnostic;
+use crate::span::{FileId, Span};
+use crate::value::Value;
+
+/// Most nodes a document may expand to (aliases included).
+pub const MAX_NODES: usize = 4_000_000;
+/// Deepest nesting of collections.
+pub const MAX_DEPTH: usize = 64;
+
+/// A YAML node with its source span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The value.
+    pub kind: Kind,
+    /// Where it is written (for an alias: where the alias is written).
+    pub span: Span,
+    /// For scalars: whether it was written plain (unquoted).
+    pub plain: bool,
+}
+
+/// The shape of a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// null.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping in source order (duplicate keys rejected).
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The string, if this is a string scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether this is null.
+    pub fn is_null(&self) -> bool {
+        matches!(self.kind, Kind::Null)
+    }
+
+    /// The entries, if this is a mapping.
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            Kind::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Drop the spans.
+    pub fn to_value(&self) -> Value {
+        match &self.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Int(i) => Value::Int(*i),
+            Kind::Float(f) => Value::Float(*f),
+            Kind::Str(s) => Value::Str(s.clone()),
+            Kind::Seq(items) => Value::Seq(items.iter().map(Node::to_value).collect()),
+            Kind::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_value(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A key's text as used for duplicate detection and lookups.
+    pub fn key_text(&self) -> String {
+        match &self.kind {
+            Kind::Str(s) => s.clone(),
+            _ => self.to_value().display(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match &self.kind {
+            Kind::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
+            Kind::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| k.count() + v.count())
+                    .sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// Resolve a plain scalar with the YAML 1.2 core schema.
+pub fn resolve_plain(s: &str) -> Kind {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
+        "true" | "True" | "TRUE" => return Kind::Bool(true),
+        "false" | "False" | "FALSE" => return Kind::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Kind::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Kind::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Kind::Float(f64::NAN),
+        _ => {}
+    }
+    let bytes = s.as_bytes();
+    let (sign, digits) = match bytes[0] {
+        b'-' | b'+' => (&s[..1], &s[1..]),
+        _ => ("", s),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match format!("{sign}{digits}").parse::<i64>() {
+            Ok(i) => Kind::Int(i),
+            Err(_) => Kind::Float(s.parse::<f64>().unwrap_or(f64::NAN)),
+        };
+    }
+    if let Some(oct) = s.strip_prefix("0o") {
+        if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            if let Ok(i) = i64::from_str_radix(oct, 8) {
+                return Kind::Int(i);
+            }
+        }
+    }
+    if let Some(hex) = s.strip_prefix("0x") {
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Ok(i) = i64::from_str_radix(hex, 16) {
+                return Kind::Int(i);
+            }
+        }
+    }
+    if is_core_float(digits) {
+        if let Ok(f) = s.parse::<f64>() {
+            return Kind::Float(f);
+        }
+    }
+    Kind::Str(s.to_string())
+}
+
+/// `( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?` (sign stripped).
+fn is_core_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let int_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    i += int_digits;
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac_digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += frac_digits;
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        let exp = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
+}
+
+/// Maps the parser's character offsets to byte offsets.
+struct Offsets<'a> {
+    text: &'a str,
+    /// Byte offset of every char (plus the end), only built for non-ASCII text.
+    table: Option<Vec<u32>>,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(text: &'a str) -> Self {
+        let table = (!text.is_ascii()).then(|| {
+            let mut t: Vec<u32> = text.char_indices().map(|(b, _)| b as u32).collect();
+            t.push(text.len() as u32);
+            t
+        });
+        Offsets { text, table }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.table {
+            None => char_index.min(self.text.len()),
+            Some(t) => t
+                .get(char_index)
+                .copied()
+                .unwrap_or(self.text.len() as u32) as usize,
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        anchor: usize,
+        start: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        anchor: usize,
+        start: usize,
+        entries: Vec<(Node, Node)>,
+        pending_key: Option<Node>,
+    },
+}
+
+/// Parse one YAML document. An empty stream gives a null node. Errors are
+/// returned as diagnostics; on error no node is returned.
+pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
+    let offsets = Offsets::new(text);
+    let span_of = |s: &saphyr_parser::Span| {
+        let start = offsets.byte(s.start.index());
+        let end = offsets.byte(s.end.index());
+        Span::new(file, start, end)
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut budget: usize = 0;
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+    let mut errors = Vec::new();
+
+    loop {
+        let (event, raw_span) = match parser.next_event() {
+            None => break,
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => {
+                let at = offsets.byte(e.marker().index());
+                let end = next_char_end(text, at);
+                if e.info().contains("recursion limit") {
+                    return Err(vec![Diagnostic::error(
+                        "E0103",
+                        "YAML nesting too deep",
+                        Span::new(file, at, end),
+                    )
+                    .with_help("an infra file never needs this depth: flatten the structure")]);
+                }
+                return Err(vec![Diagnostic::error(
+                    "E0101",
+                    format!("YAML syntax error: {}", e.info()),
+                    Span::new(file, at, end),
+                )
+                .label(e.info().to_string())
+                .with_help("fix the YAML syntax at this place (indentation, quotes, `:` after keys)")]);
+            }
+        };
+        let span = span_of(&raw_span);
+        let node = match event {
+            Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => {
+                continue
+            }
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(vec![Diagnostic::error(
+                        "E0104",
+                        "more than one YAML document in this file",
+                        span,
+                    )
+                    .label("a second document starts here")
+                    .with_help("an infra file is one document: remove this `---` line or move the rest into another file")]);
+                }
+                continue;
+            }
+            Event::Alias(id) => match anchors.get(&id) {
+                Some((n, size)) => {
+                    budget += size;
+                    if budget > MAX_NODES {
+                        return Err(vec![bomb(span)]);
+                    }
+                    let mut n = n.clone();
+                    n.span = span;
+                    n
+                }
+                None => {
+                    return Err(vec![Diagnostic::error(
+                        "E0101",
+                        "YAML syntax error: unknown anchor",
+                        span,
+                    )
+                    .with_help("define the anchor (`&name`) before using the alias (`*name`)")])
+                }
+            },
+            Event::Scalar(value, style, anchor, tag) => {
+                budget += 1;
+                let plain = style == ScalarStyle::Plain;
+                let kind = match tag {
+                    Some(tag) if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" => {
+                        match resolve_tagged(&tag.suffix, &value) {
+                            Some(k) => k,
+                            None => {
+                                errors.push(
+                                    Diagnostic::error(
+                                        "E0104",
+                                        format!("`!!{}` cannot apply to `{}`", tag.suffix, value),
+                                        span,
+                                    )
+                                    .with_help("remove the tag or fix the value"),
+                                );
+                                Kind::Str(value.into_owned())
+                            }
+                        }
+                    }
+                    Some(tag) => {
+                        errors.push(
+                            Diagnostic::error(
+                                "E0104",
+                                format!("unsupported YAML tag `{}{}`", tag.handle, tag.suffix),
+                                span,
+                            )
+                            .with_help("anklume reads plain YAML: remove the tag"),
+                        );
+                        Kind::Str(value.into_owned())
+                    }
+                    None if plain => resolve_plain(&value),
+                    None => Kind::Str(value.into_owned()),
+                };
+                let n = Node { kind, span, plain };
+                if anchor > 0 {
+                    anchors.insert(anchor, (n.clone(), 1));
+                }
+                n
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                budget += 1;
+                if stack.len() >= MAX_DEPTH {
+                    return Err(vec![Diagnostic::error(
+                        "E0103",
+                        format!("YAML nesting deeper than {MAX_DEPTH} levels"),
+                        span,
+                    )
+                    .with_help("an infra file never needs this depth: flatten the structure")]);
+                }
+                let start = span.start as usize;
+                stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Frame::Seq {
+                        anchor,
+                        start,
+                        items: Vec::new(),
+                    }
+                } else {
+                    Frame::Map {
+                        anchor,
+                        start,
+                        entries: Vec::new(),
+                        pending_key: None,
+                    }
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let frame = stack.pop().expect("parser balances collection events");
+                let (anchor, n) = match frame {
+                    Frame::Seq {
+                        anchor,
+                        start,
+                        items,
+                    } => {
+                        let end = items.last().map_or(span.end as usize, |n| n.span.end as usize);
+                        let sp = Span::new(file, start, end.max(start));
+                        (
+                            anchor,
+                            Node {
+                                kind: Kind::Seq(items),
+                                span: sp,
+                                plain: false,
+                            },
+                        )
+                    }
+                    Frame::Map {
+                        anchor,
+                        start,
+                        entries,
+                        ..
+                    } => {
+                        let end = entries
+                            .last()
+                            .map_or(span.end as usize, |(_, v)| v.span.end as usize);
+                        let sp = Span::new(file, start, end.max(start));
+                        let entries = finish_mapping(entries, &mut errors, &mut budget);
+                        if budget > MAX_NODES {
+                            return Err(vec![bomb(sp)]);
+                        }
+                        (
+                            anchor,
+                            Node {
+                                kind: Kind::Map(entries),
+                                span: sp,
+                                plain: false,
+                            },
+                        )
+                    }
+                };
+                if anchor > 0 {
+                    let size = n.count();
+                    anchors.insert(anchor, (n.clone(), size));
+                }
+                n
+            }
+        };
+        if budget > MAX_NODES {
+            return Err(vec![bomb(span)]);
+        }
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
+                None => *pending_key = Some(node),
+                Some(key) => entries.push((key, node)),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(root.unwrap_or(Node {
+        kind: Kind::Null,
+        span: Span::new(file, 0, 0),
+        plain: true,
+    }))
+}
+
+fn bomb(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "E0103",
+        format!("YAML aliases expand to more than {MAX_NODES} nodes"),
+        span,
+    )
+    .label("expansion limit reached here")
+    .with_help("this looks like an alias bomb: write the data out instead of nesting aliases")
+}
+
+fn next_char_end(text: &str, at: usize) -> usize {
+    if at >= text.len() {
+        return text.len();
+    }
+    let mut end = at + 1;
+    while end < text.len() && !text.is_char_boundary(end) {
+        end += 1;
+    }
+    end
+}
+
+fn resolve_tagged(suffix: &str, value: &str) -> Option<Kind> {
+    match suffix {
+        "str" => Some(Kind::Str(value.to_string())),
+        "null" => matches!(resolve_plain(value), Kind::Null).then_some(Kind::Null),
+        "bool" => match resolve_plain(value) {
+            k @ Kind::Bool(_) => Some(k),
+            _ => None,
+        },
+        "int" => match resolve_plain(value) {
+            k @ Kind::Int(_) => Some(k),
+            _ => None,
+        },
+        "float" => match resolve_plain(value) {
+            Kind::Int(i) => Some(Kind::Float(i as f64)),
+            k @ Kind::Float(_) => Some(k),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Expand `<<` merge keys and reject duplicate keys.
+fn finish_mapping(
+    entries: Vec<(Node, Node)>,
+    errors: &mut Vec<Diagnostic>,
+    budget: &mut usize,
+) -> Vec<(Node, Node)> {
+    let mut seen: HashMap<String, Span> = HashMap::with_capacity(entries.len());
+    let mut out = Vec::with_capacity(entries.len());
+    let mut merges: Vec<Node> = Vec::new();
+    for (k, v) in entries {
+        if k.plain && k.as_str() == Some("<<") {
+            merges.push(v);
+            continue;
+        }
+        let text = k.key_text();
+        if let Some(first) = seen.get(&text) {
+            errors.push(
+                Diagnostic::error("E0102", format!("duplicate key `{text}`"), k.span)
+                    .label("defined again here")
+                    .with_secondary(*first, "first defined here")
+                    .with_help("remove one of the two entries or rename one"),
+            );
+            continue;
+        }
+        seen.insert(text, k.span);
+        out.push((k, v));
+    }
+    for m in merges {
+        let sources: Vec<&Node> = match &m.kind {
+            Kind::Map(_) => vec![&m],
+            Kind::Seq(items) if items.iter().all(|i| matches!(i.kind, Kind::Map(_))) => {
+                items.iter().collect()
+            }
+            _ => {
+                errors.push(
+                    Diagnostic::error("E0104", "a `<<` merge key needs a mapping or a list of mappings", m.span)
+                        .with_help("write `<<: *anchor` where the anchor names a mapping"),
+                );
+                continue;
+            }
+        };
+        for src in sources {
+            if let Kind::Map(src_entries) = &src.kind {
+                for (k, v) in src_entries {
+                    let text = k.key_text();
+                    if seen.contains_key(&text) {
+                        continue;
+                    }
+                    *budget += k.count() + v.count();
+                    seen.insert(text, k.span);
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Node {
+        parse(FileId(0), text).expect("parses")
+    }
+
+    #[test]
+    fn core_schema_keeps_yaml11_words_as_strings() {
+        for w in ["on", "off", "yes", "no", "y", "n", "On"] {
+            assert_eq!(resolve_plain(w), Kind::Str(w.into()), "{w}");
+        }
+        assert_eq!(resolve_plain("010"), Kind::Int(10));
+        assert_eq!(resolve_plain("0o17"), Kind::Int(15));
+        assert_eq!(resolve_plain("0x1F"), Kind::Int(31));
+        assert_eq!(resolve_plain("10.100"), Kind::Float(10.1));
+        assert_eq!(resolve_plain("12:30"), Kind::Str("12:30".into()));
+        assert_eq!(resolve_plain("1e3"), Kind::Float(1000.0));
+        assert_eq!(resolve_plain("-"), Kind::Str("-".into()));
+        assert_eq!(resolve_plain("."), Kind::Str(".".into()));
+    }
+
+    #[test]
+    fn spans_are_bytes_even_after_non_ascii() {
+        let text = "a: \"é—x\"\nb: 42\n";
+        let n = p(text);
+        let m = n.as_map().unwrap();
+        let v = &m[1].1;
+        assert_eq!(&text[v.span.start as usize..v.span.end as usize], "42");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_both_places() {
+        let errs = parse(FileId(0), "a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].code, "E0102");
+        assert_eq!(errs[0].primary.as_ref().unwrap().span.start, 10);
+        assert_eq!(errs[0].secondary[0].span.start, 0);
+    }
+
+    #[test]
+    fn aliases_and_merge_keys_work() {
+        let n = p("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n");
+        let m = n.as_map().unwrap()[1].1.to_value();
+        assert_eq!(
+            m,
+            Value::Map(vec![
+                (Value::str("y"), Value::Int(3)),
+                (Value::str("x"), Value::Int(1)),
+            ])
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_rejected_quickly() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let start = std::time::Instant::now();
+        let errs = parse(FileId(0), &text).unwrap_err();
+        assert_eq!(errs[0].code, "E0103");
+        assert!(start.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        let text = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        let errs = parse(FileId(0), &text).unwrap_err();
+        assert_eq!(errs[0].code, "E0103");
+    }
+
+    #[test]
+    fn syntax_error_points_at_the_place() {
+        let errs = parse(FileId(0), "a: 1\n b: [\n").unwrap_err();
+        assert_eq!(errs[0].code, "E0101");
+        assert!(errs[0].primary.is_some());
+    }
+
+    #[test]
+    fn empty_stream_is_null() {
+        assert!(p("").is_null());
+        assert!(p("# only a comment\n").is_null());
+    }
+}
