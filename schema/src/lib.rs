@@ -14,3 +14,9 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Label, Severity};
 pub use span::{FileId, SourceFile, Sources, Span};
+pub mod ast;
+pub mod load;
+pub mod read;
+
+pub use load::{load, load_str, resolve, IoError, Loaded, Origin};
+pub use read::{Field, Name};

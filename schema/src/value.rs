@@ -3,9 +3,10 @@
 
 /// A YAML value. Mappings keep insertion order; keys are values too (almost
 /// always strings).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
     /// `null`, `~` or an empty scalar.
+    #[default]
     Null,
     /// `true` / `false`.
     Bool(bool),

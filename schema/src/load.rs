@@ -1,0 +1,350 @@
+//! Finding and loading the sources: one `infra.yml` file, or an `infra/`
+//! directory (`base.yml`, `domains/*.yml` in sorted order, `policies.yml`)
+//! merged into one tree exactly as v1 merges it.
+
+use std::path::{Path, PathBuf};
+
+use crate::ast::{read_infra, Infra};
+use crate::diag::Diagnostic;
+use crate::read::Reader;
+use crate::span::{Sources, Span};
+use crate::yaml::{parse, Kind, Node};
+
+/// Where the sources come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// One file.
+    File(PathBuf),
+    /// An `infra/` directory.
+    Dir(PathBuf),
+}
+
+/// A failure to read sources at all (exit code 2), as opposed to problems in
+/// their content (diagnostics, exit code 1).
+#[derive(Debug)]
+pub struct IoError {
+    /// What went wrong, for the user.
+    pub message: String,
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The loaded sources, their AST and every problem found while reading them.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where they came from.
+    pub origin: Option<Origin>,
+    /// The source texts.
+    pub sources: Sources,
+    /// The AST (partial when there are errors).
+    pub infra: Infra,
+    /// Syntax and shape problems, and directory-merge warnings.
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Whether any error was found.
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Decide what to load. `None` means `./infra.yml` or `./infra/` (having both
+/// is an error, decision D14). A given path follows v1's fallbacks: a missing
+/// `x` tries `x.yml`, a missing `x.yml` tries the directory `x`.
+pub fn resolve(path: Option<&Path>, cwd: &Path) -> Result<Origin, Result<Diagnostic, IoError>> {
+    match path {
+        None => {
+            let file = cwd.join("infra.yml");
+            let dir = cwd.join("infra");
+            match (file.is_file(), dir.is_dir()) {
+                (true, true) => Err(Ok(Diagnostic::error(
+                    "E0106",
+                    "both infra.yml and infra/ exist here: anklume cannot tell which one you mean",
+                    Span::NONE,
+                )
+                .with_help("keep only one of them, or name the one to use: `anklume check infra.yml`"))),
+                (true, false) => Ok(Origin::File(PathBuf::from("infra.yml"))),
+                (false, true) => Ok(Origin::Dir(PathBuf::from("infra"))),
+                (false, false) => Err(Err(IoError {
+                    message: "no infra.yml or infra/ in the current directory (give a path: `anklume check path/to/infra.yml`)".into(),
+                })),
+            }
+        }
+        Some(p) => {
+            let full = cwd.join(p);
+            if full.is_file() {
+                return Ok(Origin::File(p.to_path_buf()));
+            }
+            if full.is_dir() {
+                return Ok(Origin::Dir(p.to_path_buf()));
+            }
+            let s = p.to_string_lossy();
+            if let Some(stem) = s.strip_suffix(".yml") {
+                if cwd.join(stem).is_dir() {
+                    return Ok(Origin::Dir(PathBuf::from(stem)));
+                }
+            } else {
+                let with = PathBuf::from(format!("{s}.yml"));
+                if cwd.join(&with).is_file() {
+                    return Ok(Origin::File(with));
+                }
+            }
+            Err(Err(IoError {
+                message: format!("{}: no such file or directory", p.display()),
+            }))
+        }
+    }
+}
+
+fn read(cwd: &Path, p: &Path) -> Result<String, IoError> {
+    let bytes = std::fs::read(cwd.join(p)).map_err(|e| IoError {
+        message: format!("{}: {e}", p.display()),
+    })?;
+    String::from_utf8(bytes).map_err(|e| IoError {
+        message: format!("{}: not UTF-8 text (byte {})", p.display(), e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Load from the file system (paths relative to `cwd` are shown relative).
+pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
+    match origin {
+        Origin::File(p) => {
+            let text = read(cwd, p)?;
+            let mut l = load_str(&p.to_string_lossy(), &text);
+            l.origin = Some(origin.clone());
+            Ok(l)
+        }
+        Origin::Dir(d) => {
+            let base = d.join("base.yml");
+            if !cwd.join(&base).is_file() {
+                return Ok(Loaded {
+                    origin: Some(origin.clone()),
+                    sources: Sources::default(),
+                    infra: Infra::default(),
+                    diags: vec![Diagnostic::error(
+                        "E0106",
+                        format!("{} not found in infra directory", base.display()),
+                        Span::NONE,
+                    )
+                    .with_help("an infra/ directory needs base.yml with project_name and global")],
+                });
+            }
+            let mut files = vec![(base.clone(), read(cwd, &base)?)];
+            let mut domain_files = Vec::new();
+            let ddir = d.join("domains");
+            if cwd.join(&ddir).is_dir() {
+                let entries = std::fs::read_dir(cwd.join(&ddir)).map_err(|e| IoError {
+                    message: format!("{}: {e}", ddir.display()),
+                })?;
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".yml") && cwd.join(&ddir).join(n).is_file())
+                    .collect();
+                names.sort();
+                for n in names {
+                    let p = ddir.join(&n);
+                    let text = read(cwd, &p)?;
+                    domain_files.push((p, text));
+                }
+            }
+            let pol = d.join("policies.yml");
+            let policies = if cwd.join(&pol).is_file() {
+                Some((pol.clone(), read(cwd, &pol)?))
+            } else {
+                None
+            };
+            let has_domains_dir = cwd.join(&ddir).is_dir();
+            files.extend(domain_files);
+            let npol = policies.is_some();
+            files.extend(policies);
+            let mut l = load_dir_texts(&files, has_domains_dir, npol);
+            l.origin = Some(origin.clone());
+            Ok(l)
+        }
+    }
+}
+
+/// Load one file's text.
+pub fn load_str(name: &str, text: &str) -> Loaded {
+    let mut sources = Sources::default();
+    let id = sources.add(name, text);
+    let mut r = Reader::default();
+    let infra = match parse(id, text) {
+        Ok(root) => read_infra(&root, &mut r),
+        Err(errs) => {
+            r.diags.extend(errs);
+            Infra::default()
+        }
+    };
+    Loaded {
+        origin: None,
+        sources,
+        infra,
+        diags: r.diags,
+    }
+}
+
+/// Merge directory-mode texts: `files[0]` is base.yml, then the domain files
+/// (already sorted), then policies.yml when `has_policies`.
+pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_policies: bool) -> Loaded {
+    let mut sources = Sources::default();
+    let mut r = Reader::default();
+    let mut roots = Vec::new();
+    let mut failed = false;
+    for (p, text) in files {
+        let id = sources.add(p.to_string_lossy(), text.clone());
+        match parse(id, text) {
+            Ok(n) => roots.push(n),
+            Err(errs) => {
+                failed = true;
+                r.diags.extend(errs);
+                roots.push(Node {
+                    kind: Kind::Null,
+                    span: Span::new(id, 0, 0),
+                    plain: true,
+                });
+            }
+        }
+    }
+    if failed {
+        return Loaded {
+            origin: None,
+            sources,
+            infra: Infra::default(),
+            diags: r.diags,
+        };
+    }
+    let n_domain_files = roots.len() - 1 - usize::from(has_policies);
+    let mut it = roots.into_iter();
+    let base = it.next().expect("base.yml is always first");
+    let base_span = base.span;
+    let mut top: Vec<(Node, Node)> = match base.kind {
+        Kind::Map(e) => e,
+        Kind::Null => Vec::new(),
+        _ => {
+            r.push(
+                Diagnostic::error("E0202", "base.yml must be a mapping", base.span)
+                    .with_help("base.yml holds project_name, global and other top-level keys"),
+            );
+            return Loaded {
+                origin: None,
+                sources,
+                infra: Infra::default(),
+                diags: r.diags,
+            };
+        }
+    };
+    let key = |text: &str, span: Span| Node {
+        kind: Kind::Str(text.into()),
+        span,
+        plain: true,
+    };
+    if has_domains_dir {
+        let pos = match top.iter().position(|(k, _)| k.as_str() == Some("domains")) {
+            Some(p) => p,
+            None => {
+                top.push((
+                    key("domains", Span { end: base_span.start, ..base_span }),
+                    Node {
+                        kind: Kind::Map(Vec::new()),
+                        span: Span { end: base_span.start, ..base_span },
+                        plain: false,
+                    },
+                ));
+                top.len() - 1
+            }
+        };
+        for _ in 0..n_domain_files {
+            let file = it.next().expect("counted");
+            let entries = match file.kind {
+                Kind::Null => continue,
+                Kind::Map(e) => e,
+                _ => {
+                    r.push(
+                        Diagnostic::error("E0202", "a domains/*.yml file must be a mapping of domain names", file.span)
+                            .with_help("write `<domain-name>:` followed by the domain's keys"),
+                    );
+                    continue;
+                }
+            };
+            let target = &mut top[pos].1;
+            if target.is_null() {
+                target.kind = Kind::Map(Vec::new());
+            }
+            let Kind::Map(doms) = &mut target.kind else {
+                continue; // `domains:` in base.yml is not a mapping: reported by the reader.
+            };
+            for (k, v) in entries {
+                let name = k.key_text();
+                if let Some(existing) = doms.iter_mut().find(|(ek, _)| ek.key_text() == name) {
+                    let file_name = sources
+                        .get(k.span.file)
+                        .map(|f| Path::new(&f.name).file_name().map_or(f.name.clone(), |n| n.to_string_lossy().into_owned()))
+                        .unwrap_or_default();
+                    r.push(
+                        Diagnostic::warning(
+                            "W0101",
+                            format!("Domain '{name}' in {file_name} overrides existing definition"),
+                            k.span,
+                        )
+                        .label("this definition wins")
+                        .with_secondary(existing.0.span, "earlier definition, replaced")
+                        .with_help("define each domain once, or remove the earlier definition"),
+                    );
+                    *existing = (k, v);
+                } else {
+                    doms.push((k, v));
+                }
+            }
+        }
+    }
+    if has_policies {
+        let pol = it.next().expect("counted");
+        match pol.kind {
+            Kind::Null => {}
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    if k.as_str() == Some("network_policies") {
+                        if let Some(existing) = top.iter_mut().find(|(ek, _)| ek.as_str() == Some("network_policies")) {
+                            *existing = (k, v);
+                        } else {
+                            top.push((k, v));
+                        }
+                    } else {
+                        r.push(
+                            Diagnostic::error(
+                                "E0201",
+                                format!("unknown key `{}` in policies.yml", k.key_text()),
+                                k.span,
+                            )
+                            .label("policies.yml holds only network_policies")
+                            .with_help("move this key to base.yml"),
+                        );
+                    }
+                }
+            }
+            _ => r.push(
+                Diagnostic::error("E0202", "policies.yml must be a mapping with network_policies", pol.span)
+                    .with_help("write `network_policies:` followed by the list"),
+            ),
+        }
+    }
+    let root = Node {
+        kind: Kind::Map(top),
+        span: base_span,
+        plain: false,
+    };
+    let infra = read_infra(&root, &mut r);
+    Loaded {
+        origin: None,
+        sources,
+        infra,
+        diags: r.diags,
+    }
+}

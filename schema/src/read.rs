@@ -1,0 +1,489 @@
+//! Helpers that turn spanned YAML nodes into typed fields, collecting every
+//! shape error (wrong type, unknown key, value out of set) as a diagnostic.
+
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::span::Span;
+use crate::value::Value;
+use crate::yaml::{Kind, Node};
+
+/// A field as written: absent, explicitly null, or set.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Field<T> {
+    /// The key is not written.
+    #[default]
+    Absent,
+    /// The key is written with a null value (`key:` or `key: ~`).
+    Null(Span),
+    /// The key has a (valid) value; the span is the value's.
+    Set(T, Span),
+}
+
+impl<T> Field<T> {
+    /// The value, if set.
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Field::Set(v, _) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value's span (or the null's), if written.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            Field::Absent => None,
+            Field::Null(s) | Field::Set(_, s) => Some(*s),
+        }
+    }
+
+    /// Whether the key is written with a null value.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Field::Null(_))
+    }
+
+    /// Whether the key is not written.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Field::Absent)
+    }
+
+    /// The value, or `default` when absent or null.
+    pub fn or(&self, default: T) -> T
+    where
+        T: Clone,
+    {
+        self.get().cloned().unwrap_or(default)
+    }
+}
+
+/// A name (mapping key) with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Name {
+    /// The text.
+    pub text: String,
+    /// Where the key is written.
+    pub span: Span,
+}
+
+/// Collects diagnostics while reading.
+#[derive(Default)]
+pub struct Reader {
+    /// Everything found so far.
+    pub diags: Vec<Diagnostic>,
+}
+
+/// A mapping node whose keys have been checked against a known set.
+pub struct Obj<'n> {
+    /// The node (a mapping or, for an empty object, null).
+    pub node: &'n Node,
+    entries: &'n [(Node, Node)],
+}
+
+impl<'n> Obj<'n> {
+    /// The value of `key`, if written.
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// The key node of `key`, if written.
+    pub fn key(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k)
+    }
+
+    /// All entries.
+    pub fn entries(&self) -> &'n [(Node, Node)] {
+        self.entries
+    }
+}
+
+/// `value` written in a message: strings quoted, other scalars as is.
+pub fn shown(node: &Node) -> String {
+    match &node.kind {
+        Kind::Str(s) => format!("'{s}'"),
+        _ => node.to_value().display(),
+    }
+}
+
+/// The type name of a node for messages.
+pub fn type_name(node: &Node) -> &'static str {
+    node.to_value().type_name()
+}
+
+/// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`
+pub fn is_valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match b {
+        [] => false,
+        [only] => ok(only),
+        [first, mid @ .., last] => ok(first) && ok(last) && mid.iter().all(|c| ok(c) || *c == b'-'),
+    }
+}
+
+impl Reader {
+    /// Record a diagnostic.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Read `node` as a mapping with only `known` keys. Null reads as an empty
+    /// mapping when `null_ok`. Unknown keys are reported with a did-you-mean.
+    pub fn obj<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+        null_ok: bool,
+    ) -> Option<Obj<'n>> {
+        match &node.kind {
+            Kind::Map(entries) => {
+                for (k, _) in entries {
+                    let name = k.key_text();
+                    if !known.contains(&name.as_str()) {
+                        let mut d = Diagnostic::error(
+                            "E0201",
+                            format!("unknown key `{name}` in {what}"),
+                            k.span,
+                        )
+                        .label("not a key anklume knows here");
+                        d = match did_you_mean(&name, known.iter().copied()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => d.with_help(format!("known keys here: {}", known.join(", "))),
+                        };
+                        self.push(d);
+                    }
+                }
+                Some(Obj {
+                    node,
+                    entries: entries.as_slice(),
+                })
+            }
+            Kind::Null if null_ok => Some(Obj { node, entries: &[] }),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        "E0202",
+                        format!("{what} must be a mapping, got {}", type_name(node)),
+                        node.span,
+                    )
+                    .label("expected a mapping (`key: value` lines)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Read a mapping of user-chosen names to values (domains, machines…).
+    /// Names are not checked here.
+    pub fn named<'n>(&mut self, node: &'n Node, what: &str) -> Option<Vec<(Name, &'n Node)>> {
+        match &node.kind {
+            Kind::Map(entries) => Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            Name {
+                                text: k.key_text(),
+                                span: k.span,
+                            },
+                            v,
+                        )
+                    })
+                    .collect(),
+            ),
+            Kind::Null => Some(Vec::new()),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        "E0202",
+                        format!("{what} must be a mapping, got {}", type_name(node)),
+                        node.span,
+                    )
+                    .label("expected a mapping of names"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Report a name that does not match the name pattern.
+    pub fn check_name(&mut self, name: &Name, what: &str) -> bool {
+        if is_valid_name(&name.text) {
+            return true;
+        }
+        let fixed: String = name
+            .text
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_string();
+        let mut d = Diagnostic::error(
+            "E0206",
+            format!("{what} '{}': invalid name", name.text),
+            name.span,
+        )
+        .label("names use lowercase letters, digits and inner hyphens");
+        d = if is_valid_name(&fixed) {
+            d.with_help(format!("rename it, for example to `{fixed}`"))
+        } else {
+            d.with_help("use lowercase letters, digits and hyphens, not starting or ending with a hyphen")
+        };
+        self.push(d);
+        false
+    }
+
+    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str, help: Option<String>) {
+        let mut d = Diagnostic::error(
+            "E0202",
+            format!("{path} must be {expected}, got {} {}", type_name(node), shown(node)),
+            node.span,
+        )
+        .label(format!("expected {expected}"));
+        if let Some(h) = help {
+            d = d.with_help(h);
+        }
+        self.push(d);
+    }
+
+    /// A boolean field.
+    pub fn bool(&mut self, obj: &Obj, key: &str, path: &str) -> Field<bool> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Bool(b) => Field::Set(*b, n.span),
+            Kind::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "false") => {
+                let help = format!("write {} without quotes", s.to_ascii_lowercase());
+                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
+                Field::Absent
+            }
+            Kind::Str(s)
+                if n.plain
+                    && matches!(s.to_ascii_lowercase().as_str(), "yes" | "no" | "on" | "off") =>
+            {
+                let b = matches!(s.to_ascii_lowercase().as_str(), "yes" | "on");
+                let help = format!("YAML 1.2 reads `{s}` as a string: write {b}");
+                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
+                Field::Absent
+            }
+            _ => {
+                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some("write true or false".into()));
+                Field::Absent
+            }
+        }
+    }
+
+    /// An integer field in `min..=max`. Booleans are never integers.
+    pub fn int(&mut self, obj: &Obj, key: &str, path: &str, min: i64, max: i64) -> Field<i64> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        self.int_node(n, &format!("{path}.{key}"), min, max)
+    }
+
+    /// An integer node in `min..=max`.
+    pub fn int_node(&mut self, n: &Node, path: &str, min: i64, max: i64) -> Field<i64> {
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Int(i) if (min..=max).contains(i) => Field::Set(*i, n.span),
+            Kind::Int(i) => {
+                let range = if max == i64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("{min}-{max}")
+                };
+                self.push(
+                    Diagnostic::error("E0205", format!("{path} must be {range}, got {i}"), n.span)
+                        .label("out of range")
+                        .with_help(format!("use a whole number {range}")),
+                );
+                Field::Absent
+            }
+            Kind::Bool(_) => {
+                self.wrong_type(
+                    n,
+                    path,
+                    "an integer",
+                    Some("booleans are not numbers: write a whole number".into()),
+                );
+                Field::Absent
+            }
+            Kind::Str(s) if s.parse::<i64>().is_ok() => {
+                self.wrong_type(n, path, "an integer", Some(format!("write {s} without quotes")));
+                Field::Absent
+            }
+            _ => {
+                self.wrong_type(n, path, "an integer", None);
+                Field::Absent
+            }
+        }
+    }
+
+    /// A string field. Other scalars are errors with a hint to quote them.
+    pub fn string(&mut self, obj: &Obj, key: &str, path: &str) -> Field<String> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        self.string_node(n, &format!("{path}.{key}"))
+    }
+
+    /// A string node.
+    pub fn string_node(&mut self, n: &Node, path: &str) -> Field<String> {
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Str(s) => Field::Set(s.clone(), n.span),
+            Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
+                let raw = n.to_value().display();
+                self.wrong_type(n, path, "a string", Some(format!("quote it: \"{raw}\"")));
+                Field::Absent
+            }
+            _ => {
+                self.wrong_type(n, path, "a string", None);
+                Field::Absent
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    pub fn one_of(&mut self, obj: &Obj, key: &str, path: &str, allowed: &[&str]) -> Field<String> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        let path = format!("{path}.{key}");
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Str(s) if allowed.contains(&s.as_str()) => Field::Set(s.clone(), n.span),
+            _ => {
+                let text = n.key_text();
+                let list = allowed
+                    .iter()
+                    .map(|a| format!("'{a}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut d = Diagnostic::error(
+                    "E0204",
+                    format!("{path} must be one of {list}, got {}", shown(n)),
+                    n.span,
+                )
+                .label("not an allowed value");
+                d = match did_you_mean(&text, allowed.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("use one of {list}")),
+                };
+                self.push(d);
+                Field::Absent
+            }
+        }
+    }
+
+    /// An absolute path string.
+    pub fn abs_path(&mut self, obj: &Obj, key: &str, path: &str) -> Field<String> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Str(s) if s.starts_with('/') => Field::Set(s.clone(), n.span),
+            Kind::Str(s) if s.is_empty() => Field::Set(String::new(), n.span),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        "E0207",
+                        format!("{path}.{key} must be an absolute path, got {}", shown(n)),
+                        n.span,
+                    )
+                    .label("not an absolute path")
+                    .with_help("write a path starting with `/`"),
+                );
+                Field::Absent
+            }
+        }
+    }
+
+    /// A list of strings.
+    pub fn string_list(&mut self, obj: &Obj, key: &str, path: &str) -> Field<Vec<(String, Span)>> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        let path = format!("{path}.{key}");
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Seq(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Field::Set(s, sp) = self.string_node(item, &path) {
+                        out.push((s, sp));
+                    } else if item.is_null() {
+                        self.wrong_type(item, &path, "a string", None);
+                    }
+                }
+                Field::Set(out, n.span)
+            }
+            _ => {
+                self.wrong_type(n, &path, "a list", Some("write a list: `[a, b]`".into()));
+                Field::Absent
+            }
+        }
+    }
+
+    /// A mapping of string keys to scalar values (Incus config).
+    pub fn scalar_map(&mut self, obj: &Obj, key: &str, path: &str) -> Field<Vec<(String, Value, Span)>> {
+        let Some(n) = obj.get(key) else {
+            return Field::Absent;
+        };
+        let path = format!("{path}.{key}");
+        match &n.kind {
+            Kind::Null => Field::Null(n.span),
+            Kind::Map(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let name = k.key_text();
+                    match &v.kind {
+                        Kind::Seq(_) | Kind::Map(_) => {
+                            self.wrong_type(v, &format!("{path}.{name}"), "a single value", Some(
+                                "Incus settings are strings: write one value".into(),
+                            ));
+                        }
+                        _ => out.push((name, v.to_value(), k.span)),
+                    }
+                }
+                Field::Set(out, n.span)
+            }
+            _ => {
+                self.wrong_type(n, &path, "a mapping", None);
+                Field::Absent
+            }
+        }
+    }
+
+    /// Report a required key that is missing.
+    pub fn missing(&mut self, at: Span, what: &str, key: &str, help: &str) {
+        self.push(
+            Diagnostic::error("E0203", format!("{what}: missing required key `{key}`"), at)
+                .label(format!("`{key}` is required here"))
+                .with_help(help.to_string()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_pattern() {
+        for ok in ["a", "a1", "pro-dev", "0", "a-b-c"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "é"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}
