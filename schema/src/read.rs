@@ -16,6 +16,8 @@ pub enum Field<T> {
     Null(Span),
     /// The key has a (valid) value; the span is the value's.
     Set(T, Span),
+    /// The key is written but its value was rejected (a diagnostic says why).
+    Invalid(Span),
 }
 
 impl<T> Field<T> {
@@ -31,7 +33,7 @@ impl<T> Field<T> {
     pub fn span(&self) -> Option<Span> {
         match self {
             Field::Absent => None,
-            Field::Null(s) | Field::Set(_, s) => Some(*s),
+            Field::Null(s) | Field::Set(_, s) | Field::Invalid(s) => Some(*s),
         }
     }
 
@@ -262,7 +264,7 @@ impl Reader {
             Kind::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "false") => {
                 let help = format!("write {} without quotes", s.to_ascii_lowercase());
                 self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
-                Field::Absent
+                Field::Invalid(n.span)
             }
             Kind::Str(s)
                 if n.plain
@@ -271,11 +273,11 @@ impl Reader {
                 let b = matches!(s.to_ascii_lowercase().as_str(), "yes" | "on");
                 let help = format!("YAML 1.2 reads `{s}` as a string: write {b}");
                 self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
-                Field::Absent
+                Field::Invalid(n.span)
             }
             _ => {
                 self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some("write true or false".into()));
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -304,7 +306,7 @@ impl Reader {
                         .label("out of range")
                         .with_help(format!("use a whole number {range}")),
                 );
-                Field::Absent
+                Field::Invalid(n.span)
             }
             Kind::Bool(_) => {
                 self.wrong_type(
@@ -313,15 +315,15 @@ impl Reader {
                     "an integer",
                     Some("booleans are not numbers: write a whole number".into()),
                 );
-                Field::Absent
+                Field::Invalid(n.span)
             }
             Kind::Str(s) if s.parse::<i64>().is_ok() => {
                 self.wrong_type(n, path, "an integer", Some(format!("write {s} without quotes")));
-                Field::Absent
+                Field::Invalid(n.span)
             }
             _ => {
                 self.wrong_type(n, path, "an integer", None);
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -342,11 +344,11 @@ impl Reader {
             Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
                 let raw = n.to_value().display();
                 self.wrong_type(n, path, "a string", Some(format!("quote it: \"{raw}\"")));
-                Field::Absent
+                Field::Invalid(n.span)
             }
             _ => {
                 self.wrong_type(n, path, "a string", None);
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -378,7 +380,7 @@ impl Reader {
                     None => d.with_help(format!("use one of {list}")),
                 };
                 self.push(d);
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -402,7 +404,7 @@ impl Reader {
                     .label("not an absolute path")
                     .with_help("write a path starting with `/`"),
                 );
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -428,7 +430,7 @@ impl Reader {
             }
             _ => {
                 self.wrong_type(n, &path, "a list", Some("write a list: `[a, b]`".into()));
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }
@@ -458,7 +460,7 @@ impl Reader {
             }
             _ => {
                 self.wrong_type(n, &path, "a mapping", None);
-                Field::Absent
+                Field::Invalid(n.span)
             }
         }
     }

@@ -45,6 +45,14 @@ fn is_break(ch: char) -> bool {
     matches!(ch, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// Python's `ch is None or pred(ch)` for the writers' end-of-text checks.
+fn none_or(ch: Option<char>, pred: impl FnOnce(char) -> bool) -> bool {
+    match ch {
+        None => true,
+        Some(c) => pred(c),
+    }
+}
+
 /// "Whitespace" for PyYAML's indicator analysis (`'\0 \t\r\n\x85\u2028\u2029'`).
 fn is_blank_or_break(ch: char) -> bool {
     matches!(ch, '\0' | ' ' | '\t' | '\r') || is_break(ch)
@@ -113,20 +121,56 @@ pub fn python_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { ".inf" } else { "-.inf" }.into();
     }
-    // Rust's `{:?}` is the shortest round-trip form and switches to an
-    // exponent at the same thresholds as Python's repr (>= 1e16, < 1e-4), but
-    // writes `1e16` / `1.5e-7` where Python writes `1e+16` / `1.5e-07`.
-    let repr = format!("{f:?}");
-    match repr.split_once('e') {
-        None => repr,
-        Some((mantissa, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            let dot = if mantissa.contains('.') { "" } else { ".0" };
-            format!("{mantissa}{dot}e{sign}{digits:0>2}")
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    if f == 0.0 {
+        return format!("{sign}0.0");
+    }
+    let (digits, exp) = shortest_digits(f.abs());
+    // Python's repr switches to an exponent when the decimal point would sit
+    // more than 16 digits right or 4 or more zeros left of the digits.
+    let point = exp + 1;
+    let body = if (-3..=16).contains(&point) {
+        let n = digits.len() as i32;
+        if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(-point as usize))
+        } else if point >= n {
+            format!("{digits}{}.0", "0".repeat((point - n) as usize))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{int}.{frac}")
         }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        // PyYAML's `.0` for a mantissa without a dot (`1e+16` -> `1.0e+16`).
+        let rest = if rest.is_empty() { "0" } else { rest };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{first}.{rest}e{exp_sign}{:02}", exp.abs())
+    };
+    format!("{sign}{body}")
+}
+
+/// The shortest decimal digits that read back as `f` (positive, finite,
+/// non-zero) and the decimal exponent of the first digit, as Python's repr
+/// (David Gay's `dtoa` mode 0) picks them: among the shortest candidates,
+/// the one nearest to `f`, ties going to an even last digit.
+///
+/// Rust's shortest formatting finds the length but settles ties upwards
+/// (`589326426147489.25` gives `…489.3`, Python says `…489.2`), so the digits
+/// are re-derived by exact rounding to that length, which rounds half to even.
+fn shortest_digits(f: f64) -> (String, i32) {
+    let split = |s: &str| -> (String, i32) {
+        let (mantissa, exp) = s.split_once('e').expect("`{:e}` has an exponent");
+        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+        let digits = digits.trim_end_matches('0');
+        let digits = if digits.is_empty() { "0" } else { digits };
+        (digits.to_owned(), exp.parse().expect("exponent"))
+    };
+    let shortest = split(&format!("{f:e}"));
+    let rounded_text = format!("{:.*e}", shortest.0.len() - 1, f);
+    if rounded_text.parse::<f64>() == Ok(f) {
+        split(&rounded_text)
+    } else {
+        shortest
     }
 }
 
@@ -657,18 +701,31 @@ impl Emitter {
     /// `expect_node` with the contexts already set.
     fn node(&mut self, value: &Value) {
         match value {
-            Value::Seq(items) if self.flow_level > 0 || items.is_empty() => {
-                self.flow_collection('[', ']');
-            }
-            Value::Map(entries) if self.flow_level > 0 || entries.is_empty() => {
-                self.flow_collection('{', '}');
-            }
-            Value::Seq(items) => self.block_sequence(items),
-            Value::Map(entries) => self.block_mapping(entries),
+            Value::Seq(items) => self.sequence(items),
+            Value::Map(entries) => self.mapping(entries),
             scalar => {
                 let scalar = Scalar::of(scalar).expect("collections handled above");
                 self.scalar(&scalar);
             }
+        }
+    }
+
+    /// A sequence node: flow style only when empty (or inside a flow
+    /// collection, which never happens here).
+    fn sequence(&mut self, items: &[Value]) {
+        if self.flow_level > 0 || items.is_empty() {
+            self.flow_collection('[', ']');
+        } else {
+            self.block_sequence(items);
+        }
+    }
+
+    /// A mapping node: flow style only when empty.
+    fn mapping(&mut self, entries: &[(Value, Value)]) {
+        if self.flow_level > 0 || entries.is_empty() {
+            self.flow_collection('{', '}');
+        } else {
+            self.block_mapping(entries);
         }
     }
 
@@ -767,7 +824,7 @@ impl Emitter {
         whitespace: bool,
         indention: bool,
     ) {
-        if !(self.whitespace || !need_whitespace) {
+        if !self.whitespace && need_whitespace {
             self.out.push(' ');
             self.column += 1;
         }
@@ -853,7 +910,7 @@ impl Emitter {
                     self.indention = false;
                     start = end;
                 }
-            } else if ch.map_or(true, |c| c == ' ' || is_break(c)) {
+            } else if none_or(ch, |c| c == ' ' || is_break(c)) {
                 self.write_chars(&text[start..end]);
                 start = end;
             }
@@ -892,7 +949,7 @@ impl Emitter {
                     self.write_breaks(&text[start..end]);
                     start = end;
                 }
-            } else if ch.map_or(true, |c| c == ' ' || is_break(c) || c == '\'') && start < end {
+            } else if none_or(ch, |c| c == ' ' || is_break(c) || c == '\'') && start < end {
                 self.write_chars(&text[start..end]);
                 start = end;
             }
@@ -924,7 +981,7 @@ impl Emitter {
                     || ('\u{a0}'..='\u{d7ff}').contains(&c)
                     || ('\u{e000}'..='\u{fffd}').contains(&c))
             };
-            if ch.map_or(true, needs_escape) {
+            if none_or(ch, needs_escape) {
                 if start < end {
                     self.write_chars(&text[start..end]);
                     start = end;
@@ -1088,6 +1145,13 @@ mod tests {
             (f64::NEG_INFINITY, "-.inf"),
             (f64::NAN, ".nan"),
             (1.2345e300, "1.2345e+300"),
+            // Exactly halfway between ...489.2 and ...489.3.
+            (589326426147489.0 + 0.25, "589326426147489.2"),
+            (5e-324, "5.0e-324"),
+            (0.1, "0.1"),
+            (123.0, "123.0"),
+            (1e-5, "1.0e-05"),
+            (-2.5e-10, "-2.5e-10"),
         ] {
             assert_eq!(python_float(f), expected);
         }
@@ -1146,9 +1210,26 @@ mod tests {
     }
 
     #[test]
-    fn scalar_root() {
-        assert_eq!(emit_value(&s("foo")), "foo\n...\n");
-        assert_eq!(emit_value(&s("a b")), "a b\n...\n");
-        assert_eq!(emit_value(&Value::Seq(vec![Value::Int(1)])), "- 1\n");
+    fn non_mapping_roots() {
+        // Expected texts are PyYAML's for the same roots.
+        let long = format!("{} y", "x".repeat(100));
+        for (value, expected) in [
+            (s("foo"), "foo\n...\n".to_owned()),
+            (s("a b"), "a b\n...\n".to_owned()),
+            (s(""), "''\n".to_owned()),
+            (s(&long), format!("{}\n  y\n...\n", "x".repeat(100))),
+            (s("true"), "'true'\n".to_owned()),
+            (Value::Null, "...\n".to_owned()),
+            (Value::Int(5), "5\n...\n".to_owned()),
+            (Value::Seq(vec![Value::Int(1)]), "- 1\n".to_owned()),
+            (Value::Seq(vec![]), "[]\n".to_owned()),
+            (
+                Value::Seq(vec![Value::Seq(vec![Value::Int(1)])]),
+                "- - 1\n".to_owned(),
+            ),
+            (s("a\nb"), "'a\n\n  b'\n".to_owned()),
+        ] {
+            assert_eq!(emit_value(&value), expected, "{value:?}");
+        }
     }
 }

@@ -1,4 +1,7 @@
-//! The Ansible tree: YAML emission in v1's style, managed blocks, file layout.
+//! The Ansible tree: YAML emission in v1's style, managed blocks, file layout
+//! and writing.
 
 pub mod block;
 pub mod emit;
+pub mod sync;
+pub mod tree;

@@ -1,0 +1,95 @@
+//! One module per subcommand, plus what they share: loading and compiling
+//! sources, and printing diagnostics.
+
+pub mod check;
+pub mod sync;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anklume_compiler::{compile, render, Compiled};
+use anklume_schema::{Loaded, Severity};
+
+use crate::facts;
+
+/// Output format for diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagFormat {
+    /// Rendered for people (codespan).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Whether to colour stderr.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Loaded and compiled sources.
+pub struct Compilation {
+    /// The sources.
+    pub loaded: Loaded,
+    /// The result.
+    pub compiled: Compiled,
+}
+
+/// Load `source` (or `./infra.yml` / `./infra/`) and compile it with this
+/// host's facts. `Err` carries an I/O or usage message (exit 2).
+pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
+    let cwd = PathBuf::from(".");
+    let origin = match anklume_schema::resolve(source, &cwd) {
+        Ok(o) => o,
+        Err(Ok(diag)) => {
+            let loaded = Loaded {
+                origin: None,
+                sources: Default::default(),
+                infra: Default::default(),
+                diags: vec![diag],
+            };
+            let compiled = Compiled {
+                ir: Default::default(),
+                provenance: Default::default(),
+                diags: loaded.diags.clone(),
+            };
+            return Ok(Compilation { loaded, compiled });
+        }
+        Err(Err(io)) => return Err(io.message),
+    };
+    let loaded = anklume_schema::load(&origin, &cwd).map_err(|e| e.message)?;
+    let facts = facts::gather(facts::Wanted {
+        resources: loaded.infra.global.resource_policy.get().is_some(),
+    });
+    let compiled = compile(&loaded, &facts);
+    Ok(Compilation { loaded, compiled })
+}
+
+/// Print diagnostics to stderr in the chosen format. `Info` notices are
+/// printed in text mode only when `notices`.
+pub fn print_diags(c: &Compilation, format: DiagFormat, notices: bool) {
+    let diags: Vec<_> = c
+        .compiled
+        .diags
+        .iter()
+        .filter(|d| notices || d.severity != Severity::Info)
+        .cloned()
+        .collect();
+    let out = match format {
+        DiagFormat::Text => render::render_text(&diags, &c.loaded.sources, color()),
+        DiagFormat::Json => render::render_json(&diags, &c.loaded.sources),
+    };
+    eprint!("{out}");
+}
+
+/// A summary line for text output: `2 errors, 1 warning`.
+pub fn summary(c: &Compilation) -> String {
+    let errors = c.compiled.diags.iter().filter(|d| d.is_error()).count();
+    let warnings = c
+        .compiled
+        .diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+}
