@@ -32,7 +32,11 @@ pub fn gather(wanted: Wanted) -> HostFacts {
         absolute_level: read("absolute_level").and_then(|s| s.trim().parse().ok()),
         cpu,
         memory,
-        interfaces: if skip_subnet_check { Vec::new() } else { host_networks() },
+        interfaces: if skip_subnet_check {
+            Vec::new()
+        } else {
+            host_networks()
+        },
         skip_subnet_check,
     }
 }
@@ -57,7 +61,8 @@ fn incus_resources() -> Option<(f64, u64)> {
     let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /1.0/resources HTTP/1.0\r\nHost: incus\r\n\r\n").ok()?;
+    s.write_all(b"GET /1.0/resources HTTP/1.0\r\nHost: incus\r\n\r\n")
+        .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
@@ -72,7 +77,10 @@ fn incus_resources() -> Option<(f64, u64)> {
 /// `/proc/cpuinfo` processors and `/proc/meminfo` MemTotal.
 fn proc_resources() -> Option<(f64, u64)> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = meminfo
         .lines()
@@ -109,7 +117,12 @@ fn host_networks() -> Vec<HostNet> {
         }
     }
     let mut out = String::new();
-    if child.stdout.take().map(|mut s| s.read_to_string(&mut out)).is_none() {
+    if child
+        .stdout
+        .take()
+        .map(|mut s| s.read_to_string(&mut out))
+        .is_none()
+    {
         return Vec::new();
     }
     parse_ip_json(&out)

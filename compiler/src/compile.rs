@@ -39,7 +39,7 @@ const GIB: u64 = 1 << 30;
 
 /// v1's memory formatting: whole GiB, else whole MiB, else bytes.
 pub fn fmt_memory(bytes: u64) -> String {
-    if bytes >= GIB && bytes % GIB == 0 {
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
         format!("{}GiB", bytes / GIB)
     } else if bytes >= MIB {
         format!("{}MiB", bytes / MIB)
@@ -171,7 +171,13 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     let diags = cx
         .diags
         .into_iter()
-        .filter(|d| seen.insert((d.code, d.message.clone(), d.primary.as_ref().map(|l| l.span))))
+        .filter(|d| {
+            seen.insert((
+                d.code,
+                d.message.clone(),
+                d.primary.as_ref().map(|l| l.span),
+            ))
+        })
         .collect();
     Compiled {
         ir,
@@ -188,12 +194,18 @@ fn compute_subnets(cx: &mut Cx, addressing: Option<&ast::Addressing>) -> Subnets
     let mut out: Subnets = vec![None; src.domains.len()];
     match addressing {
         Some(a) => {
-            let bo = a.base_octet.get().copied().filter(|b| *b == 10).unwrap_or(10);
+            let bo = a
+                .base_octet
+                .get()
+                .copied()
+                .filter(|b| *b == 10)
+                .unwrap_or(10);
             let zone_base = a.zone_base.or(100);
             let step = a.zone_step.or(10);
             let trust = |d: &ast::Domain| -> String { d.trust_level.or("semi-trusted".into()) };
             // Group domain indices by zone, names in code-point order.
-            let mut zones: Vec<(&str, Vec<usize>)> = TRUST_LEVELS.iter().map(|t| (*t, Vec::new())).collect();
+            let mut zones: Vec<(&str, Vec<usize>)> =
+                TRUST_LEVELS.iter().map(|t| (*t, Vec::new())).collect();
             for (i, d) in src.domains.iter().enumerate() {
                 let t = trust(d);
                 let t = t.as_str();
@@ -382,14 +394,27 @@ fn build_domains(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
                 },
                 ip,
                 gpu: m.gpu.get().copied(),
-                profiles: m.profiles.get().map(|v| v.iter().map(|(s, _)| s.clone()).collect()),
-                config: m.config.get().map(|v| v.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()),
+                profiles: m
+                    .profiles
+                    .get()
+                    .map(|v| v.iter().map(|(s, _)| s.clone()).collect()),
+                config: m
+                    .config
+                    .get()
+                    .map(|v| v.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()),
                 devices: match &m.devices {
-                    Field::Set(devs, _) => Some(devs.iter().map(|dv| (dv.name.text.clone(), dv.raw.clone())).collect()),
+                    Field::Set(devs, _) => Some(
+                        devs.iter()
+                            .map(|dv| (dv.name.text.clone(), dv.raw.clone()))
+                            .collect(),
+                    ),
                     _ => None,
                 },
                 storage_volumes: m.storage_volumes.get().cloned(),
-                roles: m.roles.get().map(|v| v.iter().map(|(s, _)| s.clone()).collect()),
+                roles: m
+                    .roles
+                    .get()
+                    .map(|v| v.iter().map(|(s, _)| s.clone()).collect()),
                 boot_autostart: m.boot_autostart.get().copied(),
                 boot_priority: m.boot_priority.get().copied(),
                 snapshots_schedule: m.snapshots_schedule.get().cloned(),
@@ -436,21 +461,32 @@ fn domain_rules(cx: &mut Cx, ir: &Ir) {
                     if p != "default" && !profile_names.contains(&p.as_str()) {
                         let mut diag = Diagnostic::error(
                             "E0303",
-                            format!("Machine '{}': profile '{p}' not defined in domain '{}'", m.name.text, d.name.text),
+                            format!(
+                                "Machine '{}': profile '{p}' not defined in domain '{}'",
+                                m.name.text, d.name.text
+                            ),
                             *sp,
                         )
                         .label("no such profile in this domain")
                         .with_secondary(d.name.span, "profiles are looked up in this domain");
-                        diag = match anklume_schema::diag::did_you_mean(p, profile_names.iter().copied().chain(["default"])) {
+                        diag = match anklume_schema::diag::did_you_mean(
+                            p,
+                            profile_names.iter().copied().chain(["default"]),
+                        ) {
                             Some(s) => diag.with_help(format!("did you mean `{s}`?")),
-                            None => diag.with_help(format!("define it under domains.{}.profiles, or use `default`", d.name.text)),
+                            None => diag.with_help(format!(
+                                "define it under domains.{}.profiles, or use `default`",
+                                d.name.text
+                            )),
                         };
                         cx.push(diag);
                     }
                 }
                 let has_default = list.iter().any(|(p, _)| p == "default");
                 let own = m.devices.get().map(|devs| {
-                    let root = devs.iter().any(|dv| dv.kind == "disk" && dv.raw.get("path").and_then(Value::as_str) == Some("/"));
+                    let root = devs.iter().any(|dv| {
+                        dv.kind == "disk" && dv.raw.get("path").and_then(Value::as_str) == Some("/")
+                    });
                     let nic = devs.iter().any(|dv| dv.kind == "nic");
                     root && nic
                 });
@@ -513,7 +549,10 @@ fn enrich_openclaw(cx: &mut Cx, ir: &mut Ir) {
         dom.machines.push(Machine {
             instance_name: format!("{}{}", ir.prefix, name),
             kind: "lxc".into(),
-            description: Some(format!("OpenClaw AI assistant for {} (auto-created)", dom.name)),
+            description: Some(format!(
+                "OpenClaw AI assistant for {} (auto-created)",
+                dom.name
+            )),
             ephemeral: false,
             os_image: ir.default_os_image.clone(),
             roles: Some(vec!["base_system".into(), "openclaw_server".into()]),
@@ -528,7 +567,10 @@ fn enrich_openclaw(cx: &mut Cx, ir: &mut Ir) {
         cx.push(Diagnostic::new(
             "I0001",
             Severity::Info,
-            format!("openclaw: true on domain '{}' — auto-created {name}", dom.name),
+            format!(
+                "openclaw: true on domain '{}' — auto-created {name}",
+                dom.name
+            ),
             at,
         ));
     }
@@ -556,7 +598,11 @@ fn enrich_auto_ips(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
             }
             if next > 99 {
                 let at = cx.mspans[di][mi];
-                let at = if at.is_real() { at } else { cx.src.domains[di].name.span };
+                let at = if at.is_real() {
+                    at
+                } else {
+                    cx.src.domains[di].name.span
+                };
                 cx.push(
                     Diagnostic::error(
                         "E0407",
@@ -575,10 +621,11 @@ fn enrich_auto_ips(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
 }
 
 fn enrich_firewall(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
-    let declared = ir
-        .domains
-        .iter()
-        .any(|d| d.machines.iter().any(|m| m.name == "anklume-firewall" || m.name == "sys-firewall"));
+    let declared = ir.domains.iter().any(|d| {
+        d.machines
+            .iter()
+            .any(|m| m.name == "anklume-firewall" || m.name == "sys-firewall")
+    });
     if declared {
         return;
     }
@@ -624,7 +671,9 @@ fn enrich_firewall(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
     cx.push(Diagnostic::new(
         "I0002",
         Severity::Info,
-        format!("firewall_mode is 'vm' — auto-created anklume-firewall in anklume domain (ip: {ip})"),
+        format!(
+            "firewall_mode is 'vm' — auto-created anklume-firewall in anklume domain (ip: {ip})"
+        ),
         at,
     ));
 }
@@ -656,7 +705,9 @@ fn enrich_ai_policy(cx: &mut Cx, ir: &mut Ir) {
     let Some(default) = g.ai_access_default.get().filter(|s| !s.is_empty()) else {
         return;
     };
-    if !ir.domains.iter().any(|d| d.name == "ai-tools") || ir.policies.iter().any(|p| p.to == "ai-tools") {
+    if !ir.domains.iter().any(|d| d.name == "ai-tools")
+        || ir.policies.iter().any(|p| p.to == "ai-tools")
+    {
         return;
     }
     let description = format!("AI access: {default} -> ai-tools (auto-created)");
@@ -684,15 +735,23 @@ fn enrich_ai_policy(cx: &mut Cx, ir: &mut Ir) {
 }
 
 fn config_get<'a>(config: &'a Option<Vec<(String, Value)>>, key: &str) -> Option<&'a Value> {
-    config.as_ref()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    config
+        .as_ref()?
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
     let at = cx.src.global.resource_policy.span().unwrap_or(Span::NONE);
     let (Some(host_cpu), Some(host_mem)) = (cx.facts.cpu, cx.facts.memory) else {
         cx.push(
-            Diagnostic::warning("W0505", "Could not detect host resources, skipping resource allocation.", at)
-                .with_help("make Incus reachable or /proc readable, or set limits on each machine"),
+            Diagnostic::warning(
+                "W0505",
+                "Could not detect host resources, skipping resource allocation.",
+                at,
+            )
+            .with_help("make Incus reachable or /proc readable, or set limits on each machine"),
         );
         return;
     };
@@ -712,8 +771,12 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
     let available_mem = host_mem as i128 - mem_reserve as i128;
     if available_cpu <= 0.0 || available_mem <= 0 {
         cx.push(
-            Diagnostic::warning("W0506", "Host reserve exceeds available resources, skipping resource allocation.", at)
-                .with_help("lower global.resource_policy.host_reserve"),
+            Diagnostic::warning(
+                "W0506",
+                "Host reserve exceeds available resources, skipping resource allocation.",
+                at,
+            )
+            .with_help("lower global.resource_policy.host_reserve"),
         );
         return;
     }
@@ -728,7 +791,10 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
     for (di, d) in ir.domains.iter().enumerate() {
         for (mi, m) in d.machines.iter().enumerate() {
             let k = if equal { 1.0 } else { m.weight as f64 };
-            match (config_get(&m.config, "limits.cpu"), config_get(&m.config, "limits.cpu.allowance")) {
+            match (
+                config_get(&m.config, "limits.cpu"),
+                config_get(&m.config, "limits.cpu.allowance"),
+            ) {
                 (None, None) => cpu_set.push((di, mi, k)),
                 (Some(v), _) => {
                     if let Ok(n) = value_text(v).parse::<i64>() {
@@ -736,7 +802,10 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
                     }
                 }
                 (None, Some(v)) => {
-                    if let Some(p) = value_text(v).strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+                    if let Some(p) = value_text(v)
+                        .strip_suffix('%')
+                        .and_then(|p| p.parse::<i64>().ok())
+                    {
                         explicit_cpu += p as f64 * host_cpu / 100.0;
                     }
                 }
@@ -756,10 +825,15 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
         let (key, val) = if count_mode {
             ("limits.cpu", format!("{}", (share.floor() as i64).max(1)))
         } else {
-            ("limits.cpu.allowance", format!("{}%", ((share / host_cpu * 100.0).floor() as i64).max(1)))
+            (
+                "limits.cpu.allowance",
+                format!("{}%", ((share / host_cpu * 100.0).floor() as i64).max(1)),
+            )
         };
         let m = &mut ir.domains[di].machines[mi];
-        m.config.get_or_insert_with(Vec::new).push((key.into(), Value::Str(val)));
+        m.config
+            .get_or_insert_with(Vec::new)
+            .push((key.into(), Value::Str(val)));
     }
     for (di, mi, k) in mem_set {
         let bytes = ((pool_mem as f64 * k / w_mem).floor() as u64).max(128 * MIB);
@@ -771,7 +845,9 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
     if rp.memory_enforce.get().map(String::as_str) != Some("hard") {
         for m in ir.domains.iter_mut().flat_map(|d| d.machines.iter_mut()) {
             if let Some(c) = &mut m.config {
-                if c.iter().any(|(k, _)| k == "limits.memory") && !c.iter().any(|(k, _)| k == "limits.memory.enforce") {
+                if c.iter().any(|(k, _)| k == "limits.memory")
+                    && !c.iter().any(|(k, _)| k == "limits.memory.enforce")
+                {
                     c.push(("limits.memory.enforce".into(), Value::str("soft")));
                 }
             }
@@ -785,7 +861,10 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
         if let Some(v) = config_get(&m.config, "limits.cpu") {
             cores += value_text(v).parse::<i64>().unwrap_or(0);
         } else if let Some(v) = config_get(&m.config, "limits.cpu.allowance") {
-            pct += value_text(v).strip_suffix('%').and_then(|p| p.parse().ok()).unwrap_or(0);
+            pct += value_text(v)
+                .strip_suffix('%')
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
         }
         if let Some(v) = config_get(&m.config, "limits.memory") {
             mem += ast::parse_memory(&value_text(v)).unwrap_or(0);
@@ -800,7 +879,11 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
         parts.push(format!("CPU allowance: {pct}% > {max_pct:.0}% available"));
     }
     if mem > available_mem {
-        parts.push(format!("Memory: {} > {}", fmt_memory(mem), fmt_memory(available_mem)));
+        parts.push(format!(
+            "Memory: {} > {}",
+            fmt_memory(mem),
+            fmt_memory(available_mem)
+        ));
     }
     if !parts.is_empty() {
         let parts = parts.join("; ");
@@ -846,7 +929,11 @@ fn build_volumes(cx: &Cx, _ir: &Ir) -> Vec<SharedVolume> {
                 .unwrap_or_else(|| format!("/shared/{}", v.name.text)),
             shift: v.shift.or(true),
             propagate: v.propagate.or(false),
-            consumers: v.consumers.iter().map(|(n, rw)| (n.text.clone(), *rw)).collect(),
+            consumers: v
+                .consumers
+                .iter()
+                .map(|(n, rw)| (n.text.clone(), *rw))
+                .collect(),
         })
         .collect()
 }
@@ -952,7 +1039,11 @@ fn enrich_devices(cx: &mut Cx, ir: &mut Ir) {
 }
 
 fn machine_span(cx: &Cx, di: usize, mi: usize) -> Span {
-    cx.mspans.get(di).and_then(|v| v.get(mi)).copied().unwrap_or(Span::NONE)
+    cx.mspans
+        .get(di)
+        .and_then(|v| v.get(mi))
+        .copied()
+        .unwrap_or(Span::NONE)
 }
 
 fn check_names(cx: &mut Cx, ir: &Ir) {
@@ -961,13 +1052,20 @@ fn check_names(cx: &mut Cx, ir: &Ir) {
         for (mi, m) in d.machines.iter().enumerate() {
             if let Some(&(fd, fm)) = seen.get(m.name.as_str()) {
                 let here = machine_span(cx, di, mi);
-                let here = if here.is_real() { here } else { cx.src.domains[di].name.span };
+                let here = if here.is_real() {
+                    here
+                } else {
+                    cx.src.domains[di].name.span
+                };
                 let first = machine_span(cx, fd, fm);
                 let auto_note = if m.auto { " (auto-created here)" } else { "" };
                 cx.push(
                     Diagnostic::error(
                         "E0301",
-                        format!("Machine '{}': duplicate (already in '{}'){auto_note}", m.name, ir.domains[fd].name),
+                        format!(
+                            "Machine '{}': duplicate (already in '{}'){auto_note}",
+                            m.name, ir.domains[fd].name
+                        ),
                         here,
                     )
                     .label("defined again here")
@@ -995,7 +1093,11 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                 .copied()
                 .flatten()
                 .unwrap_or_else(|| machine_span(cx, di, mi));
-            let at = if at.is_real() { at } else { cx.src.domains[di].name.span };
+            let at = if at.is_real() {
+                at
+            } else {
+                cx.src.domains[di].name.span
+            };
             if let Some(&(fd, fm)) = seen.get(ip) {
                 let first = cx
                     .ipspans
@@ -1007,7 +1109,10 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                 let other = &ir.domains[fd].machines[fm];
                 let mut diag = Diagnostic::error(
                     "E0404",
-                    format!("Machine '{}': IP {ip} already used by '{}'", m.name, other.name),
+                    format!(
+                        "Machine '{}': IP {ip} already used by '{}'",
+                        m.name, other.name
+                    ),
                     at,
                 )
                 .label("address taken")
@@ -1018,7 +1123,9 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                         if m.auto { &m.name } else { &other.name }
                     ))
                 } else {
-                    diag.with_help("give each machine its own address, or remove `ip` to get one assigned")
+                    diag.with_help(
+                        "give each machine its own address, or remove `ip` to get one assigned",
+                    )
                 };
                 cx.push(diag);
                 continue;
@@ -1026,9 +1133,16 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
             seen.insert(ip, (di, mi));
             let Ok(addr) = ip.parse::<Ipv4Addr>() else {
                 cx.push(
-                    Diagnostic::error("E0405", format!("Machine '{}': '{ip}' is not an IPv4 address", m.name), at)
-                        .label("not an address")
-                        .with_help(format!("write four numbers 0-255, e.g. {}.{}.{}.10", d.subnet[0], d.subnet[1], d.subnet[2])),
+                    Diagnostic::error(
+                        "E0405",
+                        format!("Machine '{}': '{ip}' is not an IPv4 address", m.name),
+                        at,
+                    )
+                    .label("not an address")
+                    .with_help(format!(
+                        "write four numbers 0-255, e.g. {}.{}.{}.10",
+                        d.subnet[0], d.subnet[1], d.subnet[2]
+                    )),
                 );
                 continue;
             };
@@ -1054,9 +1168,15 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                     _ => "the broadcast address",
                 };
                 cx.push(
-                    Diagnostic::error("E0405", format!("Machine '{}': IP {ip} is {what}", m.name), at)
-                        .label("reserved address")
-                        .with_help(format!("use a host part 1-253 ({a}.{b}.{c}.1-{a}.{b}.{c}.253)")),
+                    Diagnostic::error(
+                        "E0405",
+                        format!("Machine '{}': IP {ip} is {what}", m.name),
+                        at,
+                    )
+                    .label("reserved address")
+                    .with_help(format!(
+                        "use a host part 1-253 ({a}.{b}.{c}.1-{a}.{b}.{c}.253)"
+                    )),
                 );
             }
         }
@@ -1083,7 +1203,11 @@ fn check_policies(cx: &mut Cx, ir: &Ir) {
             if r == "host" || domains.contains(&r.as_str()) || machines.contains(r.as_str()) {
                 continue;
             }
-            let cands = domains.iter().copied().chain(machines.iter().copied()).chain(["host"]);
+            let cands = domains
+                .iter()
+                .copied()
+                .chain(machines.iter().copied())
+                .chain(["host"]);
             let mut d = Diagnostic::error(
                 "E0302",
                 format!("network_policies[{i}]: '{field}: {r}' is not a known domain, machine, or 'host'"),
@@ -1112,7 +1236,10 @@ fn check_volumes(cx: &mut Cx, ir: &Ir) {
                 let cands = domains.iter().copied().chain(machines.iter().copied());
                 let mut d = Diagnostic::error(
                     "E0302",
-                    format!("shared_volumes.{}: consumer '{}' is not a known domain or machine", v.name, cname.text),
+                    format!(
+                        "shared_volumes.{}: consumer '{}' is not a known domain or machine",
+                        v.name, cname.text
+                    ),
                     cname.span,
                 )
                 .label("unknown name");
@@ -1185,9 +1312,17 @@ fn check_gpu(cx: &mut Cx, ir: &Ir) {
     let mut names = Vec::new();
     let mut first_span = Span::NONE;
     for (di, d) in src.domains.iter().enumerate() {
-        let gpu_profiles: Vec<&str> = d.profiles.iter().filter(|p| p.has_gpu).map(|p| p.name.text.as_str()).collect();
+        let gpu_profiles: Vec<&str> = d
+            .profiles
+            .iter()
+            .filter(|p| p.has_gpu)
+            .map(|p| p.name.text.as_str())
+            .collect();
         for (mi, m) in ir.domains[di].machines.iter().enumerate() {
-            let via_profile = m.profiles.as_ref().is_some_and(|ps| ps.iter().any(|p| gpu_profiles.contains(&p.as_str())));
+            let via_profile = m
+                .profiles
+                .as_ref()
+                .is_some_and(|ps| ps.iter().any(|p| gpu_profiles.contains(&p.as_str())));
             let via_device = d
                 .machines
                 .get(mi)
@@ -1230,7 +1365,9 @@ fn check_gpu(cx: &mut Cx, ir: &Ir) {
                 }
             }
         }
-        cx.push(d.with_help("set global.gpu_policy: shared to allow this, or give the GPU to one instance"));
+        cx.push(d.with_help(
+            "set global.gpu_policy: shared to allow this, or give the GPU to one instance",
+        ));
     }
 }
 
@@ -1242,8 +1379,12 @@ fn check_ai_access(cx: &mut Cx, ir: &Ir) {
     let at = g.ai_access_policy.span().unwrap_or(Span::NONE);
     match &g.ai_access_default {
         Field::Set(d, sp) if d == "ai-tools" => cx.push(
-            Diagnostic::error("E0503", "global.ai_access_default cannot be 'ai-tools' (must be a client domain)", *sp)
-                .with_help("name the domain that may reach ai-tools, e.g. `pro`"),
+            Diagnostic::error(
+                "E0503",
+                "global.ai_access_default cannot be 'ai-tools' (must be a client domain)",
+                *sp,
+            )
+            .with_help("name the domain that may reach ai-tools, e.g. `pro`"),
         ),
         Field::Set(d, sp) if !ir.domains.iter().any(|x| &x.name == d) => {
             let mut diag = Diagnostic::error(
@@ -1251,7 +1392,10 @@ fn check_ai_access(cx: &mut Cx, ir: &Ir) {
                 format!("global.ai_access_default '{d}' is not a known domain"),
                 *sp,
             );
-            diag = match anklume_schema::diag::did_you_mean(d, ir.domains.iter().map(|x| x.name.as_str())) {
+            diag = match anklume_schema::diag::did_you_mean(
+                d,
+                ir.domains.iter().map(|x| x.name.as_str()),
+            ) {
                 Some(s) => diag.with_help(format!("did you mean `{s}`?")),
                 None => diag.with_help("name one of your domains"),
             };
@@ -1259,21 +1403,40 @@ fn check_ai_access(cx: &mut Cx, ir: &Ir) {
         }
         Field::Set(..) => {}
         _ => cx.push(
-            Diagnostic::error("E0503", "global.ai_access_default is required when ai_access_policy is 'exclusive'", at)
-                .with_help("add `ai_access_default: <domain>` under global"),
+            Diagnostic::error(
+                "E0503",
+                "global.ai_access_default is required when ai_access_policy is 'exclusive'",
+                at,
+            )
+            .with_help("add `ai_access_default: <domain>` under global"),
         ),
     }
     if !ir.domains.iter().any(|d| d.name == "ai-tools") {
         cx.push(
-            Diagnostic::error("E0503", "ai_access_policy is 'exclusive' but no 'ai-tools' domain exists", at)
-                .with_help("add an `ai-tools` domain, or set ai_access_policy: open"),
+            Diagnostic::error(
+                "E0503",
+                "ai_access_policy is 'exclusive' but no 'ai-tools' domain exists",
+                at,
+            )
+            .with_help("add an `ai-tools` domain, or set ai_access_policy: open"),
         );
     }
-    let targets: Vec<usize> = ir.policies.iter().enumerate().filter(|(_, p)| p.to == "ai-tools").map(|(i, _)| i).collect();
+    let targets: Vec<usize> = ir
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.to == "ai-tools")
+        .map(|(i, _)| i)
+        .collect();
     if targets.len() > 1 {
         let spans: Vec<Span> = targets
             .iter()
-            .map(|&i| cx.src.network_policies.get(i).map_or(Span::NONE, |p| p.to.span().unwrap_or(p.span)))
+            .map(|&i| {
+                cx.src
+                    .network_policies
+                    .get(i)
+                    .map_or(Span::NONE, |p| p.to.span().unwrap_or(p.span))
+            })
             .collect();
         let mut d = Diagnostic::error(
             "E0503",
@@ -1301,11 +1464,17 @@ fn check_host_subnets(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
         let net = u32::from_be_bytes([d.subnet[0], d.subnet[1], d.subnet[2], 0]);
         for h in &cx.facts.interfaces {
             let own = h.ifname.starts_with("net-")
-                || (h.ifname.len() > 4 && h.ifname.as_bytes()[..3].iter().all(u8::is_ascii_digit) && h.ifname[3..].starts_with("-net-"));
+                || (h.ifname.len() > 4
+                    && h.ifname.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                    && h.ifname[3..].starts_with("-net-"));
             if h.ifname == "lo" || own || h.prefix > 32 {
                 continue;
             }
-            let mask = if h.prefix == 0 { 0 } else { u32::MAX << (32 - h.prefix) };
+            let mask = if h.prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - h.prefix)
+            };
             let hnet = u32::from_be_bytes(h.addr) & mask;
             let overlap_mask = mask & (u32::MAX << 8);
             if (net & overlap_mask) == (hnet & overlap_mask) {

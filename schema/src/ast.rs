@@ -9,7 +9,13 @@ use crate::value::Value;
 use crate::yaml::{Kind, Node};
 
 /// The five trust levels, in zone order.
-pub const TRUST_LEVELS: [&str; 5] = ["admin", "trusted", "semi-trusted", "untrusted", "disposable"];
+pub const TRUST_LEVELS: [&str; 5] = [
+    "admin",
+    "trusted",
+    "semi-trusted",
+    "untrusted",
+    "disposable",
+];
 
 /// The whole infrastructure description.
 #[derive(Clone, Debug, Default)]
@@ -319,7 +325,14 @@ const MACHINE_KEYS: &[&str] = &[
     "snapshots_expiry",
     "export_apps",
 ];
-const POLICY_KEYS: &[&str] = &["description", "from", "to", "ports", "protocol", "bidirectional"];
+const POLICY_KEYS: &[&str] = &[
+    "description",
+    "from",
+    "to",
+    "ports",
+    "protocol",
+    "bidirectional",
+];
 
 /// Read the AST from a root node. Shape errors go to `r`.
 pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
@@ -340,7 +353,10 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
     for key in ["project_name", "global", "domains"] {
         if top.get(key).is_none() {
             r.missing(
-                root.span.to(Span { end: root.span.start, ..root.span }),
+                root.span.to(Span {
+                    end: root.span.start,
+                    ..root.span
+                }),
                 "the infra file",
                 key,
                 match key {
@@ -365,7 +381,10 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
                     .with_help("write `domains: {}` for no domains, or add a domain under it"),
             );
         } else if let Some(list) = r.named(d, "domains") {
-            infra.domains = list.into_iter().map(|(n, v)| read_domain(n, v, r)).collect();
+            infra.domains = list
+                .into_iter()
+                .map(|(n, v)| read_domain(n, v, r))
+                .collect();
         }
     }
     if let Some(p) = top.get("network_policies") {
@@ -385,7 +404,12 @@ fn read_global(node: &Node, r: &mut Reader) -> Global {
     if let Some(a) = o.get("addressing") {
         g.addressing = match &a.kind {
             Kind::Null => Field::Null(a.span),
-            _ => match r.obj(a, "global.addressing", &["base_octet", "zone_base", "zone_step"], false) {
+            _ => match r.obj(
+                a,
+                "global.addressing",
+                &["base_octet", "zone_base", "zone_step"],
+                false,
+            ) {
                 Some(ao) => {
                     let base_octet = r.int(&ao, "base_octet", "global.addressing", 0, 255);
                     if let Field::Set(v, sp) = base_octet {
@@ -434,7 +458,12 @@ fn read_global(node: &Node, r: &mut Reader) -> Global {
                 if let Field::Set(s, sp) = &f {
                     let parts: Vec<&str> = s.split('.').collect();
                     let ok = parts.len() == 2
-                        && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n <= 255));
+                        && parts.iter().all(|p| {
+                            !p.is_empty()
+                                && p.len() <= 3
+                                && p.bytes().all(|c| c.is_ascii_digit())
+                                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+                        });
                     if !ok {
                         r.push(
                             Diagnostic::error(
@@ -494,7 +523,13 @@ fn read_resource_policy(node: &Node, r: &mut Reader) -> Field<ResourcePolicy> {
     let Some(o) = r.obj(
         node,
         "global.resource_policy",
-        &["host_reserve", "mode", "cpu_mode", "memory_enforce", "overcommit"],
+        &[
+            "host_reserve",
+            "mode",
+            "cpu_mode",
+            "memory_enforce",
+            "overcommit",
+        ],
         false,
     ) else {
         return Field::Absent;
@@ -508,7 +543,12 @@ fn read_resource_policy(node: &Node, r: &mut Reader) -> Field<ResourcePolicy> {
         ..ResourcePolicy::default()
     };
     if let Some(hr) = o.get("host_reserve") {
-        if let Some(ho) = r.obj(hr, "global.resource_policy.host_reserve", &["cpu", "memory"], true) {
+        if let Some(ho) = r.obj(
+            hr,
+            "global.resource_policy.host_reserve",
+            &["cpu", "memory"],
+            true,
+        ) {
             p.reserve_cpu = read_reserve(ho.get("cpu"), "cpu", r);
             p.reserve_memory = read_reserve(ho.get("memory"), "memory", r);
         }
@@ -540,14 +580,20 @@ fn read_reserve(node: Option<&Node>, field: &str, r: &mut Reader) -> Field<Reser
         },
         Kind::Int(i) if *i > 0 => Field::Set(Reserve::Number(*i as f64), n.span),
         Kind::Float(f) if *f > 0.0 && f.is_finite() => Field::Set(Reserve::Number(*f), n.span),
-        Kind::Int(_) | Kind::Float(_) => bad(r, format!("{path}: must be positive, got {}", n.to_value().display())),
+        Kind::Int(_) | Kind::Float(_) => bad(
+            r,
+            format!("{path}: must be positive, got {}", n.to_value().display()),
+        ),
         Kind::Str(s) if field == "memory" => match parse_memory(s) {
             Some(b) if b > 0 => Field::Set(Reserve::Bytes(b), n.span),
             _ => bad(r, format!("{path}: invalid value '{s}'")),
         },
         _ => bad(
             r,
-            format!("{path}: must be 'N%' or a positive number, got {}", crate::read::shown(n)),
+            format!(
+                "{path}: must be 'N%' or a positive number, got {}",
+                crate::read::shown(n)
+            ),
         ),
     }
 }
@@ -601,7 +647,10 @@ fn read_domain(name: Name, node: &Node, r: &mut Reader) -> Domain {
                 r.push(
                     Diagnostic::error(
                         "E0204",
-                        format!("{path}.ai_sanitize must be true, false, or 'always', got {}", crate::read::shown(n)),
+                        format!(
+                            "{path}.ai_sanitize must be true, false, or 'always', got {}",
+                            crate::read::shown(n)
+                        ),
                         n.span,
                     )
                     .with_help("write true, false or \"always\""),
@@ -611,7 +660,12 @@ fn read_domain(name: Name, node: &Node, r: &mut Reader) -> Domain {
         };
     }
     if let Some(fp) = o.get("file_portal") {
-        if let Some(fo) = r.obj(fp, &format!("{path}.file_portal"), &["allowed_paths", "read_only"], true) {
+        if let Some(fo) = r.obj(
+            fp,
+            &format!("{path}.file_portal"),
+            &["allowed_paths", "read_only"],
+            true,
+        ) {
             let _ = r.string_list(&fo, "allowed_paths", &format!("{path}.file_portal"));
             let _ = r.bool(&fo, "read_only", &format!("{path}.file_portal"));
         }
@@ -630,7 +684,10 @@ fn read_domain(name: Name, node: &Node, r: &mut Reader) -> Domain {
     }
     if let Some(mn) = o.get("machines") {
         if let Some(list) = r.named(mn, &format!("{path}.machines")) {
-            d.machines = list.into_iter().map(|(n, v)| read_machine(n, v, r)).collect();
+            d.machines = list
+                .into_iter()
+                .map(|(n, v)| read_machine(n, v, r))
+                .collect();
         }
     }
     d
@@ -642,7 +699,12 @@ fn read_profile(name: Name, node: &Node, dpath: &str, r: &mut Reader) -> Profile
         name,
         has_gpu: false,
     };
-    let Some(o) = r.obj(node, &format!("profile '{}'", p.name.text), &["description", "config", "devices"], true) else {
+    let Some(o) = r.obj(
+        node,
+        &format!("profile '{}'", p.name.text),
+        &["description", "config", "devices"],
+        true,
+    ) else {
         return p;
     };
     let _ = r.string(&o, "description", &path);
@@ -673,7 +735,9 @@ fn read_devices(o: &Obj, path: &str, r: &mut Reader, reserve_prefixes: bool) -> 
                     name.span,
                 )
                 .label("`sv-` and `pd-` are reserved for generated devices")
-                .with_help("rename the device, or declare it as a shared volume / persistent_data entry"),
+                .with_help(
+                    "rename the device, or declare it as a shared volume / persistent_data entry",
+                ),
             );
         }
         let dpath = format!("{path}.devices.{}", name.text);
@@ -686,7 +750,11 @@ fn read_devices(o: &Obj, path: &str, r: &mut Reader, reserve_prefixes: bool) -> 
                             r.push(
                                 Diagnostic::error(
                                     "E0202",
-                                    format!("{dpath}.{} must be a single value, got {}", k.key_text(), crate::read::type_name(val)),
+                                    format!(
+                                        "{dpath}.{} must be a single value, got {}",
+                                        k.key_text(),
+                                        crate::read::type_name(val)
+                                    ),
                                     val.span,
                                 )
                                 .with_help("Incus device options are strings: write one value"),
@@ -714,7 +782,10 @@ fn read_devices(o: &Obj, path: &str, r: &mut Reader, reserve_prefixes: bool) -> 
                 r.push(
                     Diagnostic::error(
                         "E0202",
-                        format!("{dpath} must be a mapping, got {}", crate::read::type_name(v)),
+                        format!(
+                            "{dpath} must be a mapping, got {}",
+                            crate::read::type_name(v)
+                        ),
                         v.span,
                     )
                     .with_help("write the device as `type: …` plus its options"),
@@ -732,7 +803,12 @@ fn read_machine(name: Name, node: &Node, r: &mut Reader) -> Machine {
     };
     r.check_name(&m.name, "Machine");
     let path = format!("machines.{}", m.name.text);
-    let Some(o) = r.obj(node, &format!("machine '{}'", m.name.text), MACHINE_KEYS, true) else {
+    let Some(o) = r.obj(
+        node,
+        &format!("machine '{}'", m.name.text),
+        MACHINE_KEYS,
+        true,
+    ) else {
         return m;
     };
     m.description = r.string(&o, "description", &path);
@@ -755,7 +831,9 @@ fn read_machine(name: Name, node: &Node, r: &mut Reader) -> Machine {
             r.push(
                 Diagnostic::error(
                     "E0208",
-                    format!("{path}.snapshots_schedule must be a cron expression (5 fields), got '{s}'"),
+                    format!(
+                        "{path}.snapshots_schedule must be a cron expression (5 fields), got '{s}'"
+                    ),
                     *sp,
                 )
                 .with_help("write minute hour day month weekday, e.g. \"0 2 * * *\""),
@@ -786,7 +864,12 @@ fn read_machine(name: Name, node: &Node, r: &mut Reader) -> Machine {
         } else {
             if let Some(list) = r.named(sv, &format!("{path}.storage_volumes")) {
                 for (vname, vv) in list {
-                    if let Some(vo) = r.obj(vv, &format!("storage volume '{}'", vname.text), &["pool", "size", "path"], true) {
+                    if let Some(vo) = r.obj(
+                        vv,
+                        &format!("storage volume '{}'", vname.text),
+                        &["pool", "size", "path"],
+                        true,
+                    ) {
                         let vpath = format!("{path}.storage_volumes.{}", vname.text);
                         let _ = r.string(&vo, "pool", &vpath);
                         let _ = r.string(&vo, "size", &vpath);
@@ -800,14 +883,22 @@ fn read_machine(name: Name, node: &Node, r: &mut Reader) -> Machine {
     if let Some(pd) = o.get("persistent_data") {
         if let Some(list) = r.named(pd, &format!("{path}.persistent_data")) {
             for (vname, vv) in list {
-                r.check_name(&vname, &format!("Machine '{}': persistent_data", m.name.text));
+                r.check_name(
+                    &vname,
+                    &format!("Machine '{}': persistent_data", m.name.text),
+                );
                 let vpath = format!("{path}.persistent_data.{}", vname.text);
                 let Some(vo) = r.obj(vv, &vpath, &["path", "readonly"], false) else {
                     continue;
                 };
                 let p = r.abs_path(&vo, "path", &vpath);
                 if !matches!(p, Field::Set(..)) && vo.get("path").is_none_or(|n| n.is_null()) {
-                    r.missing(vname.span, &vpath, "path", "give the mount point inside the instance, e.g. `path: /srv/data`");
+                    r.missing(
+                        vname.span,
+                        &vpath,
+                        "path",
+                        "give the mount point inside the instance, e.g. `path: /srv/data`",
+                    );
                 }
                 m.persistent_data.push(PersistentData {
                     path: p,
@@ -828,7 +919,10 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
             r.push(
                 Diagnostic::error(
                     "E0202",
-                    format!("network_policies must be a list, got {}", crate::read::type_name(node)),
+                    format!(
+                        "network_policies must be a list, got {}",
+                        crate::read::type_name(node)
+                    ),
                     node.span,
                 )
                 .with_help("write a list: each entry starts with `- from: …`"),
@@ -865,19 +959,27 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
                     r.push(
                         Diagnostic::error("E0501", format!("{path}: empty port list"), pn.span)
                             .label("opens nothing")
-                            .with_help("list at least one port, write `ports: all`, or remove the policy"),
+                            .with_help(
+                                "list at least one port, write `ports: all`, or remove the policy",
+                            ),
                     );
                     Field::Absent
                 }
                 Kind::Seq(list) => {
                     let mut ports = Vec::new();
                     for pnode in list {
-                        if let Field::Set(v, sp) = r.int_node(pnode, &format!("{path}.ports"), 1, 65535) {
+                        if let Field::Set(v, sp) =
+                            r.int_node(pnode, &format!("{path}.ports"), 1, 65535)
+                        {
                             ports.push((v as u16, sp));
                         } else if pnode.is_null() {
                             r.push(
-                                Diagnostic::error("E0202", format!("{path}: invalid port null"), pnode.span)
-                                    .with_help("ports are whole numbers 1-65535"),
+                                Diagnostic::error(
+                                    "E0202",
+                                    format!("{path}: invalid port null"),
+                                    pnode.span,
+                                )
+                                .with_help("ports are whole numbers 1-65535"),
                             );
                         }
                     }
@@ -887,7 +989,10 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
                     r.push(
                         Diagnostic::error(
                             "E0202",
-                            format!("{path}: ports must be a list or 'all', got {}", crate::read::shown(pn)),
+                            format!(
+                                "{path}: ports must be a list or 'all', got {}",
+                                crate::read::shown(pn)
+                            ),
                             pn.span,
                         )
                         .with_help("write `ports: [80, 443]` or `ports: all`"),
@@ -909,7 +1014,12 @@ fn read_volumes(node: &Node, r: &mut Reader) -> Vec<SharedVolume> {
     for (name, v) in list {
         r.check_name(&name, "shared_volumes");
         let path = format!("shared_volumes.{}", name.text);
-        let Some(o) = r.obj(v, &path, &["source", "path", "shift", "propagate", "consumers"], false) else {
+        let Some(o) = r.obj(
+            v,
+            &path,
+            &["source", "path", "shift", "propagate", "consumers"],
+            false,
+        ) else {
             continue;
         };
         let mut vol = SharedVolume {
@@ -946,10 +1056,19 @@ fn read_volumes(node: &Node, r: &mut Reader) -> Vec<SharedVolume> {
                 }
             }
             Some(c) => r.push(
-                Diagnostic::error("E0202", format!("{path}: consumers must be a non-empty mapping"), c.span)
-                    .with_help("list who mounts it: `consumers: {pro: ro, pro-dev: rw}`"),
+                Diagnostic::error(
+                    "E0202",
+                    format!("{path}: consumers must be a non-empty mapping"),
+                    c.span,
+                )
+                .with_help("list who mounts it: `consumers: {pro: ro, pro-dev: rw}`"),
             ),
-            None => r.missing(vol.name.span, &path, "consumers", "list who mounts it: `consumers: {pro: ro}`"),
+            None => r.missing(
+                vol.name.span,
+                &path,
+                "consumers",
+                "list who mounts it: `consumers: {pro: ro}`",
+            ),
         }
         out.push(vol);
     }

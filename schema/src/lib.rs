@@ -18,5 +18,5 @@ pub mod ast;
 pub mod load;
 pub mod read;
 
-pub use load::{load, load_str, resolve, IoError, Loaded, Origin};
+pub use load::{load, load_str, resolve, IoError, Loaded, Origin, ResolveError};
 pub use read::{Field, Name};

@@ -33,6 +33,15 @@ impl std::fmt::Display for IoError {
     }
 }
 
+/// Why the sources could not be located.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// Both `infra.yml` and `infra/` exist (decision D14): a diagnostic, exit 1.
+    Ambiguous(Box<Diagnostic>),
+    /// Nothing to load: exit 2.
+    NotFound(IoError),
+}
+
 /// The loaded sources, their AST and every problem found while reading them.
 #[derive(Debug)]
 pub struct Loaded {
@@ -56,21 +65,21 @@ impl Loaded {
 /// Decide what to load. `None` means `./infra.yml` or `./infra/` (having both
 /// is an error, decision D14). A given path follows v1's fallbacks: a missing
 /// `x` tries `x.yml`, a missing `x.yml` tries the directory `x`.
-pub fn resolve(path: Option<&Path>, cwd: &Path) -> Result<Origin, Result<Diagnostic, IoError>> {
+pub fn resolve(path: Option<&Path>, cwd: &Path) -> Result<Origin, ResolveError> {
     match path {
         None => {
             let file = cwd.join("infra.yml");
             let dir = cwd.join("infra");
             match (file.is_file(), dir.is_dir()) {
-                (true, true) => Err(Ok(Diagnostic::error(
+                (true, true) => Err(ResolveError::Ambiguous(Box::new(Diagnostic::error(
                     "E0106",
                     "both infra.yml and infra/ exist here: anklume cannot tell which one you mean",
                     Span::NONE,
                 )
-                .with_help("keep only one of them, or name the one to use: `anklume check infra.yml`"))),
+                .with_help("keep only one of them, or name the one to use: `anklume check infra.yml`")))),
                 (true, false) => Ok(Origin::File(PathBuf::from("infra.yml"))),
                 (false, true) => Ok(Origin::Dir(PathBuf::from("infra"))),
-                (false, false) => Err(Err(IoError {
+                (false, false) => Err(ResolveError::NotFound(IoError {
                     message: "no infra.yml or infra/ in the current directory (give a path: `anklume check path/to/infra.yml`)".into(),
                 })),
             }
@@ -94,7 +103,7 @@ pub fn resolve(path: Option<&Path>, cwd: &Path) -> Result<Origin, Result<Diagnos
                     return Ok(Origin::File(with));
                 }
             }
-            Err(Err(IoError {
+            Err(ResolveError::NotFound(IoError {
                 message: format!("{}: no such file or directory", p.display()),
             }))
         }
@@ -106,7 +115,11 @@ fn read(cwd: &Path, p: &Path) -> Result<String, IoError> {
         message: format!("{}: {e}", p.display()),
     })?;
     String::from_utf8(bytes).map_err(|e| IoError {
-        message: format!("{}: not UTF-8 text (byte {})", p.display(), e.utf8_error().valid_up_to()),
+        message: format!(
+            "{}: not UTF-8 text (byte {})",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        ),
     })
 }
 
@@ -192,7 +205,11 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
 
 /// Merge directory-mode texts: `files[0]` is base.yml, then the domain files
 /// (already sorted), then policies.yml when `has_policies`.
-pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_policies: bool) -> Loaded {
+pub fn load_dir_texts(
+    files: &[(PathBuf, String)],
+    has_domains_dir: bool,
+    has_policies: bool,
+) -> Loaded {
     let mut sources = Sources::default();
     let mut r = Reader::default();
     let mut roots = Vec::new();
@@ -250,10 +267,19 @@ pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_po
             Some(p) => p,
             None => {
                 top.push((
-                    key("domains", Span { end: base_span.start, ..base_span }),
+                    key(
+                        "domains",
+                        Span {
+                            end: base_span.start,
+                            ..base_span
+                        },
+                    ),
                     Node {
                         kind: Kind::Map(Vec::new()),
-                        span: Span { end: base_span.start, ..base_span },
+                        span: Span {
+                            end: base_span.start,
+                            ..base_span
+                        },
                         plain: false,
                     },
                 ));
@@ -267,8 +293,12 @@ pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_po
                 Kind::Map(e) => e,
                 _ => {
                     r.push(
-                        Diagnostic::error("E0202", "a domains/*.yml file must be a mapping of domain names", file.span)
-                            .with_help("write `<domain-name>:` followed by the domain's keys"),
+                        Diagnostic::error(
+                            "E0202",
+                            "a domains/*.yml file must be a mapping of domain names",
+                            file.span,
+                        )
+                        .with_help("write `<domain-name>:` followed by the domain's keys"),
                     );
                     continue;
                 }
@@ -285,7 +315,11 @@ pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_po
                 if let Some(existing) = doms.iter_mut().find(|(ek, _)| ek.key_text() == name) {
                     let file_name = sources
                         .get(k.span.file)
-                        .map(|f| Path::new(&f.name).file_name().map_or(f.name.clone(), |n| n.to_string_lossy().into_owned()))
+                        .map(|f| {
+                            Path::new(&f.name)
+                                .file_name()
+                                .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
+                        })
                         .unwrap_or_default();
                     r.push(
                         Diagnostic::warning(
@@ -311,7 +345,10 @@ pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_po
             Kind::Map(entries) => {
                 for (k, v) in entries {
                     if k.as_str() == Some("network_policies") {
-                        if let Some(existing) = top.iter_mut().find(|(ek, _)| ek.as_str() == Some("network_policies")) {
+                        if let Some(existing) = top
+                            .iter_mut()
+                            .find(|(ek, _)| ek.as_str() == Some("network_policies"))
+                        {
                             *existing = (k, v);
                         } else {
                             top.push((k, v));
@@ -330,8 +367,12 @@ pub fn load_dir_texts(files: &[(PathBuf, String)], has_domains_dir: bool, has_po
                 }
             }
             _ => r.push(
-                Diagnostic::error("E0202", "policies.yml must be a mapping with network_policies", pol.span)
-                    .with_help("write `network_policies:` followed by the list"),
+                Diagnostic::error(
+                    "E0202",
+                    "policies.yml must be a mapping with network_policies",
+                    pol.span,
+                )
+                .with_help("write `network_policies:` followed by the list"),
             ),
         }
     }

@@ -234,7 +234,9 @@ impl Reader {
         d = if is_valid_name(&fixed) {
             d.with_help(format!("rename it, for example to `{fixed}`"))
         } else {
-            d.with_help("use lowercase letters, digits and hyphens, not starting or ending with a hyphen")
+            d.with_help(
+                "use lowercase letters, digits and hyphens, not starting or ending with a hyphen",
+            )
         };
         self.push(d);
         false
@@ -243,7 +245,11 @@ impl Reader {
     fn wrong_type(&mut self, node: &Node, path: &str, expected: &str, help: Option<String>) {
         let mut d = Diagnostic::error(
             "E0202",
-            format!("{path} must be {expected}, got {} {}", type_name(node), shown(node)),
+            format!(
+                "{path} must be {expected}, got {} {}",
+                type_name(node),
+                shown(node)
+            ),
             node.span,
         )
         .label(format!("expected {expected}"));
@@ -276,7 +282,12 @@ impl Reader {
                 Field::Invalid(n.span)
             }
             _ => {
-                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some("write true or false".into()));
+                self.wrong_type(
+                    n,
+                    &format!("{path}.{key}"),
+                    "a boolean",
+                    Some("write true or false".into()),
+                );
                 Field::Invalid(n.span)
             }
         }
@@ -318,7 +329,12 @@ impl Reader {
                 Field::Invalid(n.span)
             }
             Kind::Str(s) if s.parse::<i64>().is_ok() => {
-                self.wrong_type(n, path, "an integer", Some(format!("write {s} without quotes")));
+                self.wrong_type(
+                    n,
+                    path,
+                    "an integer",
+                    Some(format!("write {s} without quotes")),
+                );
                 Field::Invalid(n.span)
             }
             _ => {
@@ -436,7 +452,12 @@ impl Reader {
     }
 
     /// A mapping of string keys to scalar values (Incus config).
-    pub fn scalar_map(&mut self, obj: &Obj, key: &str, path: &str) -> Field<Vec<(String, Value, Span)>> {
+    pub fn scalar_map(
+        &mut self,
+        obj: &Obj,
+        key: &str,
+        path: &str,
+    ) -> Field<Vec<(String, Value, Span)>> {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
@@ -449,9 +470,12 @@ impl Reader {
                     let name = k.key_text();
                     match &v.kind {
                         Kind::Seq(_) | Kind::Map(_) => {
-                            self.wrong_type(v, &format!("{path}.{name}"), "a single value", Some(
-                                "Incus settings are strings: write one value".into(),
-                            ));
+                            self.wrong_type(
+                                v,
+                                &format!("{path}.{name}"),
+                                "a single value",
+                                Some("Incus settings are strings: write one value".into()),
+                            );
                         }
                         _ => out.push((name, v.to_value(), k.span)),
                     }

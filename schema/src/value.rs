@@ -120,7 +120,11 @@ pub fn format_float(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
     }
     let repr = format!("{f:?}");
     // Rust's Debug is the shortest round-trip form like Python's repr, but

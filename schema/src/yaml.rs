@@ -206,10 +206,7 @@ impl<'a> Offsets<'a> {
     fn byte(&self, char_index: usize) -> usize {
         match &self.table {
             None => char_index.min(self.text.len()),
-            Some(t) => t
-                .get(char_index)
-                .copied()
-                .unwrap_or(self.text.len() as u32) as usize,
+            Some(t) => t.get(char_index).copied().unwrap_or(self.text.len() as u32) as usize,
         }
     }
 }
@@ -258,7 +255,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                         "YAML nesting too deep",
                         Span::new(file, at, end),
                     )
-                    .with_help("an infra file never needs this depth: flatten the structure")]);
+                    .with_help(
+                        "an infra file never needs this depth: flatten the structure",
+                    )]);
                 }
                 return Err(vec![Diagnostic::error(
                     "E0101",
@@ -266,14 +265,14 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                     Span::new(file, at, end),
                 )
                 .label(e.info().to_string())
-                .with_help("fix the YAML syntax at this place (indentation, quotes, `:` after keys)")]);
+                .with_help(
+                    "fix the YAML syntax at this place (indentation, quotes, `:` after keys)",
+                )]);
             }
         };
         let span = span_of(&raw_span);
         let node = match event {
-            Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => {
-                continue
-            }
+            Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => continue,
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
@@ -303,7 +302,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                         "YAML syntax error: unknown anchor",
                         span,
                     )
-                    .with_help("define the anchor (`&name`) before using the alias (`*name`)")])
+                    .with_help(
+                        "define the anchor (`&name`) before using the alias (`*name`)",
+                    )])
                 }
             },
             Event::Scalar(value, style, anchor, tag) => {
@@ -354,7 +355,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                         format!("YAML nesting deeper than {MAX_DEPTH} levels"),
                         span,
                     )
-                    .with_help("an infra file never needs this depth: flatten the structure")]);
+                    .with_help(
+                        "an infra file never needs this depth: flatten the structure",
+                    )]);
                 }
                 let start = span.start as usize;
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
@@ -381,7 +384,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                         start,
                         items,
                     } => {
-                        let end = items.last().map_or(span.end as usize, |n| n.span.end as usize);
+                        let end = items
+                            .last()
+                            .map_or(span.end as usize, |n| n.span.end as usize);
                         let sp = Span::new(file, start, end.max(start));
                         (
                             anchor,
@@ -526,8 +531,12 @@ fn finish_mapping(
             }
             _ => {
                 errors.push(
-                    Diagnostic::error("E0104", "a `<<` merge key needs a mapping or a list of mappings", m.span)
-                        .with_help("write `<<: *anchor` where the anchor names a mapping"),
+                    Diagnostic::error(
+                        "E0104",
+                        "a `<<` merge key needs a mapping or a list of mappings",
+                        m.span,
+                    )
+                    .with_help("write `<<: *anchor` where the anchor names a mapping"),
                 );
                 continue;
             }

@@ -40,12 +40,12 @@ pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
     let cwd = PathBuf::from(".");
     let origin = match anklume_schema::resolve(source, &cwd) {
         Ok(o) => o,
-        Err(Ok(diag)) => {
+        Err(anklume_schema::ResolveError::Ambiguous(diag)) => {
             let loaded = Loaded {
                 origin: None,
                 sources: Default::default(),
                 infra: Default::default(),
-                diags: vec![diag],
+                diags: vec![*diag],
             };
             let compiled = Compiled {
                 ir: Default::default(),
@@ -54,7 +54,7 @@ pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
             };
             return Ok(Compilation { loaded, compiled });
         }
-        Err(Err(io)) => return Err(io.message),
+        Err(anklume_schema::ResolveError::NotFound(io)) => return Err(io.message),
     };
     let loaded = anklume_schema::load(&origin, &cwd).map_err(|e| e.message)?;
     let facts = facts::gather(facts::Wanted {
@@ -91,5 +91,9 @@ pub fn summary(c: &Compilation) -> String {
         .filter(|d| d.severity == Severity::Warning)
         .count();
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }

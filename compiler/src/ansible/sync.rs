@@ -87,8 +87,11 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -64,12 +64,32 @@ pub fn files(ir: &Ir) -> Vec<GenFile> {
 
 fn all_vars(ir: &Ir) -> Map {
     let mut m = Map::new();
-    put_opt(&mut m, "project_name", ir.project_name.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "project_name",
+        ir.project_name.clone().map(Value::Str),
+    );
     put_opt(&mut m, "addressing", ir.addressing_raw.clone());
-    put_opt(&mut m, "base_subnet", ir.base_subnet.clone().map(Value::Str));
-    put_opt(&mut m, "default_os_image", ir.default_os_image.clone().map(Value::Str));
-    put_opt(&mut m, "psot_default_connection", ir.default_connection.clone().map(Value::Str));
-    put_opt(&mut m, "psot_default_user", ir.default_user.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "base_subnet",
+        ir.base_subnet.clone().map(Value::Str),
+    );
+    put_opt(
+        &mut m,
+        "default_os_image",
+        ir.default_os_image.clone().map(Value::Str),
+    );
+    put_opt(
+        &mut m,
+        "psot_default_connection",
+        ir.default_connection.clone().map(Value::Str),
+    );
+    put_opt(
+        &mut m,
+        "psot_default_user",
+        ir.default_user.clone().map(Value::Str),
+    );
     if !ir.images.is_empty() {
         put(&mut m, "incus_all_images", strs(&ir.images));
     }
@@ -111,13 +131,25 @@ fn inventory(d: &Domain) -> Map {
 fn group_vars(d: &Domain) -> Map {
     let mut m = Map::new();
     put(&mut m, "domain_name", Value::str(d.name.clone()));
-    put_opt(&mut m, "domain_description", d.description.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "domain_description",
+        d.description.clone().map(Value::Str),
+    );
     put(&mut m, "domain_ephemeral", Value::Bool(d.ephemeral));
-    put_opt(&mut m, "domain_trust_level", d.trust_level.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "domain_trust_level",
+        d.trust_level.clone().map(Value::Str),
+    );
     if d.openclaw {
         put(&mut m, "domain_openclaw", Value::Bool(true));
     }
-    put(&mut m, "domain_ai_provider", Value::str(d.ai_provider.clone()));
+    put(
+        &mut m,
+        "domain_ai_provider",
+        Value::str(d.ai_provider.clone()),
+    );
     put(&mut m, "domain_ai_sanitize", d.ai_sanitize.clone());
     put(&mut m, "incus_project", Value::str(d.incus_project.clone()));
     put(
@@ -136,33 +168,69 @@ fn group_vars(d: &Domain) -> Map {
 
 fn host_vars(d: &Domain, mach: &Machine) -> Map {
     let mut m = Map::new();
-    put(&mut m, "instance_name", Value::str(mach.instance_name.clone()));
+    put(
+        &mut m,
+        "instance_name",
+        Value::str(mach.instance_name.clone()),
+    );
     put(&mut m, "instance_type", Value::str(mach.kind.clone()));
-    put_opt(&mut m, "instance_description", mach.description.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "instance_description",
+        mach.description.clone().map(Value::Str),
+    );
     put(&mut m, "instance_domain", Value::str(d.name.clone()));
     put(&mut m, "instance_ephemeral", Value::Bool(mach.ephemeral));
-    put_opt(&mut m, "instance_os_image", mach.os_image.clone().map(Value::Str));
+    put_opt(
+        &mut m,
+        "instance_os_image",
+        mach.os_image.clone().map(Value::Str),
+    );
     put_opt(&mut m, "instance_ip", mach.ip.clone().map(Value::Str));
     put_opt(&mut m, "instance_gpu", mach.gpu.map(Value::Bool));
-    put_opt(&mut m, "instance_profiles", mach.profiles.as_deref().map(strs));
+    put_opt(
+        &mut m,
+        "instance_profiles",
+        mach.profiles.as_deref().map(strs),
+    );
     put_opt(
         &mut m,
         "instance_config",
-        mach.config
-            .as_ref()
-            .map(|c| Value::Map(c.iter().map(|(k, v)| (Value::str(k.clone()), v.clone())).collect())),
+        mach.config.as_ref().map(|c| {
+            Value::Map(
+                c.iter()
+                    .map(|(k, v)| (Value::str(k.clone()), v.clone()))
+                    .collect(),
+            )
+        }),
     );
     put_opt(
         &mut m,
         "instance_devices",
-        mach.devices
-            .as_ref()
-            .map(|c| Value::Map(c.iter().map(|(k, v)| (Value::str(k.clone()), v.clone())).collect())),
+        mach.devices.as_ref().map(|c| {
+            Value::Map(
+                c.iter()
+                    .map(|(k, v)| (Value::str(k.clone()), v.clone()))
+                    .collect(),
+            )
+        }),
     );
-    put_opt(&mut m, "instance_storage_volumes", mach.storage_volumes.clone());
+    put_opt(
+        &mut m,
+        "instance_storage_volumes",
+        mach.storage_volumes.clone(),
+    );
     put_opt(&mut m, "instance_roles", mach.roles.as_deref().map(strs));
-    put_opt(&mut m, "instance_boot_autostart", mach.boot_autostart.map(Value::Bool));
-    put_opt(&mut m, "instance_boot_priority", mach.boot_priority.map(Value::Int));
+    put_opt(
+        &mut m,
+        "instance_boot_autostart",
+        mach.boot_autostart.map(Value::Bool),
+    );
+    put_opt(
+        &mut m,
+        "instance_boot_priority",
+        mach.boot_priority.map(Value::Int),
+    );
     put_opt(
         &mut m,
         "instance_snapshots_schedule",
