@@ -11,6 +11,7 @@ pub mod codes;
 pub mod compile;
 pub mod ir;
 pub mod render;
+pub mod synth;
 
 pub use compile::{compile, Compiled};
 pub use ir::{HostFacts, HostNet, Ir};

@@ -91,9 +91,14 @@ impl Node {
 
     /// A key's text as used for duplicate detection and lookups.
     pub fn key_text(&self) -> String {
+        self.key_str().into_owned()
+    }
+
+    /// A key's text, borrowed when it is a string.
+    pub fn key_str(&self) -> std::borrow::Cow<'_, str> {
         match &self.kind {
-            Kind::Str(s) => s.clone(),
-            _ => self.to_value().display(),
+            Kind::Str(s) => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(self.to_value().display()),
         }
     }
 
@@ -502,26 +507,38 @@ fn finish_mapping(
     errors: &mut Vec<Diagnostic>,
     budget: &mut usize,
 ) -> Vec<(Node, Node)> {
-    let mut seen: HashMap<String, Span> = HashMap::with_capacity(entries.len());
-    let mut out = Vec::with_capacity(entries.len());
+    // Small mappings (nearly all of them) are checked by comparing keys
+    // pairwise, without allocating; large ones through a hash set.
+    const LINEAR: usize = 16;
+    let has_merge = entries
+        .iter()
+        .any(|(k, _)| k.plain && k.as_str() == Some("<<"));
+    let mut out: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut merges: Vec<Node> = Vec::new();
+    let find = |out: &[(Node, Node)], index: &HashMap<String, usize>, key: &str| -> Option<usize> {
+        if out.len() <= LINEAR {
+            out.iter().position(|(k, _)| k.key_str() == key)
+        } else {
+            index.get(key).copied()
+        }
+    };
     for (k, v) in entries {
-        if k.plain && k.as_str() == Some("<<") {
+        if has_merge && k.plain && k.as_str() == Some("<<") {
             merges.push(v);
             continue;
         }
-        let text = k.key_text();
-        if let Some(first) = seen.get(&text) {
+        let text = k.key_str();
+        if let Some(first) = find(&out, &index, &text) {
             errors.push(
                 Diagnostic::error("E0102", format!("duplicate key `{text}`"), k.span)
                     .label("defined again here")
-                    .with_secondary(*first, "first defined here")
+                    .with_secondary(out[first].0.span, "first defined here")
                     .with_help("remove one of the two entries or rename one"),
             );
             continue;
         }
-        seen.insert(text, k.span);
-        out.push((k, v));
+        push_entry(&mut out, &mut index, LINEAR, (k, v));
     }
     for m in merges {
         let sources: Vec<&Node> = match &m.kind {
@@ -544,18 +561,33 @@ fn finish_mapping(
         for src in sources {
             if let Kind::Map(src_entries) = &src.kind {
                 for (k, v) in src_entries {
-                    let text = k.key_text();
-                    if seen.contains_key(&text) {
+                    if find(&out, &index, &k.key_str()).is_some() {
                         continue;
                     }
                     *budget += k.count() + v.count();
-                    seen.insert(text, k.span);
-                    out.push((k.clone(), v.clone()));
+                    push_entry(&mut out, &mut index, LINEAR, (k.clone(), v.clone()));
                 }
             }
         }
     }
     out
+}
+
+fn push_entry(
+    out: &mut Vec<(Node, Node)>,
+    index: &mut HashMap<String, usize>,
+    linear: usize,
+    entry: (Node, Node),
+) {
+    out.push(entry);
+    if out.len() == linear + 1 {
+        for (i, (k, _)) in out.iter().enumerate() {
+            index.insert(k.key_text(), i);
+        }
+    } else if out.len() > linear + 1 {
+        let i = out.len() - 1;
+        index.insert(out[i].0.key_text(), i);
+    }
 }
 
 #[cfg(test)]
@@ -597,6 +629,17 @@ mod tests {
         assert_eq!(errs[0].code, "E0102");
         assert_eq!(errs[0].primary.as_ref().unwrap().span.start, 10);
         assert_eq!(errs[0].secondary[0].span.start, 0);
+    }
+
+    #[test]
+    fn duplicate_keys_in_large_mappings_are_found() {
+        let mut text: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k33: again\n");
+        let errs = parse(FileId(0), &text).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "duplicate key `k33`");
+        let first = errs[0].secondary[0].span;
+        assert_eq!(&text[first.start as usize..first.end as usize], "k33");
     }
 
     #[test]

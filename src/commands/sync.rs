@@ -1,5 +1,6 @@
 //! `anklume sync`: write the Ansible tree.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anklume_compiler::ansible::sync::{sync, FileStatus, SyncOptions};
@@ -71,49 +72,58 @@ pub fn run(args: Args) -> Outcome {
         }
     };
     let base = &args.base_dir;
+    // One write at the end: 10,000 lines are 10,000 syscalls otherwise.
+    let mut out = String::new();
     let mut changed = 0;
     for (path, status) in &report.files {
         let path = shown(base, path);
         match (status, args.dry_run) {
             (FileStatus::Written, false) => {
                 changed += 1;
-                println!("  Written: {path}");
+                let _ = writeln!(out, "  Written: {path}");
             }
             (FileStatus::Written, true) => {
                 changed += 1;
-                println!("  [DRY-RUN] Would write: {path}");
+                let _ = writeln!(out, "  [DRY-RUN] Would write: {path}");
             }
-            (FileStatus::Unchanged, _) => println!("  Unchanged: {path}"),
+            (FileStatus::Unchanged, _) => {
+                let _ = writeln!(out, "  Unchanged: {path}");
+            }
         }
     }
     if !report.orphans.is_empty() {
-        println!();
-        println!("Orphan files ({}):", report.orphans.len());
+        out.push('\n');
+        let _ = writeln!(out, "Orphan files ({}):", report.orphans.len());
         for o in &report.orphans {
             let path = shown(base, &o.path);
             if o.protected {
-                println!("  PROTECTED (ephemeral=false): {path} — manual removal required");
+                let _ = writeln!(
+                    out,
+                    "  PROTECTED (ephemeral=false): {path} — manual removal required"
+                );
             } else {
-                println!("  ORPHAN: {path}");
+                let _ = writeln!(out, "  ORPHAN: {path}");
             }
         }
         if args.clean_orphans && !args.dry_run {
             for o in &report.orphans {
                 let path = shown(base, &o.path);
                 if o.protected {
-                    println!("  Skipped (protected): {path}");
+                    let _ = writeln!(out, "  Skipped (protected): {path}");
                 } else {
-                    println!("  Deleted: {path}");
+                    let _ = writeln!(out, "  Deleted: {path}");
                 }
             }
         }
     }
     if !args.dry_run {
-        println!();
-        println!(
+        out.push('\n');
+        let _ = writeln!(
+            out,
             "Done: {changed} file(s) written, {} unchanged. Run `make lint` to validate.",
             report.files.len() - changed
         );
     }
+    print!("{out}");
     Outcome::Ok
 }

@@ -74,27 +74,49 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
 }
 
 /// Write `content` to `path` atomically: a temporary file in the same
-/// directory, flushed, then renamed over the target. The new file keeps the
-/// old file's permissions (0644 for a new file).
+/// directory, then renamed over the target, so a reader sees the old or the
+/// new file, never a part. When an existing file (which may hold user
+/// content) is replaced, the new data is flushed to disk before the rename,
+/// so a crash cannot leave it empty; a new file has nothing to lose and
+/// skips that flush. The new file keeps the old file's permissions (0644
+/// for a new file).
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".anklume-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(content)?;
-    tmp.as_file().sync_data()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0o644);
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let existing = std::fs::metadata(path).ok();
+    let mode = existing
+        .as_ref()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.anklume-{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        if existing.is_some() {
+            // The umask may have narrowed the mode given at creation.
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            f.sync_data()?;
+        }
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    result
 }
 
 /// Write the tree for `ir` under `opts.base_dir`.

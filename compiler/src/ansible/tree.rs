@@ -3,6 +3,8 @@
 //! `group_vars/<d>.yml` and `host_vars/<m>.yml`, with v1's keys, order and
 //! omission rules.
 
+use std::collections::HashSet;
+
 use anklume_schema::Value;
 
 use crate::ansible::emit::emit_document;
@@ -244,9 +246,9 @@ fn host_vars(d: &Domain, mach: &Machine) -> Map {
     m
 }
 
-/// Whether a relative path names a file the IR owns or protects from orphan
-/// handling (disabled domains' files included).
-pub fn known_stems(ir: &Ir) -> (Vec<&str>, Vec<&str>) {
+/// Names of the domains and of the machines (disabled domains and
+/// auto-created machines included): files named after them are not orphans.
+pub fn known_stems(ir: &Ir) -> (HashSet<&str>, HashSet<&str>) {
     let domains = ir.domains.iter().map(|d| d.name.as_str()).collect();
     let machines = ir
         .domains
