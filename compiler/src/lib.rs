@@ -9,6 +9,7 @@
 pub mod ansible;
 pub mod codes;
 pub mod compile;
+pub mod fuzzing;
 pub mod ir;
 pub mod render;
 pub mod synth;

@@ -8,7 +8,13 @@ use anklume_compiler::ansible::sync::{sync, FileStatus, SyncOptions};
 use anklume_compiler::{compile, HostFacts};
 use proptest::prelude::*;
 
-const ZONES: [&str; 5] = ["admin", "trusted", "semi-trusted", "untrusted", "disposable"];
+const ZONES: [&str; 5] = [
+    "admin",
+    "trusted",
+    "semi-trusted",
+    "untrusted",
+    "disposable",
+];
 
 #[derive(Debug, Clone)]
 struct Gen {
@@ -31,7 +37,10 @@ fn gen() -> impl Strategy<Value = Gen> {
         0..5usize,
         prop::bool::weighted(0.85),
         prop::bool::weighted(0.2),
-        prop::collection::vec((prop::option::weighted(0.3, 1u8..=99), any::<bool>()), 0..12),
+        prop::collection::vec(
+            (prop::option::weighted(0.3, 1u8..=99), any::<bool>()),
+            0..12,
+        ),
     )
         .prop_map(|(zone, enabled, openclaw, machines)| GenDomain {
             zone,
@@ -81,11 +90,19 @@ fn render(g: &Gen) -> String {
         } else {
             let _ = writeln!(s, "    trust_level: {}", ZONES[d.zone]);
         }
-        let _ = writeln!(s, "    enabled: {}\n    openclaw: {}", d.enabled, d.openclaw);
+        let _ = writeln!(
+            s,
+            "    enabled: {}\n    openclaw: {}",
+            d.enabled, d.openclaw
+        );
         s.push_str("    machines:\n");
         let mut used = HashSet::new();
         for (mi, (host, vm)) in d.machines.iter().enumerate() {
-            let _ = writeln!(s, "      d{di}-m{mi}:\n        type: {}", if *vm { "vm" } else { "lxc" });
+            let _ = writeln!(
+                s,
+                "      d{di}-m{mi}:\n        type: {}",
+                if *vm { "vm" } else { "lxc" }
+            );
             let host = match (host, g.legacy) {
                 (Some(h), _) if used.insert(*h) => Some(*h),
                 // Legacy mode has no auto addresses: give every machine one.
@@ -113,7 +130,10 @@ fn subnet_prefix(g: &Gen, di: usize) -> String {
         .map(|i| format!("d{i}"))
         .collect();
     names.sort();
-    let seq = names.iter().position(|n| *n == format!("d{di}")).expect("own zone");
+    let seq = names
+        .iter()
+        .position(|n| *n == format!("d{di}"))
+        .expect("own zone");
     format!("10.{}.{seq}", 100 + offset)
 }
 
