@@ -32,6 +32,15 @@ enum Command {
     /// Only the managed block of each file is rewritten; everything else in
     /// the files is kept. Nothing is written when the input is invalid.
     Sync(commands::sync::Args),
+    /// Compute the plan: every Incus resource with its desired state.
+    ///
+    /// `anklume plan > plan.bin` writes the binary plan; on a terminal the
+    /// text rendering is shown instead. Nothing is contacted: no Incus needed.
+    Plan(commands::plan::Args),
+    /// Render a plan file (text, ron, json or dot).
+    Show(commands::show::Args),
+    /// Compare two plan files: exit 0 when equal, 1 when they differ, 2 on error.
+    Diff(commands::diff::Args),
 }
 
 /// How a command ended.
@@ -42,6 +51,8 @@ pub enum Outcome {
     Invalid,
     /// Usage or I/O error (message printed).
     Failed,
+    /// A bug in anklume (message printed).
+    Internal,
 }
 
 fn main() -> ExitCode {
@@ -55,10 +66,14 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Sync(a) => commands::sync::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Show(a) => commands::show::run(a),
+        Command::Diff(a) => commands::diff::run(a),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Invalid => ExitCode::from(1),
         Outcome::Failed => ExitCode::from(2),
+        Outcome::Internal => ExitCode::from(70),
     }
 }

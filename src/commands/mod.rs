@@ -2,6 +2,9 @@
 //! sources, and printing diagnostics.
 
 pub mod check;
+pub mod diff;
+pub mod plan;
+pub mod show;
 pub mod sync;
 
 use std::io::IsTerminal;
@@ -36,7 +39,9 @@ pub struct Compilation {
 
 /// Load `source` (or `./infra.yml` / `./infra/`) and compile it with this
 /// host's facts. `Err` carries an I/O or usage message (exit 2).
-pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
+pub fn load_and_compile(
+    source: Option<&Path>,
+) -> Result<(Compilation, anklume_compiler::HostFacts), String> {
     let cwd = PathBuf::from(".");
     let origin = match anklume_schema::resolve(source, &cwd) {
         Ok(o) => o,
@@ -52,7 +57,7 @@ pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
                 provenance: Default::default(),
                 diags: loaded.diags.clone(),
             };
-            return Ok(Compilation { loaded, compiled });
+            return Ok((Compilation { loaded, compiled }, Default::default()));
         }
         Err(anklume_schema::ResolveError::NotFound(io)) => return Err(io.message),
     };
@@ -61,7 +66,7 @@ pub fn load_and_compile(source: Option<&Path>) -> Result<Compilation, String> {
         resources: loaded.infra.global.resource_policy.get().is_some(),
     });
     let compiled = compile(&loaded, &facts);
-    Ok(Compilation { loaded, compiled })
+    Ok((Compilation { loaded, compiled }, facts))
 }
 
 /// Print diagnostics to stderr in the chosen format. `Info` notices are

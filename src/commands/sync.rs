@@ -38,7 +38,7 @@ fn shown(base: &Path, rel: &str) -> String {
 /// Run it.
 pub fn run(args: Args) -> Outcome {
     let c = match load_and_compile(args.source.as_deref()) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(msg) => {
             eprintln!("error: {msg}");
             return Outcome::Failed;

@@ -1,0 +1,54 @@
+//! `anklume diff`: what changes between two plans. Exit 0 when equal, 1 when
+//! they differ (like diff(1)), 2 on error.
+
+use std::path::PathBuf;
+
+use anklume_plan::diff;
+
+use super::show::read_plan;
+use crate::Outcome;
+
+/// Rendering of `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// For people.
+    Text,
+    /// JSON: added, removed, changed (key, old, new), opens, closes.
+    Json,
+}
+
+/// Compare two plan files.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The old plan.
+    pub old: PathBuf,
+    /// The new plan.
+    pub new: PathBuf,
+    /// Rendering.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DiffFormat,
+}
+
+/// Run it.
+pub fn run(args: Args) -> Outcome {
+    let (old, new) = match (read_plan(&args.old), read_plan(&args.new)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let d = diff::diff(&old.plan, &new.plan);
+    match args.format {
+        DiffFormat::Text => print!("{}", diff::render_text(&d)),
+        DiffFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&d).expect("diff serialises")
+        ),
+    }
+    if d.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Invalid
+    }
+}
