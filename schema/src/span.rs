@@ -61,6 +61,21 @@ pub struct SourceFile {
     pub name: String,
     /// The full text.
     pub text: String,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<u32>,
+}
+
+impl SourceFile {
+    fn new(name: String, text: String) -> SourceFile {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i as u32 + 1))
+            .collect();
+        SourceFile {
+            name,
+            text,
+            line_starts,
+        }
+    }
 }
 
 /// All source files of one load, indexed by [`FileId`].
@@ -73,10 +88,7 @@ pub struct Sources {
 impl Sources {
     /// Add a file and return its id.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        self.files.push(SourceFile {
-            name: name.into(),
-            text: text.into(),
-        });
+        self.files.push(SourceFile::new(name.into(), text.into()));
         FileId((self.files.len() - 1) as u32)
     }
 
@@ -90,15 +102,34 @@ impl Sources {
         let Some(file) = self.get(id) else {
             return (0, 0);
         };
-        let offset = (offset as usize).min(file.text.len());
-        let mut offset = offset;
+        let mut offset = (offset as usize).min(file.text.len());
         while !file.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &file.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let line = file
+            .line_starts
+            .partition_point(|&start| start as usize <= offset);
+        let line_start = file.line_starts[line - 1] as usize;
+        let col = file.text[line_start..offset].chars().count() + 1;
         (line, col)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_lines_and_characters() {
+        let mut s = Sources::default();
+        let id = s.add("f", "ab\né—x\n\nz");
+        assert_eq!(s.line_col(id, 0), (1, 1));
+        assert_eq!(s.line_col(id, 2), (1, 3));
+        assert_eq!(s.line_col(id, 3), (2, 1));
+        // After `é—` (2 + 3 bytes): third character of line 2.
+        assert_eq!(s.line_col(id, 8), (2, 3));
+        assert_eq!(s.line_col(id, 10), (3, 1));
+        assert_eq!(s.line_col(id, 11), (4, 1));
+        assert_eq!(s.line_col(id, 99), (4, 2));
     }
 }

@@ -1,0 +1,242 @@
+//! End-to-end tests of the `anklume` binary: exit codes, nothing written on
+//! invalid input, plan determinism across processes, plan file errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn anklume(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anklume"))
+        .args(args)
+        .current_dir(dir)
+        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
+        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs")
+}
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/infra.yml"))
+        .unwrap()
+}
+
+fn all_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(all_files(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn check_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.yml"), example()).unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "project_name: x\nglobal:\n  trust_levle: admin\ndomains: {}\n",
+    )
+    .unwrap();
+    let ok = anklume(dir.path(), &["check", "good.yml"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = anklume(dir.path(), &["check", "bad.yml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("error[E0201]: unknown key `trust_levle` in global"),
+        "{err}"
+    );
+    assert!(err.contains("bad.yml:3:3"), "{err}");
+    let missing = anklume(dir.path(), &["check", "nope.yml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let usage = anklume(dir.path(), &["check", "--format", "xml"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn check_json_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "project_name: x\nglobal: {}\ndomains:\n  a:\n    subnet_id: true\n",
+    )
+    .unwrap();
+    let out = anklume(dir.path(), &["check", "bad.yml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["code"], "E0202");
+    assert_eq!(v["severity"], "error");
+    assert_eq!(v["file"], "bad.yml");
+    assert_eq!(v["line"], 5);
+    assert_eq!(v["column"], 16);
+    assert_eq!(v["end"]["column"], 20);
+    assert!(v["help"].as_str().unwrap().contains("not numbers"));
+}
+
+#[test]
+fn both_infra_yml_and_infra_dir_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    std::fs::create_dir(dir.path().join("infra")).unwrap();
+    std::fs::write(
+        dir.path().join("infra/base.yml"),
+        "project_name: x\nglobal: {}\n",
+    )
+    .unwrap();
+    let out = anklume(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0106"));
+    assert_eq!(
+        anklume(dir.path(), &["check", "infra.yml"]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn invalid_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        example().replace("ip: 10.110.0.10", "ip: 10.110.0.254"),
+    )
+    .unwrap();
+    let out = anklume(dir.path(), &["sync", "--base-dir", "out"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0405"));
+    assert!(!dir.path().join("out").exists());
+    let plan = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(plan.status.code(), Some(1));
+    assert!(!dir.path().join("plan.bin").exists());
+}
+
+#[test]
+fn sync_twice_changes_nothing_and_keeps_user_content() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    assert_eq!(
+        anklume(dir.path(), &["sync", "--base-dir", "out"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let f = dir.path().join("out/host_vars/work-dev.yml");
+    let mut text = std::fs::read_to_string(&f).unwrap();
+    text.push_str("my_var: keep-me\n");
+    std::fs::write(&f, &text).unwrap();
+    let before: Vec<_> = all_files(&dir.path().join("out"))
+        .into_iter()
+        .map(|p| {
+            (
+                std::fs::read(&p).unwrap(),
+                std::fs::metadata(&p).unwrap().modified().unwrap(),
+                p,
+            )
+        })
+        .collect();
+    let again = anklume(dir.path(), &["sync", "--base-dir", "out"]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(!stdout.contains("Written:"), "{stdout}");
+    assert!(stdout.contains("0 file(s) written"), "{stdout}");
+    for (bytes, mtime, p) in before {
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{p}");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().modified().unwrap(),
+            mtime,
+            "{p}"
+        );
+    }
+    assert!(std::fs::read_to_string(&f)
+        .unwrap()
+        .ends_with("my_var: keep-me\n"));
+}
+
+#[test]
+fn plans_are_byte_identical_across_processes_and_diff_reports_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    assert_eq!(
+        anklume(dir.path(), &["plan", "-o", "a.bin"]).status.code(),
+        Some(0)
+    );
+    let b = anklume(dir.path(), &["plan"]);
+    assert_eq!(b.status.code(), Some(0));
+    let a = std::fs::read(dir.path().join("a.bin")).unwrap();
+    assert_eq!(a, b.stdout, "plan -o and plan > file differ");
+    std::fs::write(dir.path().join("b.bin"), &b.stdout).unwrap();
+    let same = anklume(dir.path(), &["diff", "a.bin", "b.bin"]);
+    assert_eq!(same.status.code(), Some(0));
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        example().replace("ports: [22]", "ports: [22, 2222]"),
+    )
+    .unwrap();
+    assert_eq!(
+        anklume(dir.path(), &["plan", "-o", "c.bin"]).status.code(),
+        Some(0)
+    );
+    let d = anklume(dir.path(), &["diff", "a.bin", "c.bin"]);
+    assert_eq!(d.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&d.stdout);
+    assert!(text.contains("~ nftables/anklume"), "{text}");
+    assert!(text.contains("opens anklume -> work tcp/22,2222"), "{text}");
+    assert!(text.contains("closes anklume -> work tcp/22"), "{text}");
+    for fmt in ["text", "ron", "json", "dot"] {
+        let s = anklume(dir.path(), &["show", "a.bin", "--format", fmt]);
+        assert_eq!(s.status.code(), Some(0), "{fmt}");
+        assert!(!s.stdout.is_empty());
+    }
+}
+
+#[test]
+fn damaged_plan_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    assert_eq!(
+        anklume(dir.path(), &["plan", "-o", "a.bin"]).status.code(),
+        Some(0)
+    );
+    let a = std::fs::read(dir.path().join("a.bin")).unwrap();
+    std::fs::write(dir.path().join("cut.bin"), &a[..a.len() / 2]).unwrap();
+    let mut flipped = a.clone();
+    flipped[100] ^= 1;
+    std::fs::write(dir.path().join("flip.bin"), &flipped).unwrap();
+    let mut v2 = a.clone();
+    v2[8] = 99;
+    std::fs::write(dir.path().join("v99.bin"), &v2).unwrap();
+    for (file, msg) in [
+        ("cut.bin", "truncated plan file"),
+        ("flip.bin", "corrupt plan file: checksum mismatch"),
+        ("v99.bin", "plan format version 99"),
+        ("infra.yml", "not an anklume plan"),
+    ] {
+        let out = anklume(dir.path(), &["show", file]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{file}: {err}");
+        assert!(!err.contains("panicked"), "{file}: {err}");
+    }
+    assert_eq!(
+        anklume(dir.path(), &["diff", "a.bin", "cut.bin"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
