@@ -106,8 +106,12 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
                 .with_help("write `addressing: {}` for zone addressing with defaults, or remove the key for legacy addressing"),
         );
     }
-    let addressing = g.addressing.get();
-    ir.addressing_raw = addressing.map(|a| a.raw.clone());
+    // Any `addressing` key switches zone addressing on, even one whose value
+    // was rejected: defaults fill in, so no legacy-mode errors follow.
+    let default_addressing = ast::Addressing::default();
+    let addressing =
+        (!g.addressing.is_absent()).then(|| g.addressing.get().unwrap_or(&default_addressing));
+    ir.addressing_raw = g.addressing.get().map(|a| a.raw.clone());
     if addressing.is_none() {
         ir.base_subnet = Some(g.base_subnet.or("10.100".into()));
     }
@@ -218,7 +222,11 @@ fn compute_subnets(cx: &mut Cx, addressing: Option<&ast::Addressing>) -> Subnets
                 let so = zone_base + zone_index(zone) * step;
                 let mut taken: HashMap<i64, usize> = HashMap::new();
                 let mut seq: Vec<(usize, i64)> = Vec::new();
-                for &i in &idx {
+                // Explicit ids first, in declaration order: a clash blames the
+                // later domain.
+                let mut declared = idx.clone();
+                declared.sort_unstable();
+                for &i in &declared {
                     if let Field::Set(sid, sp) = src.domains[i].subnet_id {
                         if let Some(&other) = taken.get(&sid) {
                             let d = &src.domains[i];
@@ -271,10 +279,16 @@ fn compute_subnets(cx: &mut Cx, addressing: Option<&ast::Addressing>) -> Subnets
                             )
                             .label("this zone's addresses do not exist")
                             .with_help(if so > 255 {
-                                format!(
-                                    "lower global.addressing.zone_base (at most {}) or zone_step",
-                                    255 - zone_index(zone) * step
-                                )
+                                let k = zone_index(zone);
+                                let max_base = 255 - k * step;
+                                if max_base >= 0 {
+                                    format!("lower global.addressing.zone_base to at most {max_base} (or lower zone_step)")
+                                } else {
+                                    format!(
+                                        "lower global.addressing.zone_step to at most {} (zone '{zone}' is {k} steps above zone_base)",
+                                        (255 - zone_base) / k
+                                    )
+                                }
                             } else {
                                 "too many domains in this zone: move some to another trust level".into()
                             }),
@@ -336,7 +350,7 @@ fn compute_subnets(cx: &mut Cx, addressing: Option<&ast::Addressing>) -> Subnets
 
 fn build_domains(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
     let src = cx.src;
-    let addressing = src.global.addressing.get().is_some();
+    let addressing = !src.global.addressing.is_absent();
     for (di, d) in src.domains.iter().enumerate() {
         let subnet = subnets[di].unwrap_or([0, 0, 0]);
         let provider = d.ai_provider.or("local".into());
@@ -561,9 +575,10 @@ fn enrich_openclaw(cx: &mut Cx, ir: &mut Ir) {
             name: name.clone(),
             ..Machine::default()
         });
-        cx.mspans[di].push(Span::NONE);
-        cx.ipspans[di].push(None);
+        // An auto-created machine's place is the setting that creates it.
         let at = cx.src.domains[di].openclaw.span().unwrap_or(Span::NONE);
+        cx.mspans[di].push(at);
+        cx.ipspans[di].push(None);
         cx.push(Diagnostic::new(
             "I0001",
             Severity::Info,
@@ -665,9 +680,9 @@ fn enrich_firewall(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
         auto: true,
         ..Machine::default()
     });
-    cx.mspans[ai].push(Span::NONE);
-    cx.ipspans[ai].push(None);
     let at = cx.src.global.firewall_mode.span().unwrap_or(Span::NONE);
+    cx.mspans[ai].push(at);
+    cx.ipspans[ai].push(None);
     cx.push(Diagnostic::new(
         "I0002",
         Severity::Info,
@@ -702,7 +717,12 @@ fn enrich_ai_policy(cx: &mut Cx, ir: &mut Ir) {
     if g.ai_access_policy.get().map(String::as_str) != Some("exclusive") {
         return;
     }
-    let Some(default) = g.ai_access_default.get().filter(|s| !s.is_empty()) else {
+    // Only a valid client domain gets a policy (the errors say the rest).
+    let Some(default) = g
+        .ai_access_default
+        .get()
+        .filter(|s| *s != "ai-tools" && ir.domains.iter().any(|d| &&d.name == s))
+    else {
         return;
     };
     if !ir.domains.iter().any(|d| d.name == "ai-tools")
@@ -1058,19 +1078,41 @@ fn check_names(cx: &mut Cx, ir: &Ir) {
                     cx.src.domains[di].name.span
                 };
                 let first = machine_span(cx, fd, fm);
-                let auto_note = if m.auto { " (auto-created here)" } else { "" };
-                cx.push(
-                    Diagnostic::error(
-                        "E0301",
+                let other = &ir.domains[fd].machines[fm];
+                let (message, label, first_label, help) = match (m.auto, other.auto) {
+                    (true, _) => (
                         format!(
-                            "Machine '{}': duplicate (already in '{}'){auto_note}",
+                            "Machine '{}': auto-created in '{}', but the name is already used in '{}'",
+                            m.name, d.name, ir.domains[fd].name
+                        ),
+                        format!("this setting creates '{}'", m.name),
+                        "the name is taken here".to_string(),
+                        "rename the other machine, or turn this setting off",
+                    ),
+                    (false, true) => (
+                        format!(
+                            "Machine '{}': duplicate (already auto-created in '{}')",
                             m.name, ir.domains[fd].name
                         ),
-                        here,
-                    )
-                    .label("defined again here")
-                    .with_secondary(first, "first defined here")
-                    .with_help("machine names are global across all domains: rename one of them"),
+                        "defined again here".to_string(),
+                        format!("this setting auto-creates '{}'", other.name),
+                        "rename this machine, or turn off the setting that creates the other one",
+                    ),
+                    (false, false) => (
+                        format!(
+                            "Machine '{}': duplicate (already in '{}')",
+                            m.name, ir.domains[fd].name
+                        ),
+                        "defined again here".to_string(),
+                        "first defined here".to_string(),
+                        "machine names are global across all domains: rename one of them",
+                    ),
+                };
+                cx.push(
+                    Diagnostic::error("E0301", message, here)
+                        .label(label)
+                        .with_secondary(first, first_label)
+                        .with_help(help),
                 );
             } else {
                 seen.insert(&m.name, (di, mi));
@@ -1107,30 +1149,48 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                     .flatten()
                     .unwrap_or_else(|| machine_span(cx, fd, fm));
                 let other = &ir.domains[fd].machines[fm];
-                let mut diag = Diagnostic::error(
-                    "E0404",
-                    format!(
-                        "Machine '{}': IP {ip} already used by '{}'",
+                let diag = if m.auto && !other.auto {
+                    // Point at the address the user wrote, not at the setting.
+                    Diagnostic::error(
+                        "E0404",
+                        format!(
+                            "Machine '{}': IP {ip} is also given to the auto-created '{}'",
+                            other.name, m.name
+                        ),
+                        first,
+                    )
+                    .label("address taken")
+                    .with_secondary(at, format!("'{}' is auto-created with {ip} here", m.name))
+                    .with_help(format!(
+                        "'{}' always takes {ip}: give '{}' another address",
                         m.name, other.name
-                    ),
-                    at,
-                )
-                .label("address taken")
-                .with_secondary(first, format!("'{}' has it", other.name));
-                diag = if m.auto || other.auto {
-                    diag.with_help(format!(
-                        "'{}' is auto-created with this address: give the other machine another one",
-                        if m.auto { &m.name } else { &other.name }
                     ))
                 } else {
-                    diag.with_help(
-                        "give each machine its own address, or remove `ip` to get one assigned",
+                    let d = Diagnostic::error(
+                        "E0404",
+                        format!(
+                            "Machine '{}': IP {ip} already used by '{}'",
+                            m.name, other.name
+                        ),
+                        at,
                     )
+                    .label("address taken")
+                    .with_secondary(first, format!("'{}' has it", other.name));
+                    if other.auto {
+                        d.with_help(format!(
+                            "'{}' is auto-created with this address: give '{}' another one",
+                            other.name, m.name
+                        ))
+                    } else {
+                        d.with_help(
+                            "give each machine its own address, or remove `ip` to get one assigned",
+                        )
+                    }
                 };
                 cx.push(diag);
-                continue;
+            } else {
+                seen.insert(ip, (di, mi));
             }
-            seen.insert(ip, (di, mi));
             let Ok(addr) = ip.parse::<Ipv4Addr>() else {
                 cx.push(
                     Diagnostic::error(
@@ -1310,7 +1370,7 @@ fn check_volumes(cx: &mut Cx, ir: &Ir) {
 fn check_gpu(cx: &mut Cx, ir: &Ir) {
     let src = cx.src;
     let mut names = Vec::new();
-    let mut first_span = Span::NONE;
+    let mut spans = Vec::new();
     for (di, d) in src.domains.iter().enumerate() {
         let gpu_profiles: Vec<&str> = d
             .profiles
@@ -1329,9 +1389,7 @@ fn check_gpu(cx: &mut Cx, ir: &Ir) {
                 .and_then(|am| am.devices.get())
                 .is_some_and(|devs| devs.iter().any(|dv| dv.kind == "gpu"));
             if m.gpu == Some(true) || via_profile || via_device {
-                if !first_span.is_real() {
-                    first_span = machine_span(cx, di, mi);
-                }
+                spans.push(machine_span(cx, di, mi));
                 names.push(m.name.clone());
             }
         }
@@ -1340,6 +1398,7 @@ fn check_gpu(cx: &mut Cx, ir: &Ir) {
         return;
     }
     let shared = src.global.gpu_policy.get().map(String::as_str) == Some("shared");
+    let first_span = spans[0];
     let n = names.len();
     let list = names.join(", ");
     if shared {
@@ -1358,12 +1417,8 @@ fn check_gpu(cx: &mut Cx, ir: &Ir) {
             first_span,
         )
         .label("first GPU instance");
-        for (di, dom) in ir.domains.iter().enumerate() {
-            for (mi, m) in dom.machines.iter().enumerate() {
-                if names.contains(&m.name) && machine_span(cx, di, mi) != first_span {
-                    d = d.with_secondary(machine_span(cx, di, mi), "also has GPU access");
-                }
-            }
+        for sp in &spans[1..] {
+            d = d.with_secondary(*sp, "also has GPU access");
         }
         cx.push(d.with_help(
             "set global.gpu_policy: shared to allow this, or give the GPU to one instance",
@@ -1456,7 +1511,7 @@ fn check_host_subnets(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
     if cx.facts.skip_subnet_check {
         return;
     }
-    let addressing = cx.src.global.addressing.get().is_some();
+    let addressing = !cx.src.global.addressing.is_absent();
     for (di, d) in ir.domains.iter().enumerate() {
         if subnets[di].is_none() {
             continue;

@@ -353,10 +353,10 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
     for key in ["project_name", "global", "domains"] {
         if top.get(key).is_none() {
             r.missing(
-                root.span.to(Span {
+                Span {
                     end: root.span.start,
                     ..root.span
-                }),
+                },
                 "the infra file",
                 key,
                 match key {
@@ -367,7 +367,7 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
             );
         }
     }
-    infra.project_name = r.string(&top, "project_name", "project_name");
+    infra.project_name = r.string(&top, "project_name", "");
     if let Some(g) = top.get("global") {
         infra.global_span = Some(g.span);
         infra.global = read_global(g, r);
@@ -434,14 +434,14 @@ fn read_global(node: &Node, r: &mut Reader) -> Global {
                         a.span,
                     )
                 }
-                None => Field::Absent,
+                None => Field::Invalid(a.span),
             },
         };
     }
     if let Some(b) = o.get("base_subnet") {
         g.base_subnet = match &b.kind {
             Kind::Float(_) | Kind::Int(_) => {
-                let src = b.to_value().display();
+                let src = b.source_text();
                 r.push(
                     Diagnostic::error(
                         "E0202",
@@ -449,7 +449,7 @@ fn read_global(node: &Node, r: &mut Reader) -> Global {
                         b.span,
                     )
                     .label("YAML reads this as a number")
-                    .with_help("quote it: base_subnet: \"10.100\""),
+                    .with_help(format!("quote it: base_subnet: \"{src}\"")),
                 );
                 Field::Absent
             }

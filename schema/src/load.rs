@@ -225,6 +225,7 @@ pub fn load_dir_texts(
                     kind: Kind::Null,
                     span: Span::new(id, 0, 0),
                     plain: true,
+                    raw: None,
                 });
             }
         }
@@ -261,6 +262,7 @@ pub fn load_dir_texts(
         kind: Kind::Str(text.into()),
         span,
         plain: true,
+        raw: None,
     };
     if has_domains_dir {
         let pos = match top.iter().position(|(k, _)| k.as_str() == Some("domains")) {
@@ -281,6 +283,7 @@ pub fn load_dir_texts(
                             ..base_span
                         },
                         plain: false,
+                        raw: None,
                     },
                 ));
                 top.len() - 1
@@ -380,6 +383,7 @@ pub fn load_dir_texts(
         kind: Kind::Map(top),
         span: base_span,
         plain: false,
+        raw: None,
     };
     let infra = read_infra(&root, &mut r);
     Loaded {

@@ -102,11 +102,20 @@ impl<'n> Obj<'n> {
     }
 }
 
-/// `value` written in a message: strings quoted, other scalars as is.
+/// `value` written in a message: strings quoted, other scalars as written.
 pub fn shown(node: &Node) -> String {
     match &node.kind {
         Kind::Str(s) => format!("'{s}'"),
-        _ => node.to_value().display(),
+        _ => node.source_text(),
+    }
+}
+
+/// `path.key`, or `key` at the top level.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
@@ -269,7 +278,7 @@ impl Reader {
             Kind::Bool(b) => Field::Set(*b, n.span),
             Kind::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "false") => {
                 let help = format!("write {} without quotes", s.to_ascii_lowercase());
-                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
+                self.wrong_type(n, &join(path, key), "a boolean", Some(help));
                 Field::Invalid(n.span)
             }
             Kind::Str(s)
@@ -278,13 +287,13 @@ impl Reader {
             {
                 let b = matches!(s.to_ascii_lowercase().as_str(), "yes" | "on");
                 let help = format!("YAML 1.2 reads `{s}` as a string: write {b}");
-                self.wrong_type(n, &format!("{path}.{key}"), "a boolean", Some(help));
+                self.wrong_type(n, &join(path, key), "a boolean", Some(help));
                 Field::Invalid(n.span)
             }
             _ => {
                 self.wrong_type(
                     n,
-                    &format!("{path}.{key}"),
+                    &join(path, key),
                     "a boolean",
                     Some("write true or false".into()),
                 );
@@ -298,7 +307,7 @@ impl Reader {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
-        self.int_node(n, &format!("{path}.{key}"), min, max)
+        self.int_node(n, &join(path, key), min, max)
     }
 
     /// An integer node in `min..=max`.
@@ -316,6 +325,28 @@ impl Reader {
                     Diagnostic::error("E0205", format!("{path} must be {range}, got {i}"), n.span)
                         .label("out of range")
                         .with_help(format!("use a whole number {range}")),
+                );
+                Field::Invalid(n.span)
+            }
+            Kind::Float(_)
+                if n.raw.as_deref().is_some_and(|r| {
+                    let digits = r.strip_prefix(['-', '+']).unwrap_or(r);
+                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                }) =>
+            {
+                let range = if max == i64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("{min}-{max}")
+                };
+                self.push(
+                    Diagnostic::error(
+                        "E0205",
+                        format!("{path} must be {range}, got {}", n.source_text()),
+                        n.span,
+                    )
+                    .label("out of range")
+                    .with_help(format!("use a whole number {range}")),
                 );
                 Field::Invalid(n.span)
             }
@@ -349,7 +380,7 @@ impl Reader {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
-        self.string_node(n, &format!("{path}.{key}"))
+        self.string_node(n, &join(path, key))
     }
 
     /// A string node.
@@ -358,7 +389,7 @@ impl Reader {
             Kind::Null => Field::Null(n.span),
             Kind::Str(s) => Field::Set(s.clone(), n.span),
             Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
-                let raw = n.to_value().display();
+                let raw = n.source_text();
                 self.wrong_type(n, path, "a string", Some(format!("quote it: \"{raw}\"")));
                 Field::Invalid(n.span)
             }
@@ -374,7 +405,7 @@ impl Reader {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
-        let path = format!("{path}.{key}");
+        let path = join(path, key);
         match &n.kind {
             Kind::Null => Field::Null(n.span),
             Kind::Str(s) if allowed.contains(&s.as_str()) => Field::Set(s.clone(), n.span),
@@ -414,7 +445,11 @@ impl Reader {
                 self.push(
                     Diagnostic::error(
                         "E0207",
-                        format!("{path}.{key} must be an absolute path, got {}", shown(n)),
+                        format!(
+                            "{} must be an absolute path, got {}",
+                            join(path, key),
+                            shown(n)
+                        ),
                         n.span,
                     )
                     .label("not an absolute path")
@@ -430,7 +465,7 @@ impl Reader {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
-        let path = format!("{path}.{key}");
+        let path = join(path, key);
         match &n.kind {
             Kind::Null => Field::Null(n.span),
             Kind::Seq(items) => {
@@ -461,7 +496,7 @@ impl Reader {
         let Some(n) = obj.get(key) else {
             return Field::Absent;
         };
-        let path = format!("{path}.{key}");
+        let path = join(path, key);
         match &n.kind {
             Kind::Null => Field::Null(n.span),
             Kind::Map(entries) => {

@@ -28,6 +28,9 @@ pub struct Node {
     pub span: Span,
     /// For scalars: whether it was written plain (unquoted).
     pub plain: bool,
+    /// For plain scalars read as numbers: the text as written (`10.120`,
+    /// `99999999999999999999`), which printing the number may not give back.
+    pub raw: Option<Box<str>>,
 }
 
 /// The shape of a node.
@@ -68,6 +71,14 @@ impl Node {
         match &self.kind {
             Kind::Map(m) => Some(m),
             _ => None,
+        }
+    }
+
+    /// The scalar as written when it is a number, else as displayed.
+    pub fn source_text(&self) -> String {
+        match &self.raw {
+            Some(r) => r.to_string(),
+            None => self.to_value().display(),
         }
     }
 
@@ -252,27 +263,10 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
             None => break,
             Some(Ok(ev)) => ev,
             Some(Err(e)) => {
-                let at = offsets.byte(e.marker().index());
-                let end = next_char_end(text, at);
-                if e.info().contains("recursion limit") {
-                    return Err(vec![Diagnostic::error(
-                        "E0103",
-                        "YAML nesting too deep",
-                        Span::new(file, at, end),
-                    )
-                    .with_help(
-                        "an infra file never needs this depth: flatten the structure",
-                    )]);
-                }
-                return Err(vec![Diagnostic::error(
-                    "E0101",
-                    format!("YAML syntax error: {}", e.info()),
-                    Span::new(file, at, end),
-                )
-                .label(e.info().to_string())
-                .with_help(
-                    "fix the YAML syntax at this place (indentation, quotes, `:` after keys)",
-                )]);
+                let open = stack.last().map(|f| match f {
+                    Frame::Seq { start, .. } | Frame::Map { start, .. } => *start,
+                });
+                return Err(vec![syntax_error(file, text, &offsets, &e, open)]);
             }
         };
         let span = span_of(&raw_span);
@@ -315,6 +309,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
             Event::Scalar(value, style, anchor, tag) => {
                 budget += 1;
                 let plain = style == ScalarStyle::Plain;
+                let mut raw = None;
                 let kind = match tag {
                     Some(tag) if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" => {
                         match resolve_tagged(&tag.suffix, &value) {
@@ -343,10 +338,21 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                         );
                         Kind::Str(value.into_owned())
                     }
-                    None if plain => resolve_plain(&value),
+                    None if plain => {
+                        let k = resolve_plain(&value);
+                        if matches!(k, Kind::Int(_) | Kind::Float(_)) {
+                            raw = Some(Box::from(value.as_ref()));
+                        }
+                        k
+                    }
                     None => Kind::Str(value.into_owned()),
                 };
-                let n = Node { kind, span, plain };
+                let n = Node {
+                    kind,
+                    span,
+                    plain,
+                    raw,
+                };
                 if anchor > 0 {
                     anchors.insert(anchor, (n.clone(), 1));
                 }
@@ -399,6 +405,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                                 kind: Kind::Seq(items),
                                 span: sp,
                                 plain: false,
+                                raw: None,
                             },
                         )
                     }
@@ -422,6 +429,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                                 kind: Kind::Map(entries),
                                 span: sp,
                                 plain: false,
+                                raw: None,
                             },
                         )
                     }
@@ -456,7 +464,60 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
         kind: Kind::Null,
         span: Span::new(file, 0, 0),
         plain: true,
+        raw: None,
     }))
+}
+
+/// A diagnostic for a scanner/parser error. The caret goes on the offending
+/// character (on a tab when tabs are the problem); when a collection is still
+/// open, a secondary label shows where it starts.
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    offsets: &Offsets,
+    e: &saphyr_parser::ScanError,
+    open: Option<usize>,
+) -> Diagnostic {
+    let mut at = offsets.byte(e.marker().index()).min(text.len());
+    if e.info().contains("recursion limit") {
+        return Diagnostic::error(
+            "E0103",
+            "YAML nesting too deep",
+            Span::new(file, at, next_char_end(text, at)),
+        )
+        .with_help("an infra file never needs this depth: flatten the structure");
+    }
+    let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    let indent = &text[line_start..at];
+    let tab = e.info().contains("tab") || (indent.contains('\t') && indent.trim().is_empty());
+    if tab {
+        if let Some(p) = text[line_start..next_char_end(text, at)].find('\t') {
+            at = line_start + p;
+        }
+    }
+    let mut d = Diagnostic::error(
+        "E0101",
+        format!("YAML syntax error: {}", e.info()),
+        Span::new(file, at, next_char_end(text, at)),
+    )
+    .label(e.info().to_string());
+    // An unclosed flow collection is the usual culprit of an error found
+    // far away (often at the end of the file): show where it opens.
+    if let Some(start) = open.filter(|s| *s < at) {
+        let what = match text.as_bytes().get(start) {
+            Some(b'{') => Some("this `{` is never closed"),
+            Some(b'[') => Some("this `[` is never closed"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            d = d.with_secondary(Span::new(file, start, start + 1), what);
+        }
+    }
+    d.with_help(if tab {
+        "YAML indentation uses spaces only: replace the tab with spaces"
+    } else {
+        "fix the YAML syntax at this place (indentation, quotes, brackets, `:` after keys)"
+    })
 }
 
 fn bomb(span: Span) -> Diagnostic {
