@@ -542,7 +542,7 @@ fn domain_rules(cx: &mut Cx, ir: &Ir) {
                                 sp,
                             )
                             .label("privileged container without a VM boundary")
-                            .with_help("use `type: vm`, or write `true` to /etc/anklume/yolo to accept the risk"),
+                            .with_help("use `type: vm`, or write `true` to the `yolo` context file (/etc/anklume/yolo, or $ANKLUME_CONTEXT_DIR/yolo) to accept the risk"),
                         );
                     }
                 }
@@ -624,7 +624,7 @@ fn enrich_auto_ips(cx: &mut Cx, ir: &mut Ir, subnets: &Subnets) {
                         format!("Domain '{}' ran out of static IPs (.1-.99) for machine '{}'", dom.name, m.name),
                         at,
                     )
-                    .with_help("split the domain in two, or give some machines explicit addresses in .100-.249"),
+                    .with_help("split the domain in two, or give some machines explicit addresses in .200-.249 (.100-.199 is the DHCP range)"),
                 );
                 break;
             }
@@ -916,7 +916,7 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
             cx.push(
                 Diagnostic::error("E0506", format!("Resource overcommit: {parts}"), at)
                     .label("the machines' limits exceed what the host can give")
-                    .with_help("lower explicit limits, raise the host reserve less, or set resource_policy.overcommit: true to allow"),
+                    .with_help("lower the explicit limits, lower host_reserve, or set resource_policy.overcommit: true to allow"),
             );
         }
     }

@@ -98,6 +98,7 @@ pub fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
             "column": start.map(|s| s.1),
             "end": end.map(|e| serde_json::json!({"line": e.0, "column": e.1})),
             "help": d.help,
+            "label": d.primary.as_ref().map(|p| p.message.clone()).filter(|m| !m.is_empty()),
             "labels": d.secondary.iter().map(|l| {
                 let (line, column) = sources.line_col(l.span.file, l.span.start);
                 serde_json::json!({
