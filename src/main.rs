@@ -41,6 +41,8 @@ enum Command {
     Show(commands::show::Args),
     /// Compare two plan files: exit 0 when equal, 1 when they differ, 2 on error.
     Diff(commands::diff::Args),
+    /// Make Incus match a plan file (`--dry-run` to only show the changes).
+    Apply(commands::apply::Args),
 }
 
 /// How a command ended.
@@ -53,6 +55,8 @@ pub enum Outcome {
     Failed,
     /// A bug in anklume (message printed).
     Internal,
+    /// Stopped by Ctrl-C.
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -69,11 +73,13 @@ fn main() -> ExitCode {
         Command::Plan(a) => commands::plan::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Diff(a) => commands::diff::run(a),
+        Command::Apply(a) => commands::apply::run(a),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Invalid => ExitCode::from(1),
         Outcome::Failed => ExitCode::from(2),
         Outcome::Internal => ExitCode::from(70),
+        Outcome::Interrupted => ExitCode::from(130),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading and compiling
 //! sources, and printing diagnostics.
 
+pub mod apply;
 pub mod check;
 pub mod diff;
 pub mod plan;

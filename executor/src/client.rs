@@ -1,0 +1,342 @@
+//! An async Incus REST client over the daemon's Unix socket (hyper +
+//! hyperlocal). It decodes every response as Incus's envelope, waits on
+//! background operations (and re-reads an operation after an error body),
+//! passes ETags as `If-Match`, and counts requests so callers can prove that
+//! a converged apply writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::{UnixConnector, Uri};
+use serde_json::Value;
+
+/// How long to wait for one operation, in seconds.
+pub const OPERATION_TIMEOUT: u64 = 600;
+
+/// An error from Incus or from talking to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncusError {
+    /// HTTP-like code (404, 409, 500…); 0 when the socket could not be used.
+    pub code: u16,
+    /// Incus's message, or the transport error.
+    pub message: String,
+}
+
+impl std::fmt::Display for IncusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.code == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{} (HTTP {})", self.message, self.code)
+        }
+    }
+}
+
+impl std::error::Error for IncusError {}
+
+impl IncusError {
+    fn transport(message: impl Into<String>) -> IncusError {
+        IncusError {
+            code: 0,
+            message: message.into(),
+        }
+    }
+
+    /// Whether Incus said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.code == 404
+    }
+}
+
+/// The result of a successful call.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// `metadata` of the sync response, or of the finished operation.
+    pub metadata: Value,
+    /// `ETag` header of a single-object GET.
+    pub etag: Option<String>,
+}
+
+/// Where the Incus socket is: `INCUS_SOCKET`, `INCUS_DIR/unix.socket`,
+/// `/run/incus/unix.socket`, `/var/lib/incus/unix.socket`.
+pub fn socket_path() -> PathBuf {
+    if let Some(s) = std::env::var_os("INCUS_SOCKET") {
+        return s.into();
+    }
+    if let Some(d) = std::env::var_os("INCUS_DIR") {
+        return Path::new(&d).join("unix.socket");
+    }
+    let run = PathBuf::from("/run/incus/unix.socket");
+    if run.exists() {
+        return run;
+    }
+    PathBuf::from("/var/lib/incus/unix.socket")
+}
+
+/// Request counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Counters {
+    /// GET requests so far (operation waits included).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Requests that change something (POST, PUT, PATCH, DELETE).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// A client for one Incus daemon.
+#[derive(Clone)]
+pub struct Incus {
+    socket: PathBuf,
+    client: Client<UnixConnector, Full<Bytes>>,
+    counters: Arc<Counters>,
+}
+
+impl Incus {
+    /// A client for the socket at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Incus {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(16)
+            .build(UnixConnector);
+        Incus {
+            socket: socket.into(),
+            client,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// A client for the socket found by [`socket_path`].
+    pub fn from_env() -> Incus {
+        Incus::new(socket_path())
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Request counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(u16, Option<String>, Value), IncusError> {
+        if method == Method::GET {
+            self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        let uri: hyper::Uri = Uri::new(&self.socket, path).into();
+        let mut req = Request::builder().method(method.clone()).uri(uri);
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
+        let req = req
+            .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
+            .map_err(|e| IncusError::transport(format!("bad request {path}: {e}")))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            IncusError::transport(format!(
+                "cannot reach Incus at {}: {e} (is incusd running? set INCUS_SOCKET to its socket)",
+                self.socket.display()
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim_matches('"').to_string());
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| IncusError::transport(format!("{method} {path}: reading the reply: {e}")))?
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&body).map_err(|_| IncusError {
+            code: status,
+            message: format!(
+                "{method} {path}: not a JSON reply: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
+        })?;
+        Ok((status, etag, json))
+    }
+
+    /// One call: a sync reply is returned; an async one is waited for.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, IncusError> {
+        let (status, etag, json) = self.raw(method, path, body, if_match).await?;
+        match json.get("type").and_then(Value::as_str) {
+            Some("sync") => Ok(Reply {
+                metadata: json.get("metadata").cloned().unwrap_or(Value::Null),
+                etag,
+            }),
+            Some("async") => {
+                let op = json
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| IncusError {
+                        code: status,
+                        message: "async reply without an operation".into(),
+                    })?
+                    .to_string();
+                self.wait(&op).await
+            }
+            _ => Err(error_of(status, &json)),
+        }
+    }
+
+    /// Wait for an operation. After an error body, the operation is read
+    /// again: a timed-out wait and a failure can look alike.
+    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
+        let base = op.split('?').next().unwrap_or(op);
+        let path = format!("{base}/wait?timeout={OPERATION_TIMEOUT}");
+        let (status, _, json) = self.raw(Method::GET, &path, None, None).await?;
+        if json.get("type").and_then(Value::as_str) == Some("sync") {
+            return check_operation(json.get("metadata").cloned().unwrap_or(Value::Null));
+        }
+        let first = error_of(status, &json);
+        match self.raw(Method::GET, base, None, None).await {
+            Ok((_, _, op_json)) if op_json.get("type").and_then(Value::as_str) == Some("sync") => {
+                let md = op_json.get("metadata").cloned().unwrap_or(Value::Null);
+                match md.get("status_code").and_then(Value::as_u64) {
+                    Some(103) | Some(105) | Some(106) => Err(IncusError {
+                        code: 504,
+                        message: format!(
+                            "operation {base} still running after {OPERATION_TIMEOUT} s"
+                        ),
+                    }),
+                    _ => check_operation(md).map_err(|e| {
+                        if e.message.is_empty() {
+                            first.clone()
+                        } else {
+                            e
+                        }
+                    }),
+                }
+            }
+            _ => Err(first),
+        }
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> Result<Reply, IncusError> {
+        self.call(Method::GET, path, None, None).await
+    }
+
+    /// GET a path; `None` when Incus says it does not exist.
+    pub async fn get_opt(&self, path: &str) -> Result<Option<Reply>, IncusError> {
+        match self.get(path).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// POST a body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Reply, IncusError> {
+        self.call(Method::POST, path, Some(body), None).await
+    }
+
+    /// PUT a body, guarded by an ETag.
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &Value,
+        etag: Option<&str>,
+    ) -> Result<Reply, IncusError> {
+        self.call(Method::PUT, path, Some(body), etag).await
+    }
+
+    /// PATCH a body, guarded by an ETag.
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: &Value,
+        etag: Option<&str>,
+    ) -> Result<Reply, IncusError> {
+        self.call(Method::PATCH, path, Some(body), etag).await
+    }
+
+    /// DELETE a path.
+    pub async fn delete(&self, path: &str) -> Result<Reply, IncusError> {
+        self.call(Method::DELETE, path, None, None).await
+    }
+}
+
+fn error_of(status: u16, json: &Value) -> IncusError {
+    let code = json
+        .get("error_code")
+        .and_then(Value::as_u64)
+        .filter(|c| *c != 0)
+        .unwrap_or(status as u64) as u16;
+    let message = json
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown error")
+        .to_string();
+    IncusError { code, message }
+}
+
+/// A finished operation: success (200) or its error.
+fn check_operation(md: Value) -> Result<Reply, IncusError> {
+    match md.get("status_code").and_then(Value::as_u64) {
+        Some(200) => Ok(Reply {
+            metadata: md.get("metadata").cloned().unwrap_or(Value::Null),
+            etag: None,
+        }),
+        code => Err(IncusError {
+            code: code.unwrap_or(500) as u16,
+            message: md
+                .get("err")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("operation failed")
+                .to_string(),
+        }),
+    }
+}
+
+/// Percent-encode a path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

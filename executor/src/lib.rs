@@ -1,0 +1,16 @@
+//! anklume's executor: makes a real Incus match a plan, over the REST API on
+//! the daemon's Unix socket. It depends on the plan format only, never on the
+//! compiler, and never shells out to the `incus` command.
+//!
+//! `apply --dry-run` and `apply` share one path: [`live::read`] the state in
+//! bulk, [`reconcile::decide`] per node, check [`reconcile::preflight`], then
+//! print the decisions or [`apply::execute`] them.
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod client;
+pub mod live;
+pub mod reconcile;
+pub mod state;
+
+pub use client::{Incus, IncusError};

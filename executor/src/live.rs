@@ -1,0 +1,111 @@
+//! Reading Incus's current state in bulk: one request per kind (all projects
+//! at once where Incus allows it), never one per resource.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::client::{enc, Incus, IncusError};
+
+/// What Incus has now.
+#[derive(Debug, Default, Clone)]
+pub struct Live {
+    /// Networks of the default project, by name.
+    pub networks: HashMap<String, Value>,
+    /// Projects, by name.
+    pub projects: HashMap<String, Value>,
+    /// Profiles, by (project, name).
+    pub profiles: HashMap<(String, String), Value>,
+    /// Instances, by (project, name).
+    pub instances: HashMap<(String, String), Value>,
+    /// Custom storage volumes, by (project, pool, name).
+    pub volumes: HashMap<(String, String, String), Value>,
+    /// Local image aliases (the default project's image store, which anklume
+    /// projects share).
+    pub aliases: HashSet<String>,
+}
+
+fn list(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Read everything anklume compares. `pools` are the storage pools the plan
+/// puts custom volumes in.
+pub async fn read(incus: &Incus, pools: &[String]) -> Result<Live, IncusError> {
+    let (networks, projects, profiles, instances, aliases) = tokio::try_join!(
+        incus.get("/1.0/networks?recursion=1"),
+        incus.get("/1.0/projects?recursion=1"),
+        incus.get("/1.0/profiles?recursion=1&all-projects=true"),
+        incus.get("/1.0/instances?recursion=1&all-projects=true"),
+        incus.get("/1.0/images/aliases?recursion=1"),
+    )?;
+    let mut live = Live::default();
+    for n in list(&networks.metadata) {
+        live.networks.insert(s(n, "name").to_string(), n.clone());
+    }
+    for p in list(&projects.metadata) {
+        live.projects.insert(s(p, "name").to_string(), p.clone());
+    }
+    for p in list(&profiles.metadata) {
+        let project = match s(p, "project") {
+            "" => "default",
+            other => other,
+        };
+        live.profiles
+            .insert((project.to_string(), s(p, "name").to_string()), p.clone());
+    }
+    for i in list(&instances.metadata) {
+        let project = match s(i, "project") {
+            "" => "default",
+            other => other,
+        };
+        live.instances
+            .insert((project.to_string(), s(i, "name").to_string()), i.clone());
+    }
+    for a in list(&aliases.metadata) {
+        live.aliases.insert(s(a, "name").to_string());
+    }
+    for pool in pools {
+        let r = incus
+            .get(&format!(
+                "/1.0/storage-pools/{}/volumes/custom?recursion=1&all-projects=true",
+                enc(pool)
+            ))
+            .await?;
+        for v in list(&r.metadata) {
+            let project = match s(v, "project") {
+                "" => "default",
+                other => other,
+            };
+            live.volumes.insert(
+                (project.to_string(), pool.clone(), s(v, "name").to_string()),
+                v.clone(),
+            );
+        }
+    }
+    Ok(live)
+}
+
+/// Every IPv4 address given to a NIC of an instance (its own devices and
+/// those from profiles).
+pub fn instance_ips(instance: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["devices", "expanded_devices"] {
+        if let Some(devs) = instance.get(key).and_then(Value::as_object) {
+            for d in devs.values() {
+                if d.get("type").and_then(Value::as_str) == Some("nic") {
+                    if let Some(ip) = d.get("ipv4.address").and_then(Value::as_str) {
+                        if !out.iter().any(|x| x == ip) {
+                            out.push(ip.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,345 @@
+//! `anklume apply`: make Incus match a plan file.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anklume_executor::apply::{execute, Event, Outcome as NodeOutcome};
+use anklume_executor::reconcile::{decide, preflight, Action};
+use anklume_executor::{live, state, Incus};
+use anklume_plan::{Plan, Resource};
+use serde_json::json;
+
+use super::show::read_plan;
+use crate::Outcome;
+
+/// Output format of `apply`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyFormat {
+    /// Lines for people (a progress counter on a terminal).
+    Text,
+    /// One JSON event per line.
+    Json,
+}
+
+/// Make Incus match a plan: create what is missing, update what differs.
+///
+/// Reads Incus's state in bulk, decides per resource (create, update,
+/// unchanged), lists orphans (reported, never deleted here), then executes
+/// in dependency order. Provisioning is not run yet.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plan file (`anklume plan > plan.bin`).
+    pub plan: PathBuf,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Operations in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Apply even if the sources changed since the plan was made.
+    #[arg(long)]
+    pub allow_stale: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ApplyFormat,
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Create => "create".into(),
+        Action::Unchanged => "unchanged".into(),
+        Action::NotRun { reason } => format!("not run: {reason}"),
+        Action::Update { changes } => {
+            let parts: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {:?} -> {:?}",
+                        c.key,
+                        c.old.as_deref().unwrap_or(""),
+                        c.new.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            format!("update: {}", parts.join("; "))
+        }
+    }
+}
+
+fn symbol(action: &Action) -> char {
+    match action {
+        Action::Create => '+',
+        Action::Update { .. } => '~',
+        Action::Unchanged => '=',
+        Action::NotRun { .. } => '.',
+    }
+}
+
+fn event_line(e: &Event) -> String {
+    match &e.outcome {
+        NodeOutcome::Created => format!("created {} ({} ms)", e.id, e.ms),
+        NodeOutcome::Updated => format!("updated {} ({} ms)", e.id, e.ms),
+        NodeOutcome::Unchanged => format!("unchanged {}", e.id),
+        NodeOutcome::NotRun { .. } => format!("not run {}", e.id),
+        NodeOutcome::Failed {
+            error,
+            half_created,
+        } => format!(
+            "FAILED {}{}: {error}",
+            e.id,
+            if *half_created {
+                " (half-created: exists but is not running)"
+            } else {
+                ""
+            }
+        ),
+        NodeOutcome::Skipped { because } => format!("skipped {} (depends on {because})", e.id),
+        NodeOutcome::Interrupted => format!("not started {} (interrupted)", e.id),
+    }
+}
+
+fn confirm() -> bool {
+    eprint!("Apply these changes? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+fn pools(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.resource {
+            Resource::Volume(v) => Some(v.pool.clone()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Run it.
+pub fn run(args: Args) -> Outcome {
+    let json_out = args.format == ApplyFormat::Json;
+    let file = match read_plan(&args.plan) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let stale = state::stale_sources(&file.header, std::path::Path::new("."));
+    if !stale.is_empty() && !args.allow_stale {
+        eprintln!(
+            "error: the plan is stale: {} changed since the plan was made (or is missing)\nhint: run `anklume plan` again, or pass --allow-stale to apply it anyway",
+            stale.join(", ")
+        );
+        return Outcome::Invalid;
+    }
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match state::lock(&state::state_dir()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Invalid;
+            }
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::Failed;
+        }
+    };
+    rt.block_on(run_async(args, file.plan, json_out))
+}
+
+async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
+    let start = Instant::now();
+    let incus = Incus::from_env();
+    let live = match live::read(&incus, &pools(&plan)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: reading Incus state: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let decisions = decide(&plan, &live);
+    let mut out = String::new();
+    let count = |a: &Action| match a {
+        Action::Create => 0,
+        Action::Update { .. } => 1,
+        Action::Unchanged => 2,
+        Action::NotRun { .. } => 3,
+    };
+    let mut totals = [0usize; 4];
+    for (node, action) in plan.nodes.iter().zip(&decisions.actions) {
+        totals[count(action)] += 1;
+        if json_out {
+            out.push_str(
+                &json!({"event": "decision", "id": node.id, "decision": action}).to_string(),
+            );
+            out.push('\n');
+        } else if !matches!(action, Action::Unchanged) {
+            out.push_str(&format!(
+                "  {} {} {}\n",
+                symbol(action),
+                node.id,
+                describe(action)
+            ));
+        }
+    }
+    for o in &decisions.orphans {
+        if json_out {
+            out.push_str(&json!({"event": "orphan", "orphan": o}).to_string());
+            out.push('\n');
+        }
+    }
+    if !json_out {
+        if !decisions.orphans.is_empty() {
+            out.push_str("orphans (managed by anklume, absent from the plan; not deleted):\n");
+            for o in &decisions.orphans {
+                out.push_str(&format!(
+                    "  {} {}/{}{}\n",
+                    o.kind,
+                    o.project,
+                    o.name,
+                    if o.protected { " (protected)" } else { "" }
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "Plan: {} to create, {} to update, {} unchanged, {} not run, {} orphan(s).\n",
+            totals[0],
+            totals[1],
+            totals[2],
+            totals[3],
+            decisions.orphans.len()
+        ));
+    }
+    print!("{out}");
+    if let Err(p) = preflight(&plan, &live) {
+        for problem in &p.problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!("nothing was changed");
+        return Outcome::Invalid;
+    }
+    let changes = totals[0] + totals[1];
+    if args.dry_run {
+        if json_out {
+            println!(
+                "{}",
+                json!({"event": "summary", "dry_run": true, "create": totals[0], "update": totals[1], "unchanged": totals[2], "not_run": totals[3], "orphans": decisions.orphans.len(), "requests": incus.counters().reads() + incus.counters().writes(), "writes": incus.counters().writes(), "ms": start.elapsed().as_millis() as u64})
+            );
+        } else {
+            println!(
+                "Dry run: nothing changed ({} requests, {} writes, {} ms).",
+                incus.counters().reads() + incus.counters().writes(),
+                incus.counters().writes(),
+                start.elapsed().as_millis()
+            );
+        }
+        return Outcome::Ok;
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if changes > 0 && !args.yes {
+        if !interactive {
+            eprintln!(
+                "error: {changes} change(s) to make and no terminal to confirm them: pass --yes"
+            );
+            return Outcome::Invalid;
+        }
+        if !confirm() {
+            eprintln!("cancelled: nothing was changed");
+            return Outcome::Invalid;
+        }
+    }
+    let progress = !json_out && std::io::stdout().is_terminal();
+    let report = execute(
+        &incus,
+        &plan,
+        &decisions,
+        args.parallelism,
+        Arc::new(AtomicBool::new(false)),
+        |e, done, total| {
+            if json_out {
+                println!("{}", json!({"event": "result", "node": e}));
+            } else if !matches!(
+                e.outcome,
+                NodeOutcome::Unchanged | NodeOutcome::NotRun { .. }
+            ) {
+                if progress {
+                    println!("[{done}/{total}] {}", event_line(e));
+                } else {
+                    println!("{}", event_line(e));
+                }
+            }
+        },
+    )
+    .await;
+    let mut t = std::collections::BTreeMap::<&str, usize>::new();
+    for e in report.results.iter().flatten() {
+        let k = match &e.outcome {
+            NodeOutcome::Created => "created",
+            NodeOutcome::Updated => "updated",
+            NodeOutcome::Unchanged => "unchanged",
+            NodeOutcome::NotRun { .. } => "not run",
+            NodeOutcome::Failed { .. } => "failed",
+            NodeOutcome::Skipped { .. } => "skipped",
+            NodeOutcome::Interrupted => "interrupted",
+        };
+        *t.entry(k).or_default() += 1;
+    }
+    let get = |k: &str| t.get(k).copied().unwrap_or(0);
+    let requests = incus.counters().reads() + incus.counters().writes();
+    if json_out {
+        println!(
+            "{}",
+            json!({"event": "summary", "dry_run": false, "created": get("created"), "updated": get("updated"), "unchanged": get("unchanged"), "not_run": get("not run"), "failed": get("failed"), "skipped": get("skipped"), "interrupted": get("interrupted"), "orphans": decisions.orphans.len(), "requests": requests, "writes": incus.counters().writes(), "ms": start.elapsed().as_millis() as u64})
+        );
+    } else {
+        println!(
+            "Applied: {} created, {} updated, {} unchanged, {} not run, {} failed, {} skipped{} ({requests} requests, {} writes, {} ms).",
+            get("created"),
+            get("updated"),
+            get("unchanged"),
+            get("not run"),
+            get("failed"),
+            get("skipped"),
+            if get("interrupted") > 0 { format!(", {} interrupted", get("interrupted")) } else { String::new() },
+            incus.counters().writes(),
+            start.elapsed().as_millis()
+        );
+        if get("not run") > 0 {
+            println!("Not run: provisioning (Ansible) and the host nftables ruleset are not part of apply yet.");
+        }
+        let failed: Vec<&Event> = report.failed().collect();
+        if !failed.is_empty() {
+            eprintln!("{} node(s) failed:", failed.len());
+            for e in failed {
+                eprintln!("  {}", event_line(e));
+            }
+        }
+    }
+    if report.interrupted {
+        Outcome::Interrupted
+    } else if report.failed().next().is_some() {
+        Outcome::Invalid
+    } else {
+        Outcome::Ok
+    }
+}
