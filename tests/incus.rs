@@ -1,0 +1,514 @@
+//! `anklume apply` against a real Incus daemon (set up by
+//! `scripts/incus-setup.sh`), checked through the REST API.
+//!
+//! Every test uses its own domain names (`zt<letter>…`) and its own subnets,
+//! removes leftovers first and cleans up after itself. Without an Incus
+//! socket the tests are skipped, unless `ANKLUME_REQUIRE_INCUS=1` (as in CI),
+//! where a missing daemon is a failure.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use anklume_executor::Incus;
+use serde_json::{json, Value};
+
+const IMAGE: &str = "anklume-busybox";
+
+fn incus_available() -> bool {
+    let socket = anklume_executor::client::socket_path();
+    if socket.exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
+        "ANKLUME_REQUIRE_INCUS=1 but there is no Incus socket at {}",
+        socket.display()
+    );
+    eprintln!(
+        "skipped: no Incus socket at {} (run scripts/incus-setup.sh)",
+        socket.display()
+    );
+    false
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn anklume(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anklume"))
+        .args(args)
+        .current_dir(dir)
+        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
+        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
+        .env("ANKLUME_STATE_DIR", dir.join("state"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Write infra.yml, plan it, return the temp dir.
+fn planned(infra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), infra).unwrap();
+    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    dir
+}
+
+/// The summary event of `apply --format json`.
+fn summary(o: &Output) -> Value {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in\n{}", text(o)))
+}
+
+fn apply_json(dir: &Path, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["apply", "plan.bin", "--yes", "--format", "json"];
+    args.extend_from_slice(extra);
+    let o = anklume(dir, &args);
+    let s = summary(&o);
+    (o, s)
+}
+
+async fn get(incus: &Incus, path: &str) -> Value {
+    incus
+        .get(path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .metadata
+}
+
+/// Remove everything of these domains (instances, profiles, projects, bridges).
+async fn cleanup(incus: &Incus, domains: &[&str]) {
+    for d in domains {
+        let q = format!("project={d}");
+        if let Ok(r) = incus.get(&format!("/1.0/instances?recursion=1&{q}")).await {
+            for i in r.metadata.as_array().cloned().unwrap_or_default() {
+                let name = i["name"].as_str().unwrap_or("").to_string();
+                let path = format!("/1.0/instances/{name}?{q}");
+                let _ = incus
+                    .patch(&path, &json!({"config": {"security.protection.delete": "false"}, "description": ""}), None)
+                    .await;
+                let _ = incus
+                    .put(
+                        &format!("/1.0/instances/{name}/state?{q}"),
+                        &json!({"action": "stop", "force": true}),
+                        None,
+                    )
+                    .await;
+                let _ = incus.delete(&path).await;
+            }
+        }
+        if let Ok(r) = incus.get(&format!("/1.0/profiles?recursion=1&{q}")).await {
+            for p in r.metadata.as_array().cloned().unwrap_or_default() {
+                let name = p["name"].as_str().unwrap_or("");
+                if name != "default" {
+                    let _ = incus.delete(&format!("/1.0/profiles/{name}?{q}")).await;
+                }
+            }
+        }
+        if incus.get(&format!("/1.0/projects/{d}")).await.is_ok() {
+            let _ = incus.delete(&format!("/1.0/projects/{d}")).await;
+        }
+        let _ = incus.delete(&format!("/1.0/networks/net-{d}")).await;
+    }
+}
+
+/// Everything Incus reports about these domains, without fields that change
+/// by themselves (timestamps, runtime state).
+async fn snapshot(incus: &Incus, domains: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    let strip = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            for k in ["last_used_at", "state", "used_by", "status", "status_code"] {
+                o.remove(k);
+            }
+        }
+        v
+    };
+    for d in domains {
+        let q = format!("project={d}");
+        let mut parts = Vec::new();
+        for path in [
+            format!("/1.0/instances?recursion=1&{q}"),
+            format!("/1.0/profiles?recursion=1&{q}"),
+        ] {
+            let v = incus
+                .get(&path)
+                .await
+                .map(|r| r.metadata)
+                .unwrap_or(Value::Null);
+            let v = match v {
+                Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
+                other => other,
+            };
+            parts.push(v);
+        }
+        parts.push(
+            incus
+                .get(&format!("/1.0/projects/{d}"))
+                .await
+                .map(|r| strip(r.metadata))
+                .unwrap_or(Value::Null),
+        );
+        parts.push(
+            incus
+                .get(&format!("/1.0/networks/net-{d}"))
+                .await
+                .map(|r| strip(r.metadata))
+                .unwrap_or(Value::Null),
+        );
+        out.insert(d.to_string(), Value::Array(parts));
+    }
+    Value::Object(out)
+}
+
+fn infra_two_domains(zone_base: u8, a: &str, b: &str) -> String {
+    format!(
+        r#"project_name: itest
+global:
+  addressing: {{zone_base: {zone_base}}}
+  default_os_image: {IMAGE}
+domains:
+  {a}:
+    description: "first test domain"
+    trust_level: admin
+    profiles:
+      small:
+        config:
+          limits.memory: 256MiB
+    machines:
+      {a}-web:
+        description: "web server"
+        ip: 10.{zone_base}.0.10
+        profiles: [default, small]
+        boot_autostart: true
+        boot_priority: 20
+        snapshots_schedule: "0 3 * * *"
+        snapshots_expiry: 7d
+        config:
+          user.note: hello
+      {a}-tmp:
+        ephemeral: true
+  {b}:
+    trust_level: trusted
+    machines:
+      {b}-one: {{}}
+"#
+    )
+}
+
+#[test]
+fn apply_creates_everything_then_converges_without_writes() {
+    if !incus_available() {
+        return;
+    }
+    let (a, b) = ("zta", "ztb");
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[a, b]));
+    let dir = planned(&infra_two_domains(201, a, b));
+
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["created"], 8, "{s}"); // 2 networks, 2 projects, 1 profile, 3 instances
+    assert_eq!(s["failed"], 0);
+
+    rt.block_on(async {
+        let net = get(&incus, &format!("/1.0/networks/net-{a}")).await;
+        assert_eq!(net["config"]["ipv4.address"], "10.201.0.254/24");
+        assert_eq!(
+            net["config"]["ipv4.dhcp.ranges"],
+            "10.201.0.100-10.201.0.199"
+        );
+        assert_eq!(net["config"]["ipv4.nat"], "true");
+        assert_eq!(net["config"]["ipv6.address"], "none");
+        assert_eq!(net["config"]["user.anklume.managed"], "true");
+        let proj = get(&incus, &format!("/1.0/projects/{a}")).await;
+        assert_eq!(proj["config"]["features.images"], "false");
+        assert_eq!(proj["config"]["features.profiles"], "true");
+        assert_eq!(proj["config"]["features.networks"], "false");
+        assert_eq!(proj["description"], "first test domain");
+        let defp = get(&incus, &format!("/1.0/profiles/default?project={a}")).await;
+        assert_eq!(defp["devices"]["eth0"]["network"], format!("net-{a}"));
+        assert_eq!(defp["devices"]["root"]["path"], "/");
+        let small = get(&incus, &format!("/1.0/profiles/small?project={a}")).await;
+        assert_eq!(small["config"]["limits.memory"], "256MiB");
+        let web = get(&incus, &format!("/1.0/instances/{a}-web?project={a}")).await;
+        assert_eq!(web["status"], "Running");
+        assert_eq!(web["description"], "web server");
+        assert_eq!(web["profiles"], json!(["default", "small"]));
+        assert_eq!(web["config"]["security.protection.delete"], "true");
+        assert_eq!(web["config"]["boot.autostart"], "true");
+        assert_eq!(web["config"]["boot.autostart.priority"], "20");
+        assert_eq!(web["config"]["snapshots.schedule"], "0 3 * * *");
+        assert_eq!(web["config"]["snapshots.expiry"], "7d");
+        assert_eq!(web["config"]["user.note"], "hello");
+        assert_eq!(web["devices"]["eth0"]["ipv4.address"], "10.201.0.10");
+        let tmp = get(&incus, &format!("/1.0/instances/{a}-tmp?project={a}")).await;
+        assert_eq!(tmp["config"]["security.protection.delete"], "false");
+        assert_eq!(tmp["devices"]["eth0"]["ipv4.address"], "10.201.0.1");
+        let one = get(&incus, &format!("/1.0/instances/{b}-one?project={b}")).await;
+        assert_eq!(one["status"], "Running");
+        assert_eq!(one["devices"]["eth0"]["ipv4.address"], "10.211.0.1");
+    });
+
+    // Converged: nothing to do and not a single write request.
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["created"], 0, "{s}");
+    assert_eq!(s["updated"], 0, "{s}");
+    assert_eq!(s["unchanged"], 8, "{s}");
+    assert_eq!(s["writes"], 0, "{s}");
+    assert!(s["requests"].as_u64().unwrap() <= 6, "bulk reads only: {s}");
+
+    // Drift is detected and repaired, and only declared keys count.
+    rt.block_on(async {
+        let path = format!("/1.0/instances/{a}-web?project={a}");
+        incus
+            .patch(&path, &json!({"config": {"boot.autostart": "false", "user.extra": "added-by-hand"}, "description": "web server"}), None)
+            .await
+            .unwrap();
+    });
+    let dry = anklume(dir.path(), &["apply", "plan.bin", "--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry_out.contains(&format!(
+            "~ instance/{a}/{a}-web update: config.boot.autostart: \"false\" -> \"true\""
+        )),
+        "{dry_out}"
+    );
+    assert!(!dry_out.contains("user.extra"), "{dry_out}");
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["updated"], 1, "{s}");
+    rt.block_on(async {
+        let web = get(&incus, &format!("/1.0/instances/{a}-web?project={a}")).await;
+        assert_eq!(web["config"]["boot.autostart"], "true");
+        assert_eq!(web["config"]["user.extra"], "added-by-hand");
+        // A stopped instance is started again.
+        incus
+            .put(
+                &format!("/1.0/instances/{b}-one/state?project={b}"),
+                &json!({"action": "stop", "force": true}),
+                None,
+            )
+            .await
+            .unwrap();
+    });
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["updated"], 1, "{s}");
+    rt.block_on(async {
+        let one = get(&incus, &format!("/1.0/instances/{b}-one?project={b}")).await;
+        assert_eq!(one["status"], "Running");
+        cleanup(&incus, &[a, b]).await;
+    });
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    if !incus_available() {
+        return;
+    }
+    let (a, b) = ("ztc", "ztd");
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[a, b]));
+    // Half of the infrastructure exists already: the dry run has creates and
+    // updates to show.
+    let dir = planned(&infra_two_domains(202, a, b).replace(
+        &format!("  {b}:\n    trust_level: trusted\n    machines:\n      {b}-one: {{}}\n"),
+        "",
+    ));
+    let (o, _) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra_two_domains(202, a, b).replace("boot_priority: 20", "boot_priority: 30"),
+    )
+    .unwrap();
+    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let before = rt.block_on(snapshot(&incus, &[a, b]));
+    let o = anklume(
+        dir.path(),
+        &["apply", "plan.bin", "--dry-run", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = summary(&o);
+    assert_eq!(s["dry_run"], true);
+    assert_eq!(s["writes"], 0, "{s}");
+    assert_eq!(s["update"], 1, "{s}");
+    assert_eq!(s["create"], 3, "{s}");
+    let after = rt.block_on(snapshot(&incus, &[a, b]));
+    assert_eq!(before, after, "the dry run changed Incus");
+    rt.block_on(cleanup(&incus, &[a, b]));
+}
+
+#[test]
+fn failures_skip_dependents_and_independent_nodes_finish() {
+    if !incus_available() {
+        return;
+    }
+    let (a, b) = ("zte", "ztf");
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[a, b]));
+    // The profile has a config key Incus rejects: the instance using it is
+    // skipped; the other instance and the other domain are created.
+    let infra =
+        infra_two_domains(203, a, b).replace("limits.memory: 256MiB", "limits.bogus: \"1\"");
+    let dir = planned(&infra);
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["skipped"], 2, "{s}"); // the instance and its provisioning
+    let out = String::from_utf8_lossy(&o.stdout);
+    let failed: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "result" && v["node"]["result"] == "failed")
+        .expect("a failed node event");
+    assert_eq!(failed["node"]["id"], format!("profile/{a}/small"));
+    assert!(
+        failed["node"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("limits.bogus"),
+        "{failed}"
+    );
+    let skipped: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "result" && v["node"]["result"] == "skipped")
+        .expect("a skipped node event");
+    assert_eq!(skipped["node"]["id"], format!("instance/{a}/{a}-web"));
+    assert_eq!(skipped["node"]["because"], format!("profile/{a}/small"));
+    rt.block_on(async {
+        assert!(incus
+            .get(&format!("/1.0/instances/{a}-tmp?project={a}"))
+            .await
+            .is_ok());
+        assert!(incus
+            .get(&format!("/1.0/instances/{b}-one?project={b}"))
+            .await
+            .is_ok());
+        assert!(incus
+            .get(&format!("/1.0/instances/{a}-web?project={a}"))
+            .await
+            .is_err());
+    });
+    // The text summary names the failed node and Incus's error.
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 node(s) failed:"), "{err}");
+    assert!(err.contains(&format!("FAILED profile/{a}/small")), "{err}");
+    rt.block_on(cleanup(&incus, &[a, b]));
+}
+
+#[test]
+fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
+    if !incus_available() {
+        return;
+    }
+    let (a, b, c) = ("ztg", "zth", "zti");
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[a, b, c]));
+    let missing = planned(&infra_two_domains(204, a, b).replace(
+        &format!("default_os_image: {IMAGE}"),
+        "default_os_image: no-such-image-zz",
+    ));
+    let o = anklume(missing.path(), &["apply", "plan.bin", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("image 'no-such-image-zz' is not a local image alias"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    rt.block_on(async {
+        assert!(
+            incus.get(&format!("/1.0/networks/net-{a}")).await.is_err(),
+            "a network was created"
+        );
+    });
+
+    // An instance of another infrastructure already holds the address.
+    let first = planned(&format!(
+        "project_name: one\nglobal:\n  addressing: {{zone_base: 205}}\n  default_os_image: {IMAGE}\ndomains:\n  {c}:\n    trust_level: admin\n    machines:\n      {c}-x: {{ip: 10.205.0.10}}\n"
+    ));
+    let (o, _) = apply_json(first.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = planned(&format!(
+        "project_name: two\nglobal:\n  addressing: {{zone_base: 205}}\n  default_os_image: {IMAGE}\ndomains:\n  {a}:\n    trust_level: admin\n    machines:\n      {a}-y: {{ip: 10.205.0.10}}\n"
+    ));
+    let o = anklume(second.path(), &["apply", "plan.bin", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("static address 10.205.0.10 of instance '{a}-y' (project {a}) is already used by instance '{c}-x' (project {c})")),
+        "{err}"
+    );
+    rt.block_on(async {
+        assert!(
+            incus.get(&format!("/1.0/projects/{a}")).await.is_err(),
+            "a project was created"
+        );
+        cleanup(&incus, &[a, b, c]).await;
+    });
+}
+
+#[test]
+fn stale_plans_and_concurrent_applies_are_refused() {
+    if !incus_available() {
+        return;
+    }
+    let (a, b) = ("ztj", "ztk");
+    let dir = planned(&infra_two_domains(206, a, b));
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra_two_domains(206, a, b).replace("web server", "web"),
+    )
+    .unwrap();
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the plan is stale: infra.yml changed"),
+        "{err}"
+    );
+
+    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0));
+    let lock = anklume_executor::state::lock(&dir.path().join("state")).unwrap();
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another anklume apply is running"));
+    drop(lock);
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(async {
+        assert!(
+            incus.get(&format!("/1.0/networks/net-{a}")).await.is_err(),
+            "a refused apply changed Incus"
+        );
+    });
+}
