@@ -75,7 +75,7 @@ fn phase_order_is_a_topological_order_and_ids_are_stable() {
                         "{name}: {} lacks its network",
                         n.id
                     );
-                    assert_eq!(i.config.get("security.protection.delete").is_some(), true);
+                    assert!(i.config.contains_key("security.protection.delete"));
                 }
                 Resource::Provision(pr) => assert_eq!(n.id, format!("provision/{}", pr.host)),
                 _ => {}
