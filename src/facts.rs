@@ -41,23 +41,9 @@ pub fn gather(wanted: Wanted) -> HostFacts {
     }
 }
 
-/// Path of the Incus socket, as the executor finds it.
-fn incus_socket() -> Option<std::path::PathBuf> {
-    if let Some(s) = std::env::var_os("INCUS_SOCKET") {
-        return Some(s.into());
-    }
-    if let Some(d) = std::env::var_os("INCUS_DIR") {
-        return Some(Path::new(&d).join("unix.socket"));
-    }
-    ["/var/lib/incus/unix.socket", "/run/incus/unix.socket"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-}
-
 /// `GET /1.0/resources` over the Incus socket: (cpu.total, memory.total).
 fn incus_resources() -> Option<(f64, u64)> {
-    let path = incus_socket()?;
+    let path = anklume_executor::client::socket_path();
     let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;

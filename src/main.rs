@@ -43,6 +43,8 @@ enum Command {
     Diff(commands::diff::Args),
     /// Make Incus match a plan file (`--dry-run` to only show the changes).
     Apply(commands::apply::Args),
+    /// Write the host nftables isolation ruleset, or load one (`deploy FILE`).
+    Nftables(commands::nftables::Args),
 }
 
 /// How a command ended.
@@ -67,6 +69,19 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Read-only commands die quietly on a closed pipe (`anklume show p | head`),
+    // like other Unix tools. Commands that change things keep ignoring
+    // SIGPIPE: a closed pipe must not kill an apply half-way.
+    if matches!(
+        cli.command,
+        Command::Check(_) | Command::Plan(_) | Command::Show(_) | Command::Diff(_)
+    ) {
+        // SAFETY: restoring the default disposition of a signal, before any
+        // thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let outcome = match cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Sync(a) => commands::sync::run(a),
@@ -74,6 +89,7 @@ fn main() -> ExitCode {
         Command::Show(a) => commands::show::run(a),
         Command::Diff(a) => commands::diff::run(a),
         Command::Apply(a) => commands::apply::run(a),
+        Command::Nftables(a) => commands::nftables::run(a),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -14,6 +14,14 @@ use serde_json::{json, Value};
 
 const IMAGE: &str = "anklume-busybox";
 
+/// One test at a time against the daemon: concurrent network and project
+/// churn from several tests has been seen to wedge incusd 6.0.4.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn incus_available() -> bool {
     let socket = anklume_executor::client::socket_path();
     if socket.exists() {
@@ -215,6 +223,7 @@ domains:
 
 #[test]
 fn apply_creates_everything_then_converges_without_writes() {
+    let _serial = serial();
     if !incus_available() {
         return;
     }
@@ -323,6 +332,7 @@ fn apply_creates_everything_then_converges_without_writes() {
 
 #[test]
 fn dry_run_changes_nothing() {
+    let _serial = serial();
     if !incus_available() {
         return;
     }
@@ -363,6 +373,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn failures_skip_dependents_and_independent_nodes_finish() {
+    let _serial = serial();
     if !incus_available() {
         return;
     }
@@ -425,6 +436,7 @@ fn failures_skip_dependents_and_independent_nodes_finish() {
 
 #[test]
 fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
+    let _serial = serial();
     if !incus_available() {
         return;
     }
@@ -478,6 +490,7 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
 
 #[test]
 fn stale_plans_and_concurrent_applies_are_refused() {
+    let _serial = serial();
     if !incus_available() {
         return;
     }

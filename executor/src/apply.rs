@@ -253,6 +253,19 @@ async fn run_node(incus: &Incus, node: &Node, action: &Action) -> Result<Outcome
             } else {
                 let cur = incus.get(&path).await.map_err(fail)?;
                 let md = &cur.metadata;
+                let live_type = md
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("container");
+                if live_type != i.instance_type.incus_name() {
+                    return Err((
+                        format!(
+                            "is a {live_type} but the plan wants a {}: Incus cannot convert an instance; delete it (after saving its data) and apply again",
+                            i.instance_type.incus_name()
+                        ),
+                        false,
+                    ));
+                }
                 let live_config: BTreeMap<String, String> = md
                     .get("config")
                     .and_then(Value::as_object)
@@ -338,6 +351,11 @@ pub async fn execute(
             if tokio::signal::ctrl_c().await.is_ok() {
                 interrupt.store(true, Ordering::SeqCst);
                 let _ = tx.send(());
+                eprintln!("interrupted: no new operation is started; waiting for those in flight (Ctrl-C again to quit now)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("interrupted again: quitting without waiting; operations in flight continue in Incus");
+                    std::process::exit(130);
+                }
             }
         })
     };

@@ -18,6 +18,9 @@ use serde_json::Value;
 
 /// How long to wait for one operation, in seconds.
 pub const OPERATION_TIMEOUT: u64 = 600;
+/// How long any other request may take, in seconds: a daemon that stops
+/// answering becomes an error, not a hang.
+pub const REQUEST_TIMEOUT: u64 = 120;
 
 /// An error from Incus or from talking to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +161,23 @@ impl Incus {
         let req = req
             .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
             .map_err(|e| IncusError::transport(format!("bad request {path}: {e}")))?;
-        let resp = self.client.request(req).await.map_err(|e| {
+        let limit = if path.contains("/wait?") {
+            OPERATION_TIMEOUT + 30
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(limit),
+            self.client.request(req),
+        )
+        .await
+        .map_err(|_| {
+            IncusError::transport(format!(
+                "{method} {path}: Incus at {} did not answer within {limit} s",
+                self.socket.display()
+            ))
+        })?
+        .map_err(|e| {
             IncusError::transport(format!(
                 "cannot reach Incus at {}: {e} (is incusd running? set INCUS_SOCKET to its socket)",
                 self.socket.display()
@@ -170,12 +189,18 @@ impl Incus {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.trim_matches('"').to_string());
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| IncusError::transport(format!("{method} {path}: reading the reply: {e}")))?
-            .to_bytes();
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(limit),
+            resp.into_body().collect(),
+        )
+        .await
+        .map_err(|_| {
+            IncusError::transport(format!(
+                "{method} {path}: reply not finished within {limit} s"
+            ))
+        })?
+        .map_err(|e| IncusError::transport(format!("{method} {path}: reading the reply: {e}")))?
+        .to_bytes();
         let json: Value = serde_json::from_slice(&body).map_err(|_| IncusError {
             code: status,
             message: format!(

@@ -39,7 +39,7 @@ pub fn text(file: &PlanFile) -> String {
     let domains = plan.domains();
     let _ = writeln!(
         out,
-        "anklume plan: {} resources in {} domain(s)",
+        "anklume plan: {} resource(s) in {} domain(s)",
         plan.nodes.len(),
         domains.len()
     );

@@ -117,7 +117,6 @@ struct Builder<'a> {
     nodes: Vec<Node>,
     /// (dependency id, dependent id)
     edges: Vec<(String, String)>,
-    source_file: String,
 }
 
 impl Builder<'_> {
@@ -155,11 +154,6 @@ pub fn plan(ir: &Ir, provenance: &Provenance, sources: &Sources) -> Result<Plan,
         ir,
         nodes: Vec::new(),
         edges: Vec::new(),
-        source_file: sources
-            .files
-            .first()
-            .map(|f| f.name.clone())
-            .unwrap_or_default(),
     };
     let origin = |span: anklume_schema::Span| -> Option<String> {
         let f = sources.get(span.file).filter(|_| span.is_real())?;
@@ -214,13 +208,19 @@ pub fn plan(ir: &Ir, provenance: &Provenance, sources: &Sources) -> Result<Plan,
             }
         }
         for (mi, m) in d.machines.iter().enumerate() {
-            let morigin = provenance
-                .machines
-                .get(di)
-                .and_then(|v| v.get(mi))
-                .copied()
-                .and_then(origin);
-            lower_machine(&mut b, d, m, morigin, with_firewall);
+            let span = provenance.machines.get(di).and_then(|v| v.get(mi)).copied();
+            // Provenance in Incus: the declaring file's name only, so the
+            // path `plan` was given, or a line moving, changes nothing there.
+            let file = span
+                .filter(|s| s.is_real())
+                .and_then(|s| sources.get(s.file))
+                .map(|f| {
+                    std::path::Path::new(&f.name)
+                        .file_name()
+                        .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
+                })
+                .unwrap_or_default();
+            lower_machine(&mut b, d, m, span.and_then(origin), with_firewall, &file);
         }
     }
     let nft = nft::ruleset(ir);
@@ -312,6 +312,7 @@ fn lower_machine(
     m: &Machine,
     origin: Option<String>,
     with_firewall: bool,
+    source_file: &str,
 ) {
     let proj_id = format!("project/{}", d.incus_project);
     let net_id = format!("network/{}", d.network_name);
@@ -322,7 +323,7 @@ fn lower_machine(
         if m.auto {
             "auto".to_string()
         } else {
-            b.source_file.clone()
+            source_file.to_string()
         },
     );
     for (k, v) in m.config.iter().flatten() {
