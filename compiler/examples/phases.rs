@@ -6,6 +6,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let text = anklume_compiler::synth::infra_yaml(200, 50);
     for _ in 0..5 {
+        let tf = std::time::Instant::now();
+        let fast = anklume_schema::yaml::parse_fast(anklume_schema::FileId(0), &text).unwrap();
+        println!("parse_fast {:?}", tf.elapsed());
+        drop(fast);
         let t = std::time::Instant::now();
         let root = anklume_schema::yaml::parse(anklume_schema::FileId(0), &text).unwrap();
         let t1 = t.elapsed();

@@ -215,3 +215,12 @@ proptest! {
         }
     }
 }
+
+/// The parallel parse of large files gives exactly the sequential tree.
+#[test]
+fn parallel_parse_matches_sequential_parse_on_a_large_infrastructure() {
+    use anklume_schema::yaml::{parse, parse_fast};
+    let text = anklume_compiler::synth::infra_yaml(200, 50);
+    let id = anklume_schema::FileId(0);
+    assert_eq!(parse_fast(id, &text).unwrap(), parse(id, &text).unwrap());
+}

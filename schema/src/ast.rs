@@ -381,10 +381,22 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
                     .with_help("write `domains: {}` for no domains, or add a domain under it"),
             );
         } else if let Some(list) = r.named(d, "domains") {
-            infra.domains = list
-                .into_iter()
-                .map(|(n, v)| read_domain(n, v, r))
+            // Domains read independently: in parallel for large inputs, each
+            // with its own reader, diagnostics merged back in input order.
+            use rayon::prelude::*;
+            let read: Vec<(Domain, Vec<Diagnostic>)> = list
+                .into_par_iter()
+                .with_min_len(8)
+                .map(|(n, v)| {
+                    let mut local = Reader::default();
+                    let dom = read_domain(n, v, &mut local);
+                    (dom, local.diags)
+                })
                 .collect();
+            for (dom, diags) in read {
+                r.diags.extend(diags);
+                infra.domains.push(dom);
+            }
         }
     }
     if let Some(p) = top.get("network_policies") {

@@ -8,7 +8,7 @@ use crate::ast::{read_infra, Infra};
 use crate::diag::Diagnostic;
 use crate::read::Reader;
 use crate::span::{Sources, Span};
-use crate::yaml::{parse, Kind, Node};
+use crate::yaml::{parse_fast as parse, Kind, Node};
 
 /// Where the sources come from.
 #[derive(Clone, Debug, PartialEq, Eq)]

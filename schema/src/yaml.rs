@@ -244,10 +244,15 @@ enum Frame {
 /// Parse one YAML document. An empty stream gives a null node. Errors are
 /// returned as diagnostics; on error no node is returned.
 pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
+    parse_at(file, text, 0)
+}
+
+/// Parse `text`, which starts at byte `base` of the file (for chunks).
+fn parse_at(file: FileId, text: &str, base: usize) -> Result<Node, Vec<Diagnostic>> {
     let offsets = Offsets::new(text);
     let span_of = |s: &saphyr_parser::Span| {
-        let start = offsets.byte(s.start.index());
-        let end = offsets.byte(s.end.index());
+        let start = offsets.byte(s.start.index()) + base;
+        let end = offsets.byte(s.end.index()) + base;
         Span::new(file, start, end)
     };
     let mut parser = Parser::new_from_str(text);
@@ -347,6 +352,17 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
                     }
                     None => Kind::Str(value.into_owned()),
                 };
+                // Block scalars (`|`, `>`) end at their last character, not
+                // at the next token after the trailing line breaks.
+                let mut span = span;
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    let local = text.as_bytes();
+                    let mut end = span.end as usize - base;
+                    while end > span.start as usize - base && local[end - 1].is_ascii_whitespace() {
+                        end -= 1;
+                    }
+                    span.end = (end + base) as u32;
+                }
                 let n = Node {
                     kind,
                     span,
@@ -462,7 +478,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
     }
     Ok(root.unwrap_or(Node {
         kind: Kind::Null,
-        span: Span::new(file, 0, 0),
+        span: Span::new(file, base, base),
         plain: true,
         raw: None,
     }))
@@ -517,6 +533,145 @@ fn syntax_error(
         "YAML indentation uses spaces only: replace the tab with spaces"
     } else {
         "fix the YAML syntax at this place (indentation, quotes, brackets, `:` after keys)"
+    })
+}
+
+/// Smallest `domains:` block worth splitting across threads.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// Parse like [`parse`], faster on large files: the entries of a block-style
+/// top-level `domains:` mapping are parsed as separate documents in parallel
+/// and put back together. Any chunk that does not parse cleanly into exactly
+/// one entry (an anchor used across entries, a scalar or a flow collection
+/// running past an entry's end, a syntax error) makes the whole file go
+/// through the sequential parser instead, so results and errors are always
+/// those of [`parse`].
+pub fn parse_fast(file: FileId, text: &str) -> Result<Node, Vec<Diagnostic>> {
+    match parse_chunked(file, text) {
+        Some(node) => Ok(node),
+        None => parse(file, text),
+    }
+}
+
+/// Byte ranges: the head (up to and including the `domains:` line), one per
+/// domain entry, and the tail (the top-level keys after the block).
+fn split_domains(text: &str) -> Option<(usize, Vec<usize>, usize)> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let mut head_end = None;
+    while pos < bytes.len() {
+        let end = text[pos..].find('\n').map_or(bytes.len(), |i| pos + i + 1);
+        let line = text[pos..end].trim_end();
+        if line == "domains:" {
+            head_end = Some(end);
+            break;
+        }
+        pos = end;
+    }
+    let head_end = head_end?;
+    let mut starts = Vec::new();
+    let mut pos = head_end;
+    let mut tail = bytes.len();
+    while pos < bytes.len() {
+        let end = text[pos..].find('\n').map_or(bytes.len(), |i| pos + i + 1);
+        let line = &text[pos..end];
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            pos = end;
+            continue;
+        }
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if line.starts_with('\t') || (indent == 0 && starts.is_empty()) {
+            return None;
+        }
+        if indent == 0 {
+            tail = pos;
+            break;
+        }
+        if indent == 2 {
+            starts.push(pos);
+        } else if starts.is_empty() {
+            return None; // entries are not at indentation 2
+        }
+        pos = end;
+    }
+    (!starts.is_empty()).then_some((head_end, starts, tail))
+}
+
+fn parse_chunked(file: FileId, text: &str) -> Option<Node> {
+    use rayon::prelude::*;
+    let (head_end, starts, tail) = split_domains(text)?;
+    if tail - head_end < PARALLEL_MIN_BYTES {
+        return None;
+    }
+    // Merge keys and extra documents change how the pieces combine.
+    let rest = &text[tail..];
+    if text[..head_end].contains("<<")
+        || rest.contains("<<")
+        || rest
+            .lines()
+            .any(|l| l.starts_with("---") || l.starts_with("..."))
+    {
+        return None;
+    }
+    let ranges: Vec<(usize, usize)> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, starts.get(i + 1).copied().unwrap_or(tail)))
+        .collect();
+    let entries: Option<Vec<(Node, Node)>> = ranges
+        .par_iter()
+        .map(|&(s, e)| match parse_at(file, &text[s..e], s) {
+            Ok(Node {
+                kind: Kind::Map(mut m),
+                ..
+            }) if m.len() == 1 => m.pop(),
+            _ => None,
+        })
+        .collect();
+    let entries = entries?;
+    let head = parse_at(file, &text[..head_end], 0).ok()?;
+    let Kind::Map(mut top) = head.kind else {
+        return None;
+    };
+    match top.last() {
+        Some((k, v)) if k.as_str() == Some("domains") && v.is_null() => {}
+        _ => return None,
+    }
+    if tail < text.len() {
+        match parse_at(file, &text[tail..], tail).ok()?.kind {
+            Kind::Map(rest) => top.extend(rest),
+            Kind::Null => {}
+            _ => return None,
+        }
+    }
+    // Duplicate keys across chunks: let the sequential parser report them.
+    let mut seen = std::collections::HashSet::with_capacity(entries.len() + top.len());
+    if !entries.iter().all(|(k, _)| seen.insert(k.key_text())) {
+        return None;
+    }
+    seen.clear();
+    if !top.iter().all(|(k, _)| seen.insert(k.key_text())) {
+        return None;
+    }
+    let first = entries.first().map(|(k, _)| k.span)?;
+    let last = entries.last().map(|(_, v)| v.span)?;
+    let domains = top
+        .iter_mut()
+        .find(|(k, _)| k.as_str() == Some("domains"))?;
+    domains.1 = Node {
+        kind: Kind::Map(entries),
+        span: first.to(last),
+        plain: false,
+        raw: None,
+    };
+    let start = top.first().map(|(k, _)| k.span)?;
+    let end = top.last().map(|(_, v)| v.span)?;
+    Some(Node {
+        kind: Kind::Map(top),
+        span: start.to(end),
+        plain: false,
+        raw: None,
     })
 }
 
@@ -743,6 +898,66 @@ mod tests {
         let errs = parse(FileId(0), "a: 1\n b: [\n").unwrap_err();
         assert_eq!(errs[0].code, "E0101");
         assert!(errs[0].primary.is_some());
+    }
+
+    /// Where two trees first differ, for readable failures.
+    fn first_difference(a: &Node, b: &Node, path: &str) -> Option<String> {
+        if a.span != b.span || a.plain != b.plain || a.raw != b.raw {
+            return Some(format!(
+                "{path}: {:?}/{} vs {:?}/{}",
+                a.span, a.plain, b.span, b.plain
+            ));
+        }
+        match (&a.kind, &b.kind) {
+            (Kind::Map(x), Kind::Map(y)) if x.len() == y.len() => {
+                x.iter().zip(y).find_map(|((ka, va), (kb, vb))| {
+                    let p = format!("{path}.{}", ka.key_text());
+                    first_difference(ka, kb, &p).or_else(|| first_difference(va, vb, &p))
+                })
+            }
+            (Kind::Seq(x), Kind::Seq(y)) if x.len() == y.len() => x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{path}[{i}]"))),
+            (x, y) if x == y => None,
+            (x, y) => Some(format!("{path}: {x:?} vs {y:?}")),
+        }
+    }
+
+    #[test]
+    fn chunked_parse_equals_sequential_parse() {
+        let mut text =
+            String::from("# big\nproject_name: x\nglobal:\n  addressing: {}\ndomains:\n");
+        for d in 0..1500 {
+            text.push_str(&format!(
+                "  d{d}:\n    description: \"domain {d} é\"\n    machines:\n      d{d}-a: {{ip: 10.120.{}.1, roles: [x, y]}}\n      d{d}-b:\n        config:\n          limits.cpu: 2\n        # comment\n        description: |\n          multi\n          line\n",
+                d % 250
+            ));
+        }
+        text.push_str("network_policies:\n  - {from: d1, to: d2}\n");
+        assert!(text.len() > PARALLEL_MIN_BYTES);
+        let seq = parse(FileId(3), &text).unwrap();
+        let fast = parse_chunked(FileId(3), &text).expect("splits");
+        assert_eq!(first_difference(&seq, &fast, "$"), None);
+        // Anything the pieces cannot reproduce falls back to the sequential parser.
+        let anchored = text.replace(
+            "  d7:\n    description:",
+            "  d7:\n    description: &a x\n    x-desc:",
+        );
+        let bad = format!("{anchored}  d9x: *a\n");
+        assert!(parse_chunked(FileId(3), &bad).is_none());
+        let dup = format!("{}domains:\n  z: {{}}\n", text);
+        assert!(parse_chunked(FileId(3), &dup).is_none());
+        assert_eq!(parse_fast(FileId(3), &dup).unwrap_err()[0].code, "E0102");
+        let unterminated = text.replace("description: \"domain 5 é\"", "description: \"domain 5 é");
+        assert!(parse_chunked(FileId(3), &unterminated).is_none());
+        assert_eq!(
+            parse_fast(FileId(3), &unterminated).map_err(|e| e[0].code),
+            parse(FileId(3), &unterminated).map_err(|e| e[0].code)
+        );
+        let two_docs = format!("{text}---\nproject_name: y\n");
+        assert!(parse_chunked(FileId(3), &two_docs).is_none());
     }
 
     #[test]
