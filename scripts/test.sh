@@ -22,6 +22,11 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 cargo test --workspace
+matrix=$(ls -t target/tmp/isolation-matrix.txt 2>/dev/null | head -n 1 || true)
+if [ -n "$matrix" ]; then
+  echo "==> measured isolation matrix"
+  cat "$matrix"
+fi
 echo "==> benches compile"
 cargo bench --workspace --no-run -q
 echo "==> all tests passed"

@@ -86,7 +86,14 @@ fn summary(o: &Output) -> Value {
 }
 
 fn apply_json(dir: &Path, extra: &[&str]) -> (Output, Value) {
-    let mut args = vec!["apply", "plan.bin", "--yes", "--format", "json"];
+    let mut args = vec![
+        "apply",
+        "plan.bin",
+        "--yes",
+        "--format",
+        "json",
+        "--no-nftables",
+    ];
     args.extend_from_slice(extra);
     let o = anklume(dir, &args);
     let s = summary(&o);
@@ -294,7 +301,10 @@ fn apply_creates_everything_then_converges_without_writes() {
             .await
             .unwrap();
     });
-    let dry = anklume(dir.path(), &["apply", "plan.bin", "--dry-run"]);
+    let dry = anklume(
+        dir.path(),
+        &["apply", "plan.bin", "--dry-run", "--no-nftables"],
+    );
     let dry_out = String::from_utf8_lossy(&dry.stdout);
     assert!(
         dry_out.contains(&format!(
@@ -358,7 +368,14 @@ fn dry_run_changes_nothing() {
     let before = rt.block_on(snapshot(&incus, &[a, b]));
     let o = anklume(
         dir.path(),
-        &["apply", "plan.bin", "--dry-run", "--format", "json"],
+        &[
+            "apply",
+            "plan.bin",
+            "--dry-run",
+            "--format",
+            "json",
+            "--no-nftables",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let s = summary(&o);
@@ -426,7 +443,7 @@ fn failures_skip_dependents_and_independent_nodes_finish() {
             .is_err());
     });
     // The text summary names the failed node and Incus's error.
-    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("1 node(s) failed:"), "{err}");
@@ -448,7 +465,10 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
         &format!("default_os_image: {IMAGE}"),
         "default_os_image: no-such-image-zz",
     ));
-    let o = anklume(missing.path(), &["apply", "plan.bin", "--yes"]);
+    let o = anklume(
+        missing.path(),
+        &["apply", "plan.bin", "--yes", "--no-nftables"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -472,7 +492,10 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
     let second = planned(&format!(
         "project_name: two\nglobal:\n  addressing: {{zone_base: 205}}\n  default_os_image: {IMAGE}\ndomains:\n  {a}:\n    trust_level: admin\n    machines:\n      {a}-y: {{ip: 10.205.0.10}}\n"
     ));
-    let o = anklume(second.path(), &["apply", "plan.bin", "--yes"]);
+    let o = anklume(
+        second.path(),
+        &["apply", "plan.bin", "--yes", "--no-nftables"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -501,7 +524,7 @@ fn stale_plans_and_concurrent_applies_are_refused() {
         infra_two_domains(206, a, b).replace("web server", "web"),
     )
     .unwrap();
-    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -512,7 +535,7 @@ fn stale_plans_and_concurrent_applies_are_refused() {
     let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
     assert_eq!(o.status.code(), Some(0));
     let lock = anklume_executor::state::lock(&dir.path().join("state")).unwrap();
-    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another anklume apply is running"));
     drop(lock);

@@ -104,7 +104,22 @@ fn project_q(project: &str) -> String {
 }
 
 /// Create or update one node.
-async fn run_node(incus: &Incus, node: &Node, action: &Action) -> Result<Outcome, (String, bool)> {
+/// What apply needs besides Incus.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The state directory (last applied ruleset, saved previous tables).
+    pub state_dir: std::path::PathBuf,
+    /// The live `inet anklume` table before this apply, saved before the
+    /// ruleset is replaced.
+    pub nft_previous: Option<String>,
+}
+
+async fn run_node(
+    incus: &Incus,
+    node: &Node,
+    action: &Action,
+    ctx: &Context,
+) -> Result<Outcome, (String, bool)> {
     let fail = |e: IncusError| (e.to_string(), false);
     let create = matches!(action, Action::Create);
     match &node.resource {
@@ -306,7 +321,17 @@ async fn run_node(incus: &Incus, node: &Node, action: &Action) -> Result<Outcome
                 }
             }
         }
-        Resource::Nftables(_) | Resource::Provision(_) => {}
+        Resource::Nftables(t) => {
+            let text = t.text();
+            let ctx = ctx.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::nft::load(&text, &ctx.state_dir, ctx.nft_previous.as_deref())
+            })
+            .await
+            .map_err(|e| (format!("internal error: {e}"), false))?
+            .map_err(|e| (e, false))?;
+        }
+        Resource::Provision(_) => {}
     }
     Ok(if create {
         Outcome::Created
@@ -331,6 +356,7 @@ pub async fn execute(
     plan: &Plan,
     decisions: &Decisions,
     parallelism: usize,
+    ctx: &Context,
     interrupt: Arc<AtomicBool>,
     mut on_event: impl FnMut(&Event, usize, usize),
 ) -> Report {
@@ -421,9 +447,10 @@ pub async fn execute(
             let incus = incus.clone();
             let node = plan.nodes[i].clone();
             let action = action.clone();
+            let ctx = ctx.clone();
             set.spawn(async move {
                 let t = Instant::now();
-                let outcome = match run_node(&incus, &node, &action).await {
+                let outcome = match run_node(&incus, &node, &action, &ctx).await {
                     Ok(o) => o,
                     Err((error, half_created)) => Outcome::Failed {
                         error,

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod client;
 pub mod live;
+pub mod nft;
 pub mod reconcile;
 pub mod state;
 

@@ -23,6 +23,9 @@ pub struct Live {
     /// Local image aliases (the default project's image store, which anklume
     /// projects share).
     pub aliases: HashSet<String>,
+    /// The host's nftables state; `None` when apply does not manage it
+    /// (`--no-nftables`, or `nft` unusable here).
+    pub nftables: Option<crate::nft::NftState>,
 }
 
 fn list(v: &Value) -> impl Iterator<Item = &Value> {

@@ -158,7 +158,7 @@ fn verdict(changes: Vec<Change>) -> Action {
 pub const PROVISION_NOT_RUN: &str = "provisioning runs with Ansible, not part of apply yet";
 /// Reason the ruleset is not loaded by apply.
 pub const NFTABLES_NOT_RUN: &str =
-    "host isolation rules are loaded with `anklume nftables deploy`, not part of apply yet";
+    "host isolation rules are not managed by this apply (--no-nftables, or nft unusable here): use `anklume nftables deploy` on the host";
 
 /// Compare the plan with what Incus has.
 pub fn decide(plan: &Plan, live: &Live) -> Decisions {
@@ -257,8 +257,54 @@ pub fn decide(plan: &Plan, live: &Live) -> Decisions {
                     verdict(c)
                 }
             },
-            Resource::Nftables(_) => Action::NotRun {
-                reason: NFTABLES_NOT_RUN.into(),
+            Resource::Nftables(t) => match &live.nftables {
+                None => Action::NotRun {
+                    reason: NFTABLES_NOT_RUN.into(),
+                },
+                Some(state) => {
+                    let text = t.text();
+                    match (&state.live_table, &state.last_applied) {
+                        (None, _) => Action::Create,
+                        (Some(_), Some(last)) if *last == text && state.untouched() => {
+                            Action::Unchanged
+                        }
+                        (Some(_), Some(last)) if *last == text => Action::Update {
+                            changes: vec![Change {
+                                key: "table".into(),
+                                old: Some("changed outside anklume".into()),
+                                new: Some("as planned".into()),
+                            }],
+                        },
+                        (Some(_), last) => {
+                            let old = crate::nft::rules(last.as_deref().unwrap_or(""));
+                            let new = crate::nft::rules(&text);
+                            let mut changes: Vec<Change> = old
+                                .iter()
+                                .filter(|l| !new.contains(l))
+                                .map(|l| Change {
+                                    key: "rule".into(),
+                                    old: Some(l.clone()),
+                                    new: None,
+                                })
+                                .collect();
+                            changes.extend(new.iter().filter(|l| !old.contains(l)).map(|l| {
+                                Change {
+                                    key: "rule".into(),
+                                    old: None,
+                                    new: Some(l.clone()),
+                                }
+                            }));
+                            if changes.is_empty() {
+                                changes.push(Change {
+                                    key: "ruleset".into(),
+                                    old: Some("(rule order or comments)".into()),
+                                    new: Some("(as planned)".into()),
+                                });
+                            }
+                            Action::Update { changes }
+                        }
+                    }
+                }
             },
             Resource::Provision(_) => Action::NotRun {
                 reason: PROVISION_NOT_RUN.into(),

@@ -45,6 +45,10 @@ pub struct Args {
     /// Apply even if the sources changed since the plan was made.
     #[arg(long)]
     pub allow_stale: bool,
+    /// Do not load the host nftables ruleset (when the rules belong on
+    /// another host: use `anklume nftables deploy` there).
+    #[arg(long)]
+    pub no_nftables: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
@@ -177,6 +181,17 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             return Outcome::Invalid;
         }
     };
+    let mut live = live;
+    let state_dir = state::state_dir();
+    if !args.no_nftables {
+        match anklume_executor::nft::read(&state_dir) {
+            Ok(s) => live.nftables = Some(s),
+            Err(e) => {
+                eprintln!("note: the host nftables ruleset is not managed by this apply: {e}")
+            }
+        }
+    }
+    let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
     let decisions = decide(&plan, &live);
     let mut out = String::new();
     let count = |a: &Action| match a {
@@ -274,6 +289,10 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
         &plan,
         &decisions,
         args.parallelism,
+        &anklume_executor::apply::Context {
+            state_dir,
+            nft_previous,
+        },
         Arc::new(AtomicBool::new(false)),
         |e, done, total| {
             if json_out {
@@ -325,7 +344,14 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             start.elapsed().as_millis()
         );
         if get("not run") > 0 {
-            println!("Not run: provisioning (Ansible) and the host nftables ruleset are not part of apply yet.");
+            println!(
+                "Not run: provisioning (Ansible) is not part of apply yet{}.",
+                if args.no_nftables {
+                    "; nor is the host nftables ruleset (--no-nftables)"
+                } else {
+                    ""
+                }
+            );
         }
         let failed: Vec<&Event> = report.failed().collect();
         if !failed.is_empty() {
