@@ -137,7 +137,7 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     if let Some(rp) = g.resource_policy.get() {
         enrich_resources(&mut cx, &mut ir, rp);
     }
-    ir.shared_volumes = build_volumes(&cx, &ir);
+    ir.shared_volumes = build_volumes(&cx);
     enrich_devices(&mut cx, &mut ir);
     // Rules on the enriched data.
     check_names(&mut cx, &ir);
@@ -922,7 +922,7 @@ fn enrich_resources(cx: &mut Cx, ir: &mut Ir, rp: &ast::ResourcePolicy) {
     }
 }
 
-fn build_volumes(cx: &Cx, _ir: &Ir) -> Vec<SharedVolume> {
+fn build_volumes(cx: &Cx) -> Vec<SharedVolume> {
     let g = &cx.src.global;
     let base = g
         .shared_volumes_base

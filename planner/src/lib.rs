@@ -10,7 +10,7 @@
 
 mod nft;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anklume_compiler::ir::{Domain, Ir, Machine, Provenance};
 use anklume_plan::{
@@ -112,14 +112,13 @@ fn eth0(network: &str) -> Config {
 /// Name of the firewall VM's profile with one NIC per bridge (D35).
 pub const FIREWALL_PROFILE: &str = "firewall-multi-nic";
 
-struct Builder<'a> {
-    ir: &'a Ir,
+struct Builder {
     nodes: Vec<Node>,
     /// (dependency id, dependent id)
     edges: Vec<(String, String)>,
 }
 
-impl Builder<'_> {
+impl Builder {
     fn add(
         &mut self,
         id: String,
@@ -151,7 +150,6 @@ impl Builder<'_> {
 /// origin (`infra.yml:12`).
 pub fn plan(ir: &Ir, provenance: &Provenance, sources: &Sources) -> Result<Plan, InternalError> {
     let mut b = Builder {
-        ir,
         nodes: Vec::new(),
         edges: Vec::new(),
     };
@@ -460,7 +458,6 @@ fn lower_machine(
         }),
     );
     b.edge(&inst_id, &prov_id);
-    let _ = b.ir;
 }
 
 /// Sort nodes canonically, resolve edges, and check the graph with petgraph:
@@ -527,15 +524,6 @@ fn finish(mut nodes: Vec<Node>, edges: Vec<(String, String)>) -> Result<Plan, In
         nodes,
         edges: resolved,
     })
-}
-
-/// Group nodes by kind for summaries (kind → count).
-pub fn count_by_kind(plan: &Plan) -> BTreeMap<Kind, usize> {
-    let mut m = BTreeMap::new();
-    for n in &plan.nodes {
-        *m.entry(n.resource.kind()).or_insert(0) += 1;
-    }
-    m
 }
 
 #[cfg(test)]
