@@ -1,19 +1,11 @@
 //! End-to-end tests of the `anklume` binary: exit codes, nothing written on
 //! invalid input, plan determinism across processes, plan file errors.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn anklume(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anklume"))
-        .args(args)
-        .current_dir(dir)
-        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs")
-}
+use std::path::Path;
+
+use common::anklume;
 
 fn example() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/infra.yml"))

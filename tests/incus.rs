@@ -6,13 +6,14 @@
 //! socket the tests are skipped, unless `ANKLUME_REQUIRE_INCUS=1` (as in CI),
 //! where a missing daemon is a failure.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use anklume_executor::Incus;
+use common::{anklume, incus_available, text, IMAGE};
 use serde_json::{json, Value};
-
-const IMAGE: &str = "anklume-busybox";
 
 /// One test at a time against the daemon: concurrent network and project
 /// churn from several tests has been seen to wedge incusd 6.0.4.
@@ -22,49 +23,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn incus_available() -> bool {
-    let socket = anklume_executor::client::socket_path();
-    if socket.exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
-        "ANKLUME_REQUIRE_INCUS=1 but there is no Incus socket at {}",
-        socket.display()
-    );
-    eprintln!(
-        "skipped: no Incus socket at {} (run scripts/incus-setup.sh)",
-        socket.display()
-    );
-    false
-}
-
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn anklume(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anklume"))
-        .args(args)
-        .current_dir(dir)
-        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
-        .env("ANKLUME_STATE_DIR", dir.join("state"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Write infra.yml, plan it, return the temp dir.

@@ -6,35 +6,15 @@
 //! without a daemon unless `ANKLUME_REQUIRE_INCUS=1`. It owns the host's
 //! `inet anklume` table while it runs and deletes it at the end.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use anklume_executor::Incus;
+use common::{anklume, incus_available, text as show, IMAGE};
 use serde_json::{json, Value};
-
-const IMAGE: &str = "anklume-busybox";
 const DOMAINS: [&str; 3] = ["ztx", "zty", "ztz"];
-
-fn anklume(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anklume"))
-        .args(args)
-        .current_dir(dir)
-        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
-        .env("ANKLUME_STATE_DIR", dir.join("state"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\n{}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn infra(with_bidirectional: bool) -> String {
     let bidi = if with_bidirectional {
@@ -138,12 +118,7 @@ async fn probe(incus: &Incus, from: &str, to: &str, port: Option<u16>) -> bool {
 
 #[test]
 fn isolation_matrix_with_real_traffic() {
-    if !anklume_executor::client::socket_path().exists() {
-        assert!(
-            std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
-            "ANKLUME_REQUIRE_INCUS=1 but there is no Incus socket"
-        );
-        eprintln!("skipped: no Incus socket");
+    if !incus_available() {
         return;
     }
     let incus = Incus::from_env();

@@ -4,15 +4,10 @@
 
 use std::fmt::Write;
 
+use anklume_schema::ast::TRUST_LEVELS;
+
 /// The YAML text of a synthetic infrastructure (zone addressing).
 pub fn infra_yaml(domains: usize, machines: usize) -> String {
-    const ZONES: [&str; 5] = [
-        "admin",
-        "trusted",
-        "semi-trusted",
-        "untrusted",
-        "disposable",
-    ];
     let mut s = String::with_capacity(domains * machines * 160);
     s.push_str("project_name: synthetic\nglobal:\n  addressing:\n    zone_base: 100\n");
     s.push_str("  default_os_image: \"images:debian/13\"\n  default_connection: community.general.incus\n  default_user: root\n");
@@ -43,7 +38,7 @@ pub fn infra_yaml(domains: usize, machines: usize) -> String {
     }
     s.push_str("domains:\n");
     for d in 0..domains {
-        let zone = ZONES[d % ZONES.len()];
+        let zone = TRUST_LEVELS[d % TRUST_LEVELS.len()];
         let _ = writeln!(
             s,
             "  d{d}:\n    description: \"Synthetic domain {d}\"\n    trust_level: {zone}\n    ephemeral: {}\n    profiles:\n      big:\n        config:\n          limits.cpu: \"4\"\n    machines:",

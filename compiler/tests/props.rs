@@ -6,15 +6,8 @@ use std::fmt::Write as _;
 
 use anklume_compiler::ansible::sync::{sync, FileStatus, SyncOptions};
 use anklume_compiler::{compile, HostFacts};
+use anklume_schema::ast::TRUST_LEVELS;
 use proptest::prelude::*;
-
-const ZONES: [&str; 5] = [
-    "admin",
-    "trusted",
-    "semi-trusted",
-    "untrusted",
-    "disposable",
-];
 
 #[derive(Debug, Clone)]
 struct Gen {
@@ -88,7 +81,7 @@ fn render(g: &Gen) -> String {
         if g.legacy {
             let _ = writeln!(s, "    subnet_id: {di}");
         } else {
-            let _ = writeln!(s, "    trust_level: {}", ZONES[d.zone]);
+            let _ = writeln!(s, "    trust_level: {}", TRUST_LEVELS[d.zone]);
         }
         let _ = writeln!(
             s,

@@ -11,16 +11,8 @@ use serde_json::Value;
 
 use crate::live::{instance_ips, Live};
 
-/// One changed setting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Change {
-    /// `config.limits.cpu`, `devices.eth0`, `profiles`, `state`…
-    pub key: String,
-    /// Current value (`None`: absent).
-    pub old: Option<String>,
-    /// Desired value.
-    pub new: Option<String>,
-}
+/// One changed setting (the same shape `anklume diff` reports).
+pub use anklume_plan::diff::Change;
 
 /// What to do with one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
