@@ -126,7 +126,7 @@ async fn run_node(
         Resource::Network(n) => {
             if create {
                 let body = json!({"name": n.name, "type": "bridge", "description": n.description, "config": config_json(&n.config)});
-                incus.post("/1.0/networks", &body).await.map_err(fail)?;
+                create_network(incus, &n.name, &body).await.map_err(fail)?;
             } else {
                 let path = format!("/1.0/networks/{}", enc(&n.name));
                 let cur = incus.get(&path).await.map_err(fail)?;
@@ -342,6 +342,36 @@ async fn run_node(
 
 /// The live devices with the desired ones merged in: equal to the live
 /// devices exactly when every desired device is already there as desired.
+/// Create a bridge, retrying Incus's transient bridge-setup failures.
+///
+/// Incus 6.0 lists the host's links while it sets a new bridge up and then
+/// queries each one; a veth that vanishes in between (an instance starting or
+/// stopping anywhere on the host) fails the whole create with "Device ... does
+/// not exist". Incus reverts the half-made network, so the create is retried
+/// (after removing any leftover) a few times before it is reported.
+async fn create_network(incus: &Incus, name: &str, body: &Value) -> Result<(), IncusError> {
+    let mut attempt = 0u32;
+    loop {
+        match incus.post("/1.0/networks", body).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 3 && is_transient_link_race(&e) => {
+                attempt += 1;
+                let path = format!("/1.0/networks/{}", enc(name));
+                if incus.get_opt(&path).await?.is_some() {
+                    incus.delete(&path).await?;
+                }
+                tokio::time::sleep(Duration::from_millis(150 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_transient_link_race(e: &IncusError) -> bool {
+    let m = e.to_string();
+    m.contains("does not exist") && (m.contains("link show") || m.contains("children interfaces"))
+}
+
 fn devices_json_subset(desired: &Devices, live: &Value) -> Value {
     let mut m = live.as_object().cloned().unwrap_or_default();
     for (k, v) in desired {
@@ -386,8 +416,20 @@ pub async fn execute(
         })
     };
     let parallelism = parallelism.max(1);
+    let is_network: Vec<bool> = plan
+        .nodes
+        .iter()
+        .map(|node| matches!(node.resource, Resource::Network(_)))
+        .collect();
     loop {
         let stop = interrupt.load(Ordering::SeqCst);
+        let networks_pending = (0..n)
+            .filter(|&i| {
+                is_network[i]
+                    && results[i].is_none()
+                    && matches!(decisions.actions[i], Action::Create | Action::Update { .. })
+            })
+            .count();
         // Schedule everything that is ready, in plan order.
         for i in 0..n {
             if started[i] {
@@ -440,6 +482,11 @@ pub async fn execute(
                 continue;
             }
             if running >= parallelism {
+                continue;
+            }
+            // Host bridges are set up before anything else runs: Incus's
+            // bridge setup races with veths that instances create and remove.
+            if !is_network[i] && networks_pending > 0 {
                 continue;
             }
             started[i] = true;
