@@ -45,6 +45,10 @@ enum Command {
     Apply(commands::apply::Args),
     /// Write the host nftables isolation ruleset, or load one (`deploy FILE`).
     Nftables(commands::nftables::Args),
+    /// Undo an apply (journal + pre-apply snapshots); --list, --cleanup.
+    Rollback(commands::rollback::Args),
+    /// Create, restore, list or delete instance snapshots.
+    Snapshot(commands::snapshot::Args),
 }
 
 /// How a command ended.
@@ -90,6 +94,8 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(a),
         Command::Apply(a) => commands::apply::run(a),
         Command::Nftables(a) => commands::nftables::run(a),
+        Command::Rollback(a) => commands::rollback::run(a),
+        Command::Snapshot(a) => commands::snapshot::run(a),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

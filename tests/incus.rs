@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
 
 use anklume_executor::Incus;
+use common::live::{apply_json, cleanup, get, planned, rt, state as snapshot, summary};
 use common::{anklume, incus_available, text, IMAGE};
 use serde_json::{json, Value};
 
@@ -21,139 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Write infra.yml, plan it, return the temp dir.
-fn planned(infra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("infra.yml"), infra).unwrap();
-    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    dir
-}
-
-/// The summary event of `apply --format json`.
-fn summary(o: &Output) -> Value {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in\n{}", text(o)))
-}
-
-fn apply_json(dir: &Path, extra: &[&str]) -> (Output, Value) {
-    let mut args = vec![
-        "apply",
-        "plan.bin",
-        "--yes",
-        "--format",
-        "json",
-        "--no-nftables",
-    ];
-    args.extend_from_slice(extra);
-    let o = anklume(dir, &args);
-    let s = summary(&o);
-    (o, s)
-}
-
-async fn get(incus: &Incus, path: &str) -> Value {
-    incus
-        .get(path)
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-        .metadata
-}
-
-/// Remove everything of these domains (instances, profiles, projects, bridges).
-async fn cleanup(incus: &Incus, domains: &[&str]) {
-    for d in domains {
-        let q = format!("project={d}");
-        if let Ok(r) = incus.get(&format!("/1.0/instances?recursion=1&{q}")).await {
-            for i in r.metadata.as_array().cloned().unwrap_or_default() {
-                let name = i["name"].as_str().unwrap_or("").to_string();
-                let path = format!("/1.0/instances/{name}?{q}");
-                let _ = incus
-                    .patch(&path, &json!({"config": {"security.protection.delete": "false"}, "description": ""}), None)
-                    .await;
-                let _ = incus
-                    .put(
-                        &format!("/1.0/instances/{name}/state?{q}"),
-                        &json!({"action": "stop", "force": true}),
-                        None,
-                    )
-                    .await;
-                let _ = incus.delete(&path).await;
-            }
-        }
-        if let Ok(r) = incus.get(&format!("/1.0/profiles?recursion=1&{q}")).await {
-            for p in r.metadata.as_array().cloned().unwrap_or_default() {
-                let name = p["name"].as_str().unwrap_or("");
-                if name != "default" {
-                    let _ = incus.delete(&format!("/1.0/profiles/{name}?{q}")).await;
-                }
-            }
-        }
-        if incus.get(&format!("/1.0/projects/{d}")).await.is_ok() {
-            let _ = incus.delete(&format!("/1.0/projects/{d}")).await;
-        }
-        let _ = incus.delete(&format!("/1.0/networks/net-{d}")).await;
-    }
-}
-
-/// Everything Incus reports about these domains, without fields that change
-/// by themselves (timestamps, runtime state).
-async fn snapshot(incus: &Incus, domains: &[&str]) -> Value {
-    let mut out = serde_json::Map::new();
-    let strip = |mut v: Value| {
-        if let Some(o) = v.as_object_mut() {
-            for k in ["last_used_at", "state", "used_by", "status", "status_code"] {
-                o.remove(k);
-            }
-        }
-        v
-    };
-    for d in domains {
-        let q = format!("project={d}");
-        let mut parts = Vec::new();
-        for path in [
-            format!("/1.0/instances?recursion=1&{q}"),
-            format!("/1.0/profiles?recursion=1&{q}"),
-        ] {
-            let v = incus
-                .get(&path)
-                .await
-                .map(|r| r.metadata)
-                .unwrap_or(Value::Null);
-            let v = match v {
-                Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
-                other => other,
-            };
-            parts.push(v);
-        }
-        parts.push(
-            incus
-                .get(&format!("/1.0/projects/{d}"))
-                .await
-                .map(|r| strip(r.metadata))
-                .unwrap_or(Value::Null),
-        );
-        parts.push(
-            incus
-                .get(&format!("/1.0/networks/net-{d}"))
-                .await
-                .map(|r| strip(r.metadata))
-                .unwrap_or(Value::Null),
-        );
-        out.insert(d.to_string(), Value::Array(parts));
-    }
-    Value::Object(out)
 }
 
 fn infra_two_domains(zone_base: u8, a: &str, b: &str) -> String {

@@ -12,8 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anklume_executor::Incus;
-use common::{anklume, incus_available, text as show, IMAGE};
-use serde_json::{json, Value};
+use common::{anklume, incus_available, live, text as show, IMAGE};
 const DOMAINS: [&str; 3] = ["ztx", "zty", "ztz"];
 
 fn infra(with_bidirectional: bool) -> String {
@@ -61,46 +60,11 @@ fn addr(machine: &str) -> String {
 }
 
 async fn exec(incus: &Incus, machine: &str, cmd: &str) -> i64 {
-    let project = &machine[..3];
-    let body = json!({
-        "command": ["sh", "-c", cmd],
-        "record-output": false,
-        "wait-for-websocket": false,
-        "interactive": false,
-        "environment": {"PATH": "/bin:/sbin"},
-    });
-    let r = incus
-        .post(
-            &format!("/1.0/instances/{machine}/exec?project={project}"),
-            &body,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("exec in {machine}: {e}"));
-    r.metadata
-        .get("return")
-        .and_then(Value::as_i64)
-        .unwrap_or(-1)
+    live::exec(incus, &machine[..3], machine, cmd).await
 }
 
 async fn cleanup(incus: &Incus) {
-    for d in DOMAINS {
-        let q = format!("project={d}");
-        if let Ok(r) = incus.get(&format!("/1.0/instances?recursion=1&{q}")).await {
-            for i in r.metadata.as_array().cloned().unwrap_or_default() {
-                let name = i["name"].as_str().unwrap_or("").to_string();
-                let _ = incus
-                    .put(
-                        &format!("/1.0/instances/{name}/state?{q}"),
-                        &json!({"action": "stop", "force": true}),
-                        None,
-                    )
-                    .await;
-                let _ = incus.delete(&format!("/1.0/instances/{name}?{q}")).await;
-            }
-        }
-        let _ = incus.delete(&format!("/1.0/projects/{d}")).await;
-        let _ = incus.delete(&format!("/1.0/networks/net-{d}")).await;
-    }
+    live::cleanup(incus, &DOMAINS).await;
     let _ = Command::new("nft")
         .args(["delete", "table", "inet", "anklume"])
         .output();

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::{enc, Incus, IncusError};
+use crate::journal::{Change, Journal, Record, Target};
+use crate::snapshot::InstanceRef;
 use crate::reconcile::{Action, Decisions};
 
 /// How one node ended.
@@ -112,6 +114,217 @@ pub struct Context {
     /// The live `inet anklume` table before this apply, saved before the
     /// ruleset is replaced.
     pub nft_previous: Option<String>,
+    /// The journal every change is recorded in first (none for tests that
+    /// exercise the scheduler alone).
+    pub journal: Option<Arc<Journal>>,
+}
+
+/// What a node changes, for the journal.
+pub fn target(node: &Node) -> Option<Target> {
+    Some(match &node.resource {
+        Resource::Network(n) => Target::Network {
+            name: n.name.clone(),
+        },
+        Resource::Project(p) => Target::Project {
+            name: p.name.clone(),
+        },
+        Resource::Profile(p) => Target::Profile {
+            project: p.project.clone(),
+            name: p.name.clone(),
+        },
+        Resource::Volume(v) => Target::Volume {
+            project: v.project.clone(),
+            pool: v.pool.clone(),
+            name: v.name.clone(),
+        },
+        Resource::Instance(i) => Target::Instance {
+            project: i.project.clone(),
+            name: i.name.clone(),
+        },
+        Resource::Nftables(_) => Target::Nftables,
+        Resource::Provision(_) => return None,
+    })
+}
+
+fn pick(md: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), md.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect(),
+    )
+}
+
+/// The state of what `target` names, as rollback restores it: the writable
+/// fields Incus has now (instance `volatile.*` keys left out: Incus owns
+/// them). `None` when it does not exist.
+pub async fn prior_state(
+    incus: &Incus,
+    target: &Target,
+    ctx: &Context,
+) -> Result<Option<Value>, IncusError> {
+    let get = |path: String| async move { incus.get_opt(&path).await };
+    Ok(match target {
+        Target::Network { name } => get(format!("/1.0/networks/{}", enc(name)))
+            .await?
+            .map(|r| pick(&r.metadata, &["config", "description"])),
+        Target::Project { name } => {
+            let Some(p) = get(format!("/1.0/projects/{}", enc(name))).await? else {
+                return Ok(None);
+            };
+            let prof = get(format!("/1.0/profiles/default?{}", project_q(name))).await?;
+            let mut v = pick(&p.metadata, &["config", "description"]);
+            v["default_profile"] = prof.map_or(Value::Null, |r| {
+                pick(&r.metadata, &["config", "description", "devices"])
+            });
+            Some(v)
+        }
+        Target::Profile { project, name } => {
+            get(format!("/1.0/profiles/{}?{}", enc(name), project_q(project)))
+                .await?
+                .map(|r| pick(&r.metadata, &["config", "description", "devices"]))
+        }
+        Target::Volume {
+            project,
+            pool,
+            name,
+        } => get(format!(
+            "/1.0/storage-pools/{}/volumes/custom/{}?{}",
+            enc(pool),
+            enc(name),
+            project_q(project)
+        ))
+        .await?
+        .map(|r| pick(&r.metadata, &["config", "description"])),
+        Target::Instance { project, name } => {
+            get(format!("/1.0/instances/{}?{}", enc(name), project_q(project)))
+                .await?
+                .map(|r| {
+                    let mut v = pick(
+                        &r.metadata,
+                        &["config", "devices", "profiles", "description", "status"],
+                    );
+                    if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
+                        c.retain(|k, _| !k.starts_with("volatile."));
+                    }
+                    v
+                })
+        }
+        Target::Nftables => {
+            let d = crate::nft::dir(&ctx.state_dir);
+            let file = |n: &str| std::fs::read_to_string(d.join(n)).ok();
+            Some(json!({
+                "table": ctx.nft_previous,
+                "applied": file("applied.nft"),
+                "applied_listing": file("applied.listing"),
+            }))
+        }
+    })
+}
+
+/// Journal the change, run it, journal the outcome.
+async fn run_journaled(
+    incus: &Incus,
+    node: &Node,
+    action: &Action,
+    deps: Vec<String>,
+    ctx: &Context,
+) -> Result<Outcome, (String, bool)> {
+    let (Some(journal), Some(target)) = (ctx.journal.as_ref(), target(node)) else {
+        return run_node(incus, node, action, ctx).await;
+    };
+    let change = if matches!(action, Action::Create) {
+        Change::Create
+    } else {
+        Change::Update
+    };
+    let prior = match (change, &target) {
+        (Change::Update, _) | (_, Target::Nftables) => prior_state(incus, &target, ctx)
+            .await
+            .map_err(|e| (format!("reading its state for the journal: {e}"), false))?,
+        _ => None,
+    };
+    let seq = journal.next_seq();
+    journal
+        .append(&Record::Intent {
+            seq,
+            node: node.id.clone(),
+            target,
+            change,
+            deps,
+            prior,
+        })
+        .map_err(|e| (format!("not changed: cannot write the journal: {e}"), false))?;
+    let result = run_node(incus, node, action, ctx).await;
+    let record = Record::Done {
+        seq,
+        ok: result.is_ok(),
+        error: result.as_ref().err().map(|(e, _)| e.clone()),
+    };
+    if let Err(e) = journal.append(&record) {
+        eprintln!("warning: {e}");
+    }
+    result
+}
+
+/// The instances a run changes that exist already: what pre-apply
+/// snapshots cover.
+pub fn touched_instances(plan: &Plan, decisions: &Decisions) -> Vec<InstanceRef> {
+    plan.nodes
+        .iter()
+        .zip(&decisions.actions)
+        .filter_map(|(node, action)| match (&node.resource, action) {
+            (Resource::Instance(i), Action::Update { .. }) => Some(InstanceRef {
+                project: i.project.clone(),
+                name: i.name.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Snapshot `instances` as `name`, a few at a time, journaling each. A
+/// failed snapshot is reported and the apply goes on (v1's behaviour).
+pub async fn pre_apply_snapshots(
+    incus: &Incus,
+    instances: &[InstanceRef],
+    name: &str,
+    parallelism: usize,
+    journal: Option<&Journal>,
+) -> Vec<(InstanceRef, Result<(), String>)> {
+    let mut out = Vec::new();
+    for chunk in instances.chunks(parallelism.max(1)) {
+        let mut set = JoinSet::new();
+        for (k, i) in chunk.iter().enumerate() {
+            let incus = incus.clone();
+            let i = i.clone();
+            let name = name.to_string();
+            set.spawn(async move {
+                let r = crate::snapshot::create(&incus, &i, &name)
+                    .await
+                    .map_err(|e| e.to_string());
+                (k, i, r)
+            });
+        }
+        let mut done: Vec<(usize, InstanceRef, Result<(), String>)> =
+            set.join_all().await;
+        done.sort_by_key(|d| d.0);
+        for (_, i, r) in done {
+            if let Some(j) = journal {
+                let rec = Record::Snapshot {
+                    project: i.project.clone(),
+                    instance: i.name.clone(),
+                    name: name.to_string(),
+                    ok: r.is_ok(),
+                    error: r.as_ref().err().cloned(),
+                };
+                if let Err(e) = j.append(&rec) {
+                    eprintln!("warning: {e}");
+                }
+            }
+            out.push((i, r));
+        }
+    }
+    out
 }
 
 async fn run_node(
@@ -495,9 +708,10 @@ pub async fn execute(
             let node = plan.nodes[i].clone();
             let action = action.clone();
             let ctx = ctx.clone();
+            let dep_ids: Vec<String> = deps[i].iter().map(|&d| plan.nodes[d].id.clone()).collect();
             set.spawn(async move {
                 let t = Instant::now();
-                let outcome = match run_node(&incus, &node, &action, &ctx).await {
+                let outcome = match run_journaled(&incus, &node, &action, dep_ids, &ctx).await {
                     Ok(o) => o,
                     Err((error, half_created)) => Outcome::Failed {
                         error,

@@ -44,7 +44,7 @@ impl std::fmt::Display for IncusError {
 impl std::error::Error for IncusError {}
 
 impl IncusError {
-    fn transport(message: impl Into<String>) -> IncusError {
+    pub(crate) fn transport(message: impl Into<String>) -> IncusError {
         IncusError {
             code: 0,
             message: message.into(),
@@ -67,6 +67,12 @@ pub struct Reply {
 }
 
 /// Where the Incus socket is: `INCUS_SOCKET`, `INCUS_DIR/unix.socket`,
+/// `ANKLUME_TRACE_HTTP=1` prints every request to stderr.
+fn trace() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("ANKLUME_TRACE_HTTP").is_some_and(|v| v == "1"))
+}
+
 /// `/run/incus/unix.socket`, `/var/lib/incus/unix.socket`.
 pub fn socket_path() -> PathBuf {
     if let Some(s) = std::env::var_os("INCUS_SOCKET") {
@@ -149,6 +155,9 @@ impl Incus {
         } else {
             self.counters.writes.fetch_add(1, Ordering::Relaxed);
         }
+        if trace() {
+            eprintln!("incus: {method} {path} ...");
+        }
         let uri: hyper::Uri = Uri::new(&self.socket, path).into();
         let mut req = Request::builder().method(method.clone()).uri(uri);
         if body.is_some() {
@@ -184,6 +193,9 @@ impl Incus {
             ))
         })?;
         let status = resp.status().as_u16();
+        if trace() {
+            eprintln!("incus: {method} {path} -> {status}");
+        }
         let etag = resp
             .headers()
             .get("etag")
@@ -242,7 +254,7 @@ impl Incus {
 
     /// Wait for an operation. After an error body, the operation is read
     /// again: a timed-out wait and a failure can look alike.
-    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
+    pub async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
         let base = op.split('?').next().unwrap_or(op);
         let path = format!("{base}/wait?timeout={OPERATION_TIMEOUT}");
         let (status, _, json) = self.raw(Method::GET, &path, None, None).await?;

@@ -9,9 +9,12 @@
 
 pub mod apply;
 pub mod client;
+pub mod journal;
 pub mod live;
 pub mod nft;
 pub mod reconcile;
+pub mod rollback;
+pub mod snapshot;
 pub mod state;
 
 pub use client::{Incus, IncusError};

@@ -105,3 +105,49 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
         .map_err(|e| format!("{}: {e}", d.display()))?;
     Ok(())
 }
+
+/// Put the `inet anklume` table back as it was (`table`: a listing saved
+/// by [`read`], or `None` when there was no table), atomically, and the
+/// state files with it.
+pub fn restore(
+    table: Option<&str>,
+    applied: Option<&str>,
+    applied_listing: Option<&str>,
+    state_dir: &Path,
+) -> Result<(), String> {
+    let d = dir(state_dir);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    let file = d.join("rollback.nft");
+    // Declaring the table first makes the delete valid when it is absent;
+    // the whole file is one transaction.
+    let text = format!(
+        "table inet anklume {{}}\ndelete table inet anklume\n{}",
+        table.unwrap_or("")
+    );
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let out = Command::new("nft")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nft -f rejected the previous table: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let _ = std::fs::remove_file(&file);
+    for (name, content) in [
+        ("applied.nft", applied),
+        ("applied.listing", applied_listing),
+    ] {
+        let p = d.join(name);
+        match content {
+            Some(c) => std::fs::write(&p, c).map_err(|e| format!("{}: {e}", p.display()))?,
+            None => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    Ok(())
+}

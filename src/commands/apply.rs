@@ -6,9 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anklume_executor::apply::{execute, Event, Outcome as NodeOutcome};
+use anklume_executor::apply::{
+    execute, pre_apply_snapshots, touched_instances, Event, Outcome as NodeOutcome,
+};
 use anklume_executor::reconcile::{decide, preflight, Action};
-use anklume_executor::{live, state, Incus};
+use anklume_executor::{journal, live, snapshot, state, Incus};
 use anklume_plan::{Plan, Resource};
 use serde_json::json;
 
@@ -49,6 +51,14 @@ pub struct Args {
     /// another host: use `anklume nftables deploy` there).
     #[arg(long)]
     pub no_nftables: bool,
+    /// Do not snapshot the instances this apply changes
+    /// (`pre-apply-YYYYMMDD-HHMMSS`); rollback then restores their
+    /// configuration but not their data.
+    #[arg(long)]
+    pub skip_snapshot: bool,
+    /// Pre-apply snapshots to keep after a successful apply (the newest N).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub keep: usize,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
@@ -191,6 +201,23 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             }
         }
     }
+    if let Some(j) = journal::unfinished(&state_dir) {
+        let changes = j.changes();
+        let finished = changes.iter().filter(|c| c.1.is_some()).count();
+        if json_out {
+            println!(
+                "{}",
+                json!({"event": "unfinished_apply", "journal": j.ts, "started": changes.len(), "finished": finished})
+            );
+        } else {
+            eprintln!(
+                "warning: the apply of {} did not finish (killed or crashed): {} change(s) started, {finished} finished.\n  `anklume rollback {}` undoes its completed part; this apply converges from what exists now.",
+                j.ts,
+                changes.len(),
+                j.ts
+            );
+        }
+    }
     let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
     let decisions = decide(&plan, &live);
     let mut out = String::new();
@@ -284,14 +311,70 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
         }
     }
     let progress = !json_out && std::io::stdout().is_terminal();
+    // Journal and pre-apply snapshots, before the first change.
+    let journal = if changes > 0 {
+        match journal::Journal::create(&state_dir) {
+            Ok(j) => Some(Arc::new(j)),
+            Err(e) => {
+                eprintln!("error: cannot start the apply journal: {e}\nnothing was changed");
+                return Outcome::Failed;
+            }
+        }
+    } else {
+        None
+    };
+    let touched = touched_instances(&plan, &decisions);
+    let mut snapshot_taken = false;
+    if let Some(j) = &journal {
+        let snap_name = (!args.skip_snapshot && !touched.is_empty())
+            .then(|| format!("{}{}", snapshot::PRE_APPLY, j.ts));
+        let begin = journal::Record::Begin {
+            ts: j.ts.clone(),
+            anklume: env!("CARGO_PKG_VERSION").to_string(),
+            changes,
+            snapshot: snap_name.clone(),
+        };
+        if let Err(e) = j.append(&begin) {
+            eprintln!("error: cannot write the apply journal: {e}\nnothing was changed");
+            return Outcome::Failed;
+        }
+        if let Some(name) = &snap_name {
+            let results =
+                pre_apply_snapshots(&incus, &touched, name, args.parallelism, Some(j)).await;
+            let ok = results.iter().filter(|r| r.1.is_ok()).count();
+            for (i, r) in &results {
+                if let Err(e) = r {
+                    eprintln!(
+                        "warning: snapshot {name} of {}/{} failed: {e} (apply goes on; rollback cannot restore its data)",
+                        i.project, i.name
+                    );
+                }
+            }
+            if ok > 0 {
+                snapshot_taken = true;
+                if let Err(e) = snapshot::record(&state_dir, &j.ts, "all") {
+                    eprintln!("warning: {e}");
+                }
+            }
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"event": "snapshot", "name": name, "taken": ok, "failed": results.len() - ok})
+                );
+            } else {
+                println!("Snapshot {name} of {ok} instance(s) about to change.");
+            }
+        }
+    }
     let report = execute(
         &incus,
         &plan,
         &decisions,
         args.parallelism,
         &anklume_executor::apply::Context {
-            state_dir,
+            state_dir: state_dir.clone(),
             nft_previous,
+            journal: journal.clone(),
         },
         Arc::new(AtomicBool::new(false)),
         |e, done, total| {
@@ -324,11 +407,47 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
         *t.entry(k).or_default() += 1;
     }
     let get = |k: &str| t.get(k).copied().unwrap_or(0);
+    let all_ok = !report.interrupted && get("failed") == 0;
+    if let Some(j) = &journal {
+        let outcome = if report.interrupted {
+            "interrupted"
+        } else if all_ok {
+            "ok"
+        } else {
+            "failed"
+        };
+        if let Err(e) = j.append(&journal::Record::End {
+            outcome: outcome.into(),
+        }) {
+            eprintln!("warning: {e}");
+        }
+    }
+    // Retention, after a successful apply that added snapshots.
+    if snapshot_taken && all_ok {
+        match snapshot::cleanup(&incus, &state_dir, args.keep).await {
+            Ok(c) => {
+                for (s, e) in &c.failed {
+                    eprintln!(
+                        "warning: cannot delete old snapshot {} of {}/{}: {e}",
+                        s.name, s.project, s.instance
+                    );
+                }
+                if !c.deleted.is_empty() && !json_out {
+                    println!(
+                        "Retention: deleted {} old pre-apply snapshot(s), keeping the newest {}.",
+                        c.deleted.len(),
+                        args.keep
+                    );
+                }
+            }
+            Err(e) => eprintln!("warning: pre-apply snapshot retention: {e}"),
+        }
+    }
     let requests = incus.counters().reads() + incus.counters().writes();
     if json_out {
         println!(
             "{}",
-            json!({"event": "summary", "dry_run": false, "created": get("created"), "updated": get("updated"), "unchanged": get("unchanged"), "not_run": get("not run"), "failed": get("failed"), "skipped": get("skipped"), "interrupted": get("interrupted"), "orphans": decisions.orphans.len(), "requests": requests, "writes": incus.counters().writes(), "ms": start.elapsed().as_millis() as u64})
+            json!({"event": "summary", "dry_run": false, "created": get("created"), "updated": get("updated"), "unchanged": get("unchanged"), "not_run": get("not run"), "failed": get("failed"), "skipped": get("skipped"), "interrupted": get("interrupted"), "orphans": decisions.orphans.len(), "requests": requests, "writes": incus.counters().writes(), "ms": start.elapsed().as_millis() as u64, "journal": journal.as_ref().map(|j| j.ts.clone())})
         );
     } else {
         println!(
@@ -351,6 +470,13 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
                 } else {
                     ""
                 }
+            );
+        }
+        if let Some(j) = &journal {
+            println!(
+                "Journal: {} (undo with `anklume rollback {}`).",
+                j.path.display(),
+                j.ts
             );
         }
         let failed: Vec<&Event> = report.failed().collect();

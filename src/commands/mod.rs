@@ -6,7 +6,9 @@ pub mod check;
 pub mod diff;
 pub mod nftables;
 pub mod plan;
+pub mod rollback;
 pub mod show;
+pub mod snapshot;
 pub mod sync;
 
 use std::io::IsTerminal;

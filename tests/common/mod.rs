@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that drive the `anklume` binary.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,449 @@
+//! The apply journal: one JSON-lines file per apply in
+//! `<state dir>/journal/YYYYMMDD-HHMMSS.jsonl`. Before each change apply
+//! records what it is about to do and the object's prior state; after it, the
+//! outcome. Every record is written and fsynced before the change it
+//! announces is sent, so a crash or `kill -9` leaves a journal from which
+//! `rollback` can undo the part that was done.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a change is made to, named so that rollback can find it again
+/// without the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// A managed bridge (in the default project).
+    Network {
+        /// Its name.
+        name: String,
+    },
+    /// A project.
+    Project {
+        /// Its name.
+        name: String,
+    },
+    /// A profile in a project.
+    Profile {
+        /// The project.
+        project: String,
+        /// Its name.
+        name: String,
+    },
+    /// A custom storage volume.
+    Volume {
+        /// The project.
+        project: String,
+        /// The storage pool.
+        pool: String,
+        /// Its name.
+        name: String,
+    },
+    /// An instance.
+    Instance {
+        /// The project.
+        project: String,
+        /// Its name.
+        name: String,
+    },
+    /// The host's `inet anklume` nftables table.
+    Nftables,
+}
+
+/// The two kinds of change apply makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The object did not exist.
+    Create,
+    /// The object existed; `prior` holds what it was.
+    Update,
+}
+
+/// One line of a journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The apply started.
+    Begin {
+        /// Its timestamp (the journal's name).
+        ts: String,
+        /// anklume's version.
+        anklume: String,
+        /// Changes the apply is about to make.
+        changes: usize,
+        /// The pre-apply snapshot name, unless snapshots were skipped.
+        snapshot: Option<String>,
+    },
+    /// A pre-apply snapshot was taken (or failed).
+    Snapshot {
+        /// The instance's project.
+        project: String,
+        /// The instance.
+        instance: String,
+        /// The snapshot name.
+        name: String,
+        /// Whether it was taken.
+        ok: bool,
+        /// Incus's error when not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A change is about to be sent.
+    Intent {
+        /// Its number in this journal.
+        seq: u64,
+        /// The plan node id.
+        node: String,
+        /// What it changes.
+        target: Target,
+        /// Create or update.
+        change: Change,
+        /// Plan ids of the nodes this one depends on.
+        #[serde(default)]
+        deps: Vec<String>,
+        /// The object before the change (updates only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prior: Option<Value>,
+    },
+    /// A change ended.
+    Done {
+        /// The intent's number.
+        seq: u64,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Incus's error when not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The apply ended (interrupted by Ctrl-C included; not after a crash).
+    End {
+        /// `ok`, `failed` or `interrupted`.
+        outcome: String,
+    },
+    /// A rollback of this apply ran.
+    Rollback {
+        /// When (a timestamp).
+        at: String,
+        /// `complete`, `partial` or `nothing`.
+        outcome: String,
+        /// Counts for the report.
+        restored: usize,
+        /// Skipped undo steps.
+        skipped: usize,
+        /// Failed undo steps.
+        failed: usize,
+    },
+}
+
+/// The journal directory.
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("journal")
+}
+
+/// Local time as `YYYYMMDD-HHMMSS` (v1's `date +%Y%m%d-%H%M%S`).
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: localtime_r writes into the zeroed struct we own; a null
+    // result (out of range) leaves it zeroed.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// Whether `s` looks like `YYYYMMDD-HHMMSS`.
+pub fn is_timestamp(s: &str) -> bool {
+    s.len() == 15
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 8 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+/// An open journal, shared by the tasks of one apply.
+#[derive(Debug)]
+pub struct Journal {
+    file: Mutex<File>,
+    /// The file.
+    pub path: PathBuf,
+    /// Its timestamp.
+    pub ts: String,
+    seq: AtomicU64,
+    written: AtomicU64,
+    kill_after: Option<u64>,
+}
+
+impl Journal {
+    /// Create a new journal named by the current time. Two applies within
+    /// one second get distinct names: the second waits for the next second.
+    pub fn create(state_dir: &Path) -> Result<Journal, String> {
+        let d = dir(state_dir);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for _ in 0..3 {
+            let ts = timestamp();
+            let path = d.join(format!("{ts}.jsonl"));
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(file) => {
+                    // Make the new name durable too.
+                    if let Ok(dirf) = File::open(&d) {
+                        let _ = dirf.sync_all();
+                    }
+                    let kill_after = std::env::var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS")
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                    return Ok(Journal {
+                        file: Mutex::new(file),
+                        path,
+                        ts,
+                        seq: AtomicU64::new(0),
+                        written: AtomicU64::new(0),
+                        kill_after,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::sleep(std::time::Duration::from_millis(1000));
+                }
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        Err(format!(
+            "{}: cannot find a free journal name",
+            d.display()
+        ))
+    }
+
+    /// The next intent number.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Append one record and fsync it.
+    pub fn append(&self, record: &Record) -> Result<(), String> {
+        append_to(&self.file, &self.path, record)?;
+        let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.kill_after == Some(n) {
+            // A test failpoint: die as `kill -9` would, right after the
+            // n-th record reached the disk.
+            // SAFETY: sending a signal to ourselves.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn append_to(file: &Mutex<File>, path: &Path, record: &Record) -> Result<(), String> {
+    let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
+    line.push('\n');
+    let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+    f.write_all(line.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Append a record to an existing journal file (rollback's own records).
+/// A torn last line (a crash while writing it) is cut off first.
+pub fn append_file(path: &Path, record: &Record) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let bytes = std::fs::read(path).map_err(err)?;
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let f = OpenOptions::new().write(true).open(path).map_err(err)?;
+        f.set_len(keep as u64).map_err(err)?;
+    }
+    let file = OpenOptions::new().append(true).open(path).map_err(err)?;
+    append_to(&Mutex::new(file), path, record)
+}
+
+/// A journal read back.
+#[derive(Clone, Debug, Default)]
+pub struct Read {
+    /// Its timestamp.
+    pub ts: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its records, in order. A torn last line (a crash mid-write) is
+    /// dropped: its change was never sent.
+    pub records: Vec<Record>,
+}
+
+impl Read {
+    /// Whether the apply ended (no crash).
+    pub fn ended(&self) -> Option<&str> {
+        self.records.iter().find_map(|r| match r {
+            Record::End { outcome } => Some(outcome.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The last rollback's outcome, if any ran.
+    pub fn rolled_back(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|r| match r {
+            Record::Rollback { outcome, .. } => Some(outcome.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The pre-apply snapshot name, when one was taken.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.records.iter().find_map(|r| match r {
+            Record::Begin { snapshot, .. } => snapshot.as_deref(),
+            _ => None,
+        })
+    }
+
+    /// Intents, with whether each finished and how.
+    pub fn changes(&self) -> Vec<(&Record, Option<bool>)> {
+        let mut done = std::collections::HashMap::new();
+        for r in &self.records {
+            if let Record::Done { seq, ok, .. } = r {
+                done.insert(*seq, *ok);
+            }
+        }
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Intent { seq, .. } => Some((r, done.get(seq).copied())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A one-word status for lists.
+    pub fn status(&self) -> String {
+        let base = match self.ended() {
+            Some(o) => o.to_string(),
+            None => "unfinished".to_string(),
+        };
+        match self.rolled_back() {
+            Some(r) => format!("{base}, rolled back ({r})"),
+            None => base,
+        }
+    }
+}
+
+/// Read one journal.
+pub fn read(path: &Path) -> Result<Read, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ts = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => records.push(r),
+            // A torn final line: the process died while writing it.
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(format!(
+                    "{}:{}: not a journal record: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            }
+        }
+    }
+    Ok(Read {
+        ts,
+        path: path.to_path_buf(),
+        records,
+    })
+}
+
+/// Every journal's timestamp, oldest first.
+pub fn list(state_dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir(state_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".jsonl")?;
+            is_timestamp(stem).then(|| stem.to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The path of the journal named `ts`.
+pub fn path(state_dir: &Path, ts: &str) -> PathBuf {
+    dir(state_dir).join(format!("{ts}.jsonl"))
+}
+
+/// The newest journal, when it did not end: a crashed or killed apply.
+pub fn unfinished(state_dir: &Path) -> Option<Read> {
+    let ts = list(state_dir).pop()?;
+    let j = read(&path(state_dir, &ts)).ok()?;
+    (j.ended().is_none() && j.rolled_back().is_none()).then_some(j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_a_torn_last_line_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("anklume-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let j = Journal::create(&dir).unwrap();
+        assert!(is_timestamp(&j.ts), "{}", j.ts);
+        let intent = Record::Intent {
+            seq: j.next_seq(),
+            node: "instance/pro/pro-dev".into(),
+            target: Target::Instance {
+                project: "pro".into(),
+                name: "pro-dev".into(),
+            },
+            change: Change::Update,
+            deps: vec!["project/pro".into()],
+            prior: Some(serde_json::json!({"config": {"limits.cpu": "1"}})),
+        };
+        j.append(&intent).unwrap();
+        drop(j);
+        let p = path(&dir, &list(&dir)[0]);
+        // A crash while writing the next record.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"record\":\"done\",\"se").unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.records, vec![intent.clone()]);
+        assert_eq!(r.changes()[0].1, None);
+        assert_eq!(r.status(), "unfinished");
+        assert!(unfinished(&dir).is_some());
+        let end = Record::End {
+            outcome: "interrupted".into(),
+        };
+        append_file(&p, &end).unwrap();
+        assert_eq!(read(&p).unwrap().records, vec![intent, end]);
+        assert!(unfinished(&dir).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
