@@ -118,8 +118,17 @@ pub struct Incus {
 impl Incus {
     /// A client for the socket at `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> Incus {
+        // No connection pool: one connection per request. incusd 6.0's
+        // Unix listener peeks at the first bytes of each new connection
+        // inside its accept loop, so a connection that is open but silent
+        // stops it from accepting any other, including the callbacks of
+        // LXC's stop hooks. hyper's pool makes exactly such connections: a
+        // connect started while an idle one comes back is finished in the
+        // background and parked unused. With a long operation wait in flight
+        // that deadlocked incusd (every stop waited for its hook forever).
+        // A Unix connect costs microseconds.
         let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(16)
+            .pool_max_idle_per_host(0)
             .build(UnixConnector);
         Incus {
             socket: socket.into(),
