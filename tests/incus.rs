@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use anklume_executor::Incus;
 use common::live::{apply_json, cleanup, get, planned, rt, state as snapshot, summary};
 use common::{anklume, incus_available, text, IMAGE};

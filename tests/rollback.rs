@@ -210,8 +210,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
         let inst = get(&incus, &format!("/1.0/instances/{data}?project={d}")).await;
         assert_eq!(inst["config"]["user.note"], "b");
     });
-    let history =
-        std::fs::read_to_string(p.join("state/pre-apply-snapshots/history")).unwrap();
+    let history = std::fs::read_to_string(p.join("state/pre-apply-snapshots/history")).unwrap();
     assert_eq!(history, format!("pre-apply-{ts_b}\n"));
     assert_eq!(
         std::fs::read_to_string(p.join("state/pre-apply-snapshots/latest")).unwrap(),
@@ -230,7 +229,10 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     let o = run(p, &["rollback", "--list"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let list = String::from_utf8_lossy(&o.stdout);
-    assert!(list.contains(&ts_b) && list.contains("1 instance(s)"), "{list}");
+    assert!(
+        list.contains(&ts_b) && list.contains("1 instance(s)"),
+        "{list}"
+    );
 
     // Without --yes and no terminal: refused, nothing changed.
     let o = run(p, &["rollback"]);
@@ -258,11 +260,6 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
             "the data written after A is back"
         );
     });
-    // The latest apply is rolled back: a bare `rollback` says so.
-    let o = run(p, &["rollback", "--yes"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("already rolled back"), "{}", text(&o));
-
     // Named, with --force: the protected instance goes too, and the whole
     // configuration is A's again.
     let o = run(p, &["rollback", &ts_b, "--yes", "--force"]);
@@ -272,6 +269,10 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
         "{}",
         text(&o)
     );
+    // Now B is fully rolled back: a bare `rollback` says so.
+    let o = run(p, &["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already rolled back"), "{}", text(&o));
     let config_back = rt.block_on(config_of(&incus, &[d, d2]));
     assert_eq!(
         config_back, config_a,
@@ -378,7 +379,16 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         assert_eq!(journals(p).len(), before + 1);
 
         // The next apply (here a dry run) says so.
-        let o = run(p, &["apply", "b.bin", "--dry-run", "--allow-stale", "--no-nftables"]);
+        let o = run(
+            p,
+            &[
+                "apply",
+                "b.bin",
+                "--dry-run",
+                "--allow-stale",
+                "--no-nftables",
+            ],
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr)
@@ -487,10 +497,7 @@ domains:
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v2 > /root/f")), 0);
     let o = run(p, &["snapshot", "restore", &one, "mine"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(
-        rt.block_on(exec(&incus, d, &one, "grep -qx v1 /root/f")),
-        0
-    );
+    assert_eq!(rt.block_on(exec(&incus, d, &one, "grep -qx v1 /root/f")), 0);
 
     // Errors: unknown instance, unknown snapshot, `self` on the host.
     let o = run(p, &["snapshot", "create", "zs-nope"]);
@@ -501,7 +508,11 @@ domains:
     assert!(text(&o).contains("has no snapshot 'nope'"), "{}", text(&o));
     let o = run(p, &["snapshot", "list", "self"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("is not an Incus instance"), "{}", text(&o));
+    assert!(
+        text(&o).contains("is not an Incus instance"),
+        "{}",
+        text(&o)
+    );
 
     let o = run(p, &["snapshot", "delete", &one, "mine"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -565,8 +576,7 @@ domains:
     for ts in &js[3..] {
         assert!(snaps.iter().any(|s| s.contains(ts)), "{ts} kept: {snaps:?}");
     }
-    let history =
-        std::fs::read_to_string(p.join("state/pre-apply-snapshots/history")).unwrap();
+    let history = std::fs::read_to_string(p.join("state/pre-apply-snapshots/history")).unwrap();
     assert_eq!(
         history,
         format!("pre-apply-{}\npre-apply-{}\n", js[3], js[4])

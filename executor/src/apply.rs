@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 
 use crate::client::{enc, Incus, IncusError};
 use crate::journal::{Change, Journal, Record, Target};
-use crate::snapshot::InstanceRef;
 use crate::reconcile::{Action, Decisions};
+use crate::snapshot::InstanceRef;
 
 /// How one node ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -178,11 +178,13 @@ pub async fn prior_state(
             });
             Some(v)
         }
-        Target::Profile { project, name } => {
-            get(format!("/1.0/profiles/{}?{}", enc(name), project_q(project)))
-                .await?
-                .map(|r| pick(&r.metadata, &["config", "description", "devices"]))
-        }
+        Target::Profile { project, name } => get(format!(
+            "/1.0/profiles/{}?{}",
+            enc(name),
+            project_q(project)
+        ))
+        .await?
+        .map(|r| pick(&r.metadata, &["config", "description", "devices"])),
         Target::Volume {
             project,
             pool,
@@ -195,20 +197,22 @@ pub async fn prior_state(
         ))
         .await?
         .map(|r| pick(&r.metadata, &["config", "description"])),
-        Target::Instance { project, name } => {
-            get(format!("/1.0/instances/{}?{}", enc(name), project_q(project)))
-                .await?
-                .map(|r| {
-                    let mut v = pick(
-                        &r.metadata,
-                        &["config", "devices", "profiles", "description", "status"],
-                    );
-                    if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
-                        c.retain(|k, _| !k.starts_with("volatile."));
-                    }
-                    v
-                })
-        }
+        Target::Instance { project, name } => get(format!(
+            "/1.0/instances/{}?{}",
+            enc(name),
+            project_q(project)
+        ))
+        .await?
+        .map(|r| {
+            let mut v = pick(
+                &r.metadata,
+                &["config", "devices", "profiles", "description", "status"],
+            );
+            if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
+                c.retain(|k, _| !k.starts_with("volatile."));
+            }
+            v
+        }),
         Target::Nftables => {
             let d = crate::nft::dir(&ctx.state_dir);
             let file = |n: &str| std::fs::read_to_string(d.join(n)).ok();
@@ -305,8 +309,7 @@ pub async fn pre_apply_snapshots(
                 (k, i, r)
             });
         }
-        let mut done: Vec<(usize, InstanceRef, Result<(), String>)> =
-            set.join_all().await;
+        let mut done: Vec<(usize, InstanceRef, Result<(), String>)> = set.join_all().await;
         done.sort_by_key(|d| d.0);
         for (_, i, r) in done {
             if let Some(j) = journal {

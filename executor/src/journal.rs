@@ -228,10 +228,7 @@ impl Journal {
                 Err(e) => return Err(format!("{}: {e}", path.display())),
             }
         }
-        Err(format!(
-            "{}: cannot find a free journal name",
-            d.display()
-        ))
+        Err(format!("{}: cannot find a free journal name", d.display()))
     }
 
     /// The next intent number.

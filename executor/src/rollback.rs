@@ -402,7 +402,10 @@ fn same(live: &Value, prior: &Value, keys: &[&str]) -> bool {
         let a = live.get(*k).cloned().unwrap_or(Value::Null);
         let b = prior.get(*k).cloned().unwrap_or(Value::Null);
         let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
-        a == b || (empty(&a) && empty(&b)) || (a.is_null() && b == json!("")) || (b.is_null() && a == json!(""))
+        a == b
+            || (empty(&a) && empty(&b))
+            || (a.is_null() && b == json!(""))
+            || (b.is_null() && a == json!(""))
     })
 }
 
@@ -482,8 +485,8 @@ async fn restore_instance_config(
     live_cfg.retain(|k, _| !k.starts_with("volatile."));
     let prior_cfg = obj(prior.get("config"));
     let mut wrote = false;
-    let differs = live_cfg != prior_cfg
-        || !same(md, prior, &["devices", "profiles", "description"]);
+    let differs =
+        live_cfg != prior_cfg || !same(md, prior, &["devices", "profiles", "description"]);
     if differs {
         let mut config = prior_cfg;
         config.extend(volatile);

@@ -174,9 +174,7 @@ pub async fn exists(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<bool, 
 
 /// Snapshots of one instance, oldest first.
 pub async fn list_one(incus: &Incus, i: &InstanceRef) -> Result<Vec<SnapInfo>, IncusError> {
-    let r = incus
-        .get(&format!("{}&recursion=1", i.snapshots()))
-        .await?;
+    let r = incus.get(&format!("{}&recursion=1", i.snapshots())).await?;
     let mut v: Vec<SnapInfo> = r
         .metadata
         .as_array()

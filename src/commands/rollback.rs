@@ -110,10 +110,7 @@ async fn run_async(args: Args) -> Outcome {
     }
     let journals = journal::list(&state_dir);
     let ts = match &args.timestamp {
-        Some(t) => t
-            .strip_prefix(snapshot::PRE_APPLY)
-            .unwrap_or(t)
-            .to_string(),
+        Some(t) => t.strip_prefix(snapshot::PRE_APPLY).unwrap_or(t).to_string(),
         None => match journals.last() {
             Some(t) => t.clone(),
             None => {
@@ -292,13 +289,26 @@ async fn list(incus: &Incus, state_dir: &Path) -> Outcome {
     let journals = journal::list(state_dir);
     for ts in &journals {
         let Ok(r) = journal::read(&journal::path(state_dir, ts)) else {
-            rows.push((ts.clone(), "unreadable journal".into(), String::new(), String::new()));
+            rows.push((
+                ts.clone(),
+                "unreadable journal".into(),
+                String::new(),
+                String::new(),
+            ));
             continue;
         };
         let changes = r.changes();
         let created = changes
             .iter()
-            .filter(|c| matches!(c.0, Record::Intent { change: journal::Change::Create, .. }))
+            .filter(|c| {
+                matches!(
+                    c.0,
+                    Record::Intent {
+                        change: journal::Change::Create,
+                        ..
+                    }
+                )
+            })
             .count();
         let snap = match (r.snapshot(), count(ts)) {
             (Some(n), Some(k)) => format!("{n} ({k} instance(s))"),
@@ -340,10 +350,21 @@ async fn list(incus: &Incus, state_dir: &Path) -> Outcome {
         return Outcome::Ok;
     }
     let w = |f: fn(&(String, String, String, String)) -> &String, h: &str| {
-        rows.iter().map(|r| f(r).len()).max().unwrap_or(0).max(h.len())
+        rows.iter()
+            .map(|r| f(r).len())
+            .max()
+            .unwrap_or(0)
+            .max(h.len())
     };
-    let (w1, w2, w3) = (w(|r| &r.0, "TIMESTAMP"), w(|r| &r.1, "STATUS"), w(|r| &r.2, "CHANGES"));
-    println!("{:w1$}  {:w2$}  {:w3$}  SNAPSHOT", "TIMESTAMP", "STATUS", "CHANGES");
+    let (w1, w2, w3) = (
+        w(|r| &r.0, "TIMESTAMP"),
+        w(|r| &r.1, "STATUS"),
+        w(|r| &r.2, "CHANGES"),
+    );
+    println!(
+        "{:w1$}  {:w2$}  {:w3$}  SNAPSHOT",
+        "TIMESTAMP", "STATUS", "CHANGES"
+    );
     for r in rows.iter().rev() {
         println!("{:w1$}  {:w2$}  {:w3$}  {}", r.0, r.1, r.2, r.3);
     }

@@ -21,8 +21,8 @@ pub struct Args {
 pub enum Action {
     /// Take a snapshot (default name `snap-YYYYMMDD-HHMMSS`).
     Create {
-        /// The instance, or `self`.
-        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+        /// The instance, or `self` (with --domain: the snapshot name).
+        #[arg(required_unless_present = "domain")]
         instance: Option<String>,
         /// The snapshot name.
         name: Option<String>,
@@ -71,10 +71,12 @@ pub fn run(args: Args) -> Outcome {
 }
 
 async fn target(incus: &Incus, instance: &str) -> Result<InstanceRef, Outcome> {
-    snapshot::resolve_target(incus, instance).await.map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Invalid
-    })
+    snapshot::resolve_target(incus, instance)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Outcome::Invalid
+        })
 }
 
 fn print(list: &[SnapInfo]) {
@@ -83,14 +85,21 @@ fn print(list: &[SnapInfo]) {
         return;
     }
     let w = |f: fn(&SnapInfo) -> &str, h: &str| {
-        list.iter().map(|s| f(s).len()).max().unwrap_or(0).max(h.len())
+        list.iter()
+            .map(|s| f(s).len())
+            .max()
+            .unwrap_or(0)
+            .max(h.len())
     };
     let (w1, w2, w3) = (
         w(|s| &s.instance, "INSTANCE"),
         w(|s| &s.project, "PROJECT"),
         w(|s| &s.name, "SNAPSHOT"),
     );
-    println!("{:w1$}  {:w2$}  {:w3$}  CREATED", "INSTANCE", "PROJECT", "SNAPSHOT");
+    println!(
+        "{:w1$}  {:w2$}  {:w3$}  CREATED",
+        "INSTANCE", "PROJECT", "SNAPSHOT"
+    );
     for s in list {
         println!(
             "{:w1$}  {:w2$}  {:w3$}  {}",
@@ -107,7 +116,17 @@ async fn run_async(action: Action) -> Outcome {
             name,
             domain,
         } => {
-            let name = name.unwrap_or_else(|| format!("{}{}", snapshot::USER, journal::timestamp()));
+            // `create --domain D [NAME]`: the one positional is the name.
+            let (instance, name) = match (&domain, instance, name) {
+                (Some(_), Some(_), Some(_)) => {
+                    eprintln!("error: with --domain, give only the snapshot name");
+                    return Outcome::Failed;
+                }
+                (Some(_), n, None) => (None, n),
+                (_, i, n) => (i, n),
+            };
+            let name =
+                name.unwrap_or_else(|| format!("{}{}", snapshot::USER, journal::timestamp()));
             let targets = match (instance, domain) {
                 (_, Some(d)) => match snapshot::instances_of(&incus, &d).await {
                     Ok(v) if v.is_empty() => {
