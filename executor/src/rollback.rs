@@ -214,13 +214,29 @@ pub async fn settle(incus: &Incus) -> Result<usize, IncusError> {
 }
 
 /// Options.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Delete protected instances too.
     pub force: bool,
+    /// Instance steps in flight at once.
+    pub parallelism: usize,
 }
 
-/// Run the steps in order. `on_step` sees each result as it ends.
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            force: false,
+            parallelism: 8,
+        }
+    }
+}
+
+/// Run the steps; results come back in the order of `steps`. Instance
+/// steps go first, `parallelism` at a time (nothing the journal records
+/// depends on an instance, so their order does not matter); the other
+/// steps follow one by one in order, and a deletion is skipped while
+/// something that depended on it is kept. `on_step` sees each result as it
+/// ends.
 pub async fn run(
     incus: &Incus,
     steps: &[Step],
@@ -228,10 +244,48 @@ pub async fn run(
     opts: Options,
     mut on_step: impl FnMut(&Step, &StepResult, u64),
 ) -> Vec<StepResult> {
+    let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
     // Nodes whose deletion did not happen: what they depend on stays too.
     let mut kept: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::new();
-    for step in steps {
+    let mut note = |i: usize, result: StepResult, ms: u64, kept: &mut BTreeSet<String>| {
+        let step = &steps[i];
+        if matches!(step.kind, StepKind::Delete)
+            && matches!(
+                result,
+                StepResult::Skipped { .. } | StepResult::Failed { .. }
+            )
+        {
+            kept.insert(step.node.clone());
+        }
+        on_step(step, &result, ms);
+        results[i] = Some(result);
+    };
+    let is_instance = |s: &Step| matches!(s.target, Target::Instance { .. });
+    let instances: Vec<usize> = (0..steps.len())
+        .filter(|&i| is_instance(&steps[i]))
+        .collect();
+    for chunk in instances.chunks(opts.parallelism.max(1)) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (incus, step, dir) = (incus.clone(), steps[i].clone(), state_dir.to_path_buf());
+            set.spawn(async move {
+                let t = Instant::now();
+                let r = run_step(&incus, &step, &dir, opts).await;
+                (i, r, t.elapsed().as_millis() as u64)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((i, r, ms)) = joined else { continue };
+            let result = r.unwrap_or_else(|e| StepResult::Failed {
+                error: e.to_string(),
+            });
+            note(i, result, ms, &mut kept);
+        }
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if is_instance(step) {
+            continue;
+        }
         let t = Instant::now();
         let result = if let (StepKind::Delete, Some(user)) = (
             &step.kind,
@@ -241,25 +295,22 @@ pub async fn run(
                 why: format!("kept because {user} is kept"),
             }
         } else {
-            match run_step(incus, step, state_dir, opts).await {
-                Ok(r) => r,
-                Err(e) => StepResult::Failed {
+            run_step(incus, step, state_dir, opts)
+                .await
+                .unwrap_or_else(|e| StepResult::Failed {
                     error: e.to_string(),
-                },
-            }
+                })
         };
-        if matches!(step.kind, StepKind::Delete)
-            && matches!(
-                result,
-                StepResult::Skipped { .. } | StepResult::Failed { .. }
-            )
-        {
-            kept.insert(step.node.clone());
-        }
-        on_step(step, &result, t.elapsed().as_millis() as u64);
-        out.push(result);
+        note(i, result, t.elapsed().as_millis() as u64, &mut kept);
     }
-    out
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(StepResult::Failed {
+                error: "internal error: the step did not run".into(),
+            })
+        })
+        .collect()
 }
 
 fn q(project: &str) -> String {

@@ -34,6 +34,9 @@ pub struct Args {
     /// Delete old pre-apply snapshots, keeping the newest --keep.
     #[arg(long, conflicts_with_all = ["timestamp", "force"])]
     pub cleanup: bool,
+    /// Instance restores and deletions in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
     /// With --cleanup: pre-apply snapshots to keep.
     #[arg(long, default_value_t = 3, value_name = "N", requires = "cleanup")]
     pub keep: usize,
@@ -220,7 +223,10 @@ async fn run_async(args: Args) -> Outcome {
         &incus,
         &steps,
         &state_dir,
-        Options { force: args.force },
+        Options {
+            force: args.force,
+            parallelism: args.parallelism,
+        },
         |step, result, ms| match result {
             StepResult::Restored { detail } => {
                 println!("restored {}: {detail} ({ms} ms)", step.node)
