@@ -232,3 +232,50 @@ fn damaged_plan_files_are_clear_errors() {
         Some(2)
     );
 }
+
+#[test]
+fn rollback_refuses_bad_timestamps_and_an_empty_state_without_touching_incus() {
+    let dir = tempfile::tempdir().unwrap();
+    // A socket that does not exist: nothing here may need Incus.
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anklume"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("ANKLUME_STATE_DIR", dir.path().join("state"))
+            .env("INCUS_SOCKET", dir.path().join("no-incus.socket"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&["rollback", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+    assert!(common::text(&o).contains("not a timestamp like 20260219-143022"));
+    let o = run(&["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("nothing to roll back: no apply journal"),
+        "{}",
+        common::text(&o)
+    );
+    assert!(common::text(&o).contains("anklume rollback --list"));
+    // A torn journal of a killed apply is listed as unfinished even when
+    // Incus cannot be reached.
+    let jdir = dir.path().join("state/journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    std::fs::write(
+        jdir.join("20260101-120000.jsonl"),
+        "{\"record\":\"begin\",\"ts\":\"20260101-120000\",\"anklume\":\"0\",\"changes\":1,\"snapshot\":null}\n{\"record\":\"intent\",\"seq\":1,\"node\":\"network/net-a\",\"target\":{\"type\":\"network\",\"name\":\"net-a\"},\"change\":\"create\",\"deps\":[]}\n{\"record\":\"do",
+    )
+    .unwrap();
+    let o = run(&["rollback", "--list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("20260101-120000  unfinished  1 created, 0 updated"),
+        "{out}"
+    );
+    // `--keep` only goes with --cleanup; --list takes no timestamp.
+    let o = run(&["rollback", "--keep", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["rollback", "--list", "20260101-120000"]);
+    assert_eq!(o.status.code(), Some(2));
+}
