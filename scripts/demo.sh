@@ -38,5 +38,9 @@ echo "==> anklume apply $out/plan.bin --yes"
 echo "==> a second apply changes nothing"
 "$bin" apply "$out/plan.bin" --yes | tail -n 2
 
+echo "==> anklume rollback --list (what can be undone)"
+"$bin" rollback --list
+
 echo
 echo "Done. Look around: incus list --all-projects; $bin show $out/plan.bin"
+echo "Undo the last apply: $bin rollback (add --force to delete the protected instances it created)"
