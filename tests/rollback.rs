@@ -321,33 +321,42 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
     let config_a = rt.block_on(config_of(&incus, &[d, d2]));
 
     // Journal records of B: begin, one snapshot, then intent/done pairs.
-    // 2: snapshot taken, nothing changed; 3: first intent on disk, its
-    // change never sent; 8: mid-way; None: a SIGKILL from outside while
-    // instances are being created.
-    for kill_after in [Some(2), Some(3), Some(8), None] {
+    // After record 2: snapshot taken, nothing changed; 3: first intent on
+    // disk, its change never sent; 8: mid-way. Then signals from outside
+    // while instances are being created: SIGKILL, and SIGINT (Ctrl-C),
+    // which lets the operations in flight finish and ends the journal.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Stop {
+        AfterRecords(u32),
+        Signal(i32),
+    }
+    let apply_b = |failpoint: Option<u32>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_anklume"));
+        c.args(["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"])
+            .current_dir(p)
+            .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
+            .env("ANKLUME_CONTEXT_DIR", p.join("no-context"))
+            .env("ANKLUME_STATE_DIR", p.join("state"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(n) = failpoint {
+            c.env("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", n.to_string());
+        }
+        c.spawn().unwrap()
+    };
+    for stop in [
+        Stop::AfterRecords(2),
+        Stop::AfterRecords(3),
+        Stop::AfterRecords(8),
+        Stop::Signal(libc::SIGKILL),
+        Stop::Signal(libc::SIGINT),
+    ] {
         let before = journals(p).len();
-        let o = match kill_after {
-            Some(n) => Command::new(env!("CARGO_BIN_EXE_anklume"))
-                .args(["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"])
-                .current_dir(p)
-                .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-                .env("ANKLUME_CONTEXT_DIR", p.join("no-context"))
-                .env("ANKLUME_STATE_DIR", p.join("state"))
-                .env("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", n.to_string())
-                .output()
-                .unwrap(),
-            None => {
-                let child = Command::new(env!("CARGO_BIN_EXE_anklume"))
-                    .args(["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"])
-                    .current_dir(p)
-                    .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-                    .env("ANKLUME_CONTEXT_DIR", p.join("no-context"))
-                    .env("ANKLUME_STATE_DIR", p.join("state"))
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                // Wait until the journal shows a change in flight.
+        let o = match stop {
+            Stop::AfterRecords(n) => apply_b(Some(n)).wait_with_output().unwrap(),
+            Stop::Signal(sig) => {
+                let child = apply_b(None);
+                // Wait until the journal shows changes in flight.
                 let deadline = std::time::Instant::now() + Duration::from_secs(30);
                 loop {
                     let js = journals(p);
@@ -363,22 +372,35 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
                 }
                 // SAFETY: signalling our own child.
                 unsafe {
-                    libc::kill(child.id() as i32, libc::SIGKILL);
+                    libc::kill(child.id() as i32, sig);
                 }
                 child.wait_with_output().unwrap()
             }
         };
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            o.status.signal(),
-            Some(libc::SIGKILL),
-            "kill at {kill_after:?}: {}",
-            text(&o)
-        );
         let ts = journals(p).pop().unwrap();
         assert_eq!(journals(p).len(), before + 1);
+        let journal = std::fs::read_to_string(p.join(format!("state/journal/{ts}.jsonl"))).unwrap();
+        let interrupted = stop == Stop::Signal(libc::SIGINT);
+        if interrupted {
+            // Ctrl-C: in-flight operations finish, the run reports, exit 130.
+            assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+            assert!(text(&o).contains("interrupted"), "{}", text(&o));
+            assert!(
+                journal.ends_with("{\"record\":\"end\",\"outcome\":\"interrupted\"}\n"),
+                "{journal}"
+            );
+        } else {
+            assert_eq!(
+                o.status.signal(),
+                Some(libc::SIGKILL),
+                "{stop:?}: {}",
+                text(&o)
+            );
+            assert!(!journal.contains("\"end\""), "{journal}");
+        }
 
-        // The next apply (here a dry run) says so.
+        // The next apply (here a dry run) says so, unless the apply ended.
         let o = run(
             p,
             &[
@@ -390,16 +412,14 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
             ],
         );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr)
-                .contains(&format!("the apply of {ts} did not finish")),
-            "kill at {kill_after:?}: {}",
-            text(&o)
-        );
+        let warned = String::from_utf8_lossy(&o.stderr)
+            .contains(&format!("the apply of {ts} did not finish"));
+        assert_eq!(warned, !interrupted, "{stop:?}: {}", text(&o));
+        let kill_after = stop;
 
         // Rollback undoes the completed part: back to A exactly.
         let o = run(p, &["rollback", "--yes", "--force"]);
-        if kill_after == Some(2) {
+        if kill_after == Stop::AfterRecords(2) {
             // Only a snapshot was taken: nothing was changed, nothing to undo.
             assert_eq!(o.status.code(), Some(1), "{}", text(&o));
             assert!(text(&o).contains("records no change"), "{}", text(&o));
