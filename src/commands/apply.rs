@@ -201,7 +201,11 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             }
         }
     }
-    if let Some(j) = journal::unfinished(&state_dir) {
+    // A journal without an end is a dead apply, unless an apply is running
+    // right now (a dry run does not hold the lock: probe it).
+    let unfinished = journal::unfinished(&state_dir)
+        .filter(|_| !(args.dry_run && state::lock(&state_dir).is_err()));
+    if let Some(j) = unfinished {
         let changes = j.changes();
         let finished = changes.iter().filter(|c| c.1.is_some()).count();
         if json_out {
