@@ -415,6 +415,24 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         let warned = String::from_utf8_lossy(&o.stderr)
             .contains(&format!("the apply of {ts} did not finish"));
         assert_eq!(warned, !interrupted, "{stop:?}: {}", text(&o));
+        if !interrupted {
+            // While an apply holds the lock, its journal is not a dead one.
+            let lock = std::fs::File::open(p.join("state/apply.lock")).unwrap();
+            lock.try_lock().unwrap();
+            let o = run(
+                p,
+                &[
+                    "apply",
+                    "b.bin",
+                    "--dry-run",
+                    "--allow-stale",
+                    "--no-nftables",
+                ],
+            );
+            drop(lock);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            assert!(!text(&o).contains("did not finish"), "{}", text(&o));
+        }
         let kill_after = stop;
 
         // Rollback undoes the completed part: back to A exactly.
