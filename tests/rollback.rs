@@ -141,6 +141,8 @@ domains:
       {d}-prot: {{}}
       {d}-tmp:
         ephemeral: true
+        storage_volumes:
+          {d}-vol: {{path: /mnt/vol}}
   {d2}:
     trust_level: trusted
     machines:
@@ -209,6 +211,11 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
         );
         let inst = get(&incus, &format!("/1.0/instances/{data}?project={d}")).await;
         assert_eq!(inst["config"]["user.note"], "b");
+        get(
+            &incus,
+            &format!("/1.0/storage-pools/default/volumes/custom/{d}-vol?project={d}"),
+        )
+        .await;
     });
     let history = std::fs::read_to_string(p.join("state/pre-apply-snapshots/history")).unwrap();
     assert_eq!(history, format!("pre-apply-{ts_b}\n"));
@@ -281,6 +288,14 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     if with_nft {
         assert_eq!(nft_table(), nft_a, "A's nftables table is back");
     }
+    assert!(
+        rt.block_on(incus.get_opt(&format!(
+            "/1.0/storage-pools/default/volumes/custom/{d}-vol?project={d}"
+        )))
+        .unwrap()
+        .is_none(),
+        "the volume B created is deleted"
+    );
     rt.block_on(async {
         assert_eq!(
             exec(&incus, d, &data, "grep -qx after-a /root/data").await,

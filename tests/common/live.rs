@@ -85,6 +85,16 @@ pub async fn cleanup(incus: &Incus, domains: &[&str]) {
                 }
             }
         }
+        if let Ok(r) = incus
+            .get(&format!("/1.0/storage-pools/default/volumes/custom?{q}"))
+            .await
+        {
+            for url in r.metadata.as_array().cloned().unwrap_or_default() {
+                if let Some(name) = url.as_str().and_then(|u| u.split('?').next()) {
+                    let _ = incus.delete(&format!("{name}?{q}")).await;
+                }
+            }
+        }
         if incus.get(&format!("/1.0/projects/{d}")).await.is_ok() {
             let _ = incus.delete(&format!("/1.0/projects/{d}")).await;
         }
