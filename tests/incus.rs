@@ -376,3 +376,53 @@ fn stale_plans_and_concurrent_applies_are_refused() {
         );
     });
 }
+
+/// Offline (as on this project's machines), an `images:` image cannot be
+/// pulled: the failure names the image and suggests a local alias. With a
+/// network the image would really be downloaded, so the test only runs when
+/// the image server's name does not resolve.
+#[test]
+fn an_unreachable_remote_image_is_a_clear_error() {
+    let _serial = serial();
+    if !incus_available() {
+        return;
+    }
+    use std::net::ToSocketAddrs;
+    if ("images.linuxcontainers.org", 443)
+        .to_socket_addrs()
+        .is_ok()
+    {
+        eprintln!(
+            "skipped: images.linuxcontainers.org resolves (online): the image would be downloaded"
+        );
+        return;
+    }
+    let d = "zrm";
+    let incus = Incus::from_env();
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[d]));
+    let dir = planned(&format!(
+        "project_name: remote\nglobal:\n  addressing: {{zone_base: 225}}\n  default_os_image: \"images:debian/13\"\ndomains:\n  {d}:\n    trust_level: admin\n    machines:\n      {d}-one: {{ephemeral: true}}\n"
+    ));
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains(&format!("FAILED instance/{d}/{d}-one: image 'images:debian/13' cannot be fetched from its remote")),
+        "{all}"
+    );
+    assert!(
+        all.contains("(offline? import the image locally and use its alias instead)"),
+        "{all}"
+    );
+    // Independent nodes were created; nothing half-made is left.
+    rt.block_on(async {
+        assert!(incus
+            .get_opt(&format!("/1.0/instances/{d}-one?project={d}"))
+            .await
+            .unwrap()
+            .is_none());
+        get(&incus, &format!("/1.0/projects/{d}")).await;
+    });
+    rt.block_on(cleanup(&incus, &[d]));
+}
