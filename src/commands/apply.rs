@@ -1,6 +1,6 @@
 //! `anklume apply`: make Incus match a plan file.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -118,13 +118,6 @@ fn event_line(e: &Event) -> String {
     }
 }
 
-fn confirm() -> bool {
-    eprint!("Apply these changes? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
-}
-
 fn pools(plan: &Plan) -> Vec<String> {
     let mut v: Vec<String> = plan
         .nodes
@@ -168,17 +161,7 @@ pub fn run(args: Args) -> Outcome {
             }
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Outcome::Failed;
-        }
-    };
-    rt.block_on(run_async(args, file.plan, json_out))
+    super::block_on(run_async(args, file.plan, json_out))
 }
 
 async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
@@ -309,7 +292,7 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             );
             return Outcome::Invalid;
         }
-        if !confirm() {
+        if !super::confirm("Apply these changes?") {
             eprintln!("cancelled: nothing was changed");
             return Outcome::Invalid;
         }

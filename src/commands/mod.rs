@@ -11,7 +11,7 @@ pub mod show;
 pub mod snapshot;
 pub mod sync;
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anklume_compiler::{compile, render, Compiled};
@@ -105,4 +105,27 @@ pub fn summary(c: &Compilation) -> String {
         plural(errors, "error"),
         plural(warnings, "warning")
     )
+}
+
+/// Run an async command body on a multi-threaded tokio runtime (the
+/// commands that talk to Incus).
+pub fn block_on<F: std::future::Future<Output = crate::Outcome>>(body: F) -> crate::Outcome {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(body),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            crate::Outcome::Failed
+        }
+    }
+}
+
+/// Ask `question [y/N]` on stderr; `y`, `Y` or `yes` on stdin accepts.
+pub fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
 }

@@ -1,7 +1,7 @@
 //! `anklume rollback`: undo an apply from its journal and pre-apply
 //! snapshots; list what can be rolled back; clean old snapshots up.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anklume_executor::journal::{self, Record};
@@ -51,17 +51,7 @@ pub fn run(args: Args) -> Outcome {
             return Outcome::Failed;
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Outcome::Failed;
-        }
-    };
-    rt.block_on(run_async(args))
+    super::block_on(run_async(args))
 }
 
 async fn run_async(args: Args) -> Outcome {
@@ -209,12 +199,7 @@ async fn run_async(args: Args) -> Outcome {
             eprintln!("error: no terminal to confirm the rollback: pass --yes");
             return Outcome::Invalid;
         }
-        eprint!("Roll back? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).is_err()
-            || !matches!(line.trim(), "y" | "Y" | "yes")
-        {
+        if !super::confirm("Roll back?") {
             eprintln!("cancelled: nothing was changed");
             return Outcome::Invalid;
         }

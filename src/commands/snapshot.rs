@@ -57,17 +57,7 @@ pub enum Action {
 
 /// Run it.
 pub fn run(args: Args) -> Outcome {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Outcome::Failed;
-        }
-    };
-    rt.block_on(run_async(args.action))
+    super::block_on(run_async(args.action))
 }
 
 async fn target(incus: &Incus, instance: &str) -> Result<InstanceRef, Outcome> {
