@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::client::{enc, Incus, IncusError};
-use crate::journal::{Change, Journal, Record, Target};
+use crate::client::{enc, project_query, Incus, IncusError};
+use crate::journal::{Change, Journal, Record, Target, PROFILE_FIELDS};
 use crate::reconcile::{Action, Decisions};
 use crate::snapshot::InstanceRef;
 
@@ -101,10 +101,6 @@ fn devices_json(d: &Devices) -> Value {
     Value::Object(d.iter().map(|(k, v)| (k.clone(), config_json(v))).collect())
 }
 
-fn project_q(project: &str) -> String {
-    format!("project={}", enc(project))
-}
-
 /// Create or update one node.
 /// What apply needs besides Incus.
 #[derive(Clone, Debug, Default)]
@@ -162,67 +158,38 @@ pub async fn prior_state(
     target: &Target,
     ctx: &Context,
 ) -> Result<Option<Value>, IncusError> {
-    let get = |path: String| async move { incus.get_opt(&path).await };
-    Ok(match target {
-        Target::Network { name } => get(format!("/1.0/networks/{}", enc(name)))
-            .await?
-            .map(|r| pick(&r.metadata, &["config", "description"])),
+    if let Target::Nftables = target {
+        let d = crate::nft::dir(&ctx.state_dir);
+        let file = |n: &str| std::fs::read_to_string(d.join(n)).ok();
+        return Ok(Some(json!({
+            "table": ctx.nft_previous,
+            "applied": file("applied.nft"),
+            "applied_listing": file("applied.listing"),
+        })));
+    }
+    let Some(path) = target.path() else {
+        return Ok(None);
+    };
+    let Some(cur) = incus.get_opt(&path).await? else {
+        return Ok(None);
+    };
+    let mut v = pick(&cur.metadata, target.fields());
+    match target {
         Target::Project { name } => {
-            let Some(p) = get(format!("/1.0/projects/{}", enc(name))).await? else {
-                return Ok(None);
-            };
-            let prof = get(format!("/1.0/profiles/default?{}", project_q(name))).await?;
-            let mut v = pick(&p.metadata, &["config", "description"]);
-            v["default_profile"] = prof.map_or(Value::Null, |r| {
-                pick(&r.metadata, &["config", "description", "devices"])
-            });
-            Some(v)
+            let prof = incus
+                .get_opt(&format!("/1.0/profiles/default?{}", project_query(name)))
+                .await?;
+            v["default_profile"] = prof.map_or(Value::Null, |r| pick(&r.metadata, PROFILE_FIELDS));
         }
-        Target::Profile { project, name } => get(format!(
-            "/1.0/profiles/{}?{}",
-            enc(name),
-            project_q(project)
-        ))
-        .await?
-        .map(|r| pick(&r.metadata, &["config", "description", "devices"])),
-        Target::Volume {
-            project,
-            pool,
-            name,
-        } => get(format!(
-            "/1.0/storage-pools/{}/volumes/custom/{}?{}",
-            enc(pool),
-            enc(name),
-            project_q(project)
-        ))
-        .await?
-        .map(|r| pick(&r.metadata, &["config", "description"])),
-        Target::Instance { project, name } => get(format!(
-            "/1.0/instances/{}?{}",
-            enc(name),
-            project_q(project)
-        ))
-        .await?
-        .map(|r| {
-            let mut v = pick(
-                &r.metadata,
-                &["config", "devices", "profiles", "description", "status"],
-            );
+        Target::Instance { .. } => {
+            v["status"] = cur.metadata.get("status").cloned().unwrap_or(Value::Null);
             if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
                 c.retain(|k, _| !k.starts_with("volatile."));
             }
-            v
-        }),
-        Target::Nftables => {
-            let d = crate::nft::dir(&ctx.state_dir);
-            let file = |n: &str| std::fs::read_to_string(d.join(n)).ok();
-            Some(json!({
-                "table": ctx.nft_previous,
-                "applied": file("applied.nft"),
-                "applied_listing": file("applied.listing"),
-            }))
         }
-    })
+        _ => {}
+    }
+    Ok(Some(v))
 }
 
 /// Journal the change, run it, journal the outcome.
@@ -354,7 +321,7 @@ async fn run_node(
             }
         }
         Resource::Project(p) => {
-            let profile = format!("/1.0/profiles/default?{}", project_q(&p.name));
+            let profile = format!("/1.0/profiles/default?{}", project_query(&p.name));
             if create {
                 let body = json!({"name": p.name, "description": p.description, "config": config_json(&p.config)});
                 incus.post("/1.0/projects", &body).await.map_err(fail)?;
@@ -402,7 +369,7 @@ async fn run_node(
             }
         }
         Resource::Profile(p) => {
-            let q = project_q(&p.project);
+            let q = project_query(&p.project);
             if create {
                 let body = json!({"name": p.name, "description": p.description, "config": config_json(&p.config), "devices": devices_json(&p.devices)});
                 incus
@@ -420,7 +387,7 @@ async fn run_node(
             }
         }
         Resource::Volume(v) => {
-            let q = project_q(&v.project);
+            let q = project_query(&v.project);
             let base = format!("/1.0/storage-pools/{}/volumes/custom", enc(&v.pool));
             if create {
                 let body = json!({"name": v.name, "content_type": "filesystem", "config": config_json(&v.config)});
@@ -439,7 +406,7 @@ async fn run_node(
             }
         }
         Resource::Instance(i) => {
-            let q = project_q(&i.project);
+            let q = project_query(&i.project);
             let path = format!("/1.0/instances/{}?{q}", enc(&i.name));
             if create {
                 let source = match &i.source {

@@ -373,6 +373,11 @@ fn check_operation(md: Value) -> Result<Reply, IncusError> {
     }
 }
 
+/// The `project=<p>` query parameter, encoded.
+pub fn project_query(project: &str) -> String {
+    format!("project={}", enc(project))
+}
+
 /// Percent-encode a path segment or query value.
 pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::client::{enc, project_query};
+
 /// What a change is made to, named so that rollback can find it again
 /// without the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,51 @@ pub enum Target {
     },
     /// The host's `inet anklume` nftables table.
     Nftables,
+}
+
+/// The fields of a profile (a project's `default` one included).
+pub const PROFILE_FIELDS: &[&str] = &["config", "description", "devices"];
+
+impl Target {
+    /// Its REST path; `None` for the nftables table, which is not in Incus.
+    pub fn path(&self) -> Option<String> {
+        let q = project_query;
+        Some(match self {
+            Target::Network { name } => format!("/1.0/networks/{}", enc(name)),
+            Target::Project { name } => format!("/1.0/projects/{}", enc(name)),
+            Target::Profile { project, name } => {
+                format!("/1.0/profiles/{}?{}", enc(name), q(project))
+            }
+            Target::Volume {
+                project,
+                pool,
+                name,
+            } => format!(
+                "/1.0/storage-pools/{}/volumes/custom/{}?{}",
+                enc(pool),
+                enc(name),
+                q(project)
+            ),
+            Target::Instance { project, name } => {
+                format!("/1.0/instances/{}?{}", enc(name), q(project))
+            }
+            Target::Nftables => return None,
+        })
+    }
+
+    /// The writable fields apply journals as the prior state and rollback
+    /// puts back. Instances also keep their run state (`status`); a project
+    /// also keeps its `default` profile ([`PROFILE_FIELDS`]).
+    pub fn fields(&self) -> &'static [&'static str] {
+        match self {
+            Target::Network { .. } | Target::Project { .. } | Target::Volume { .. } => {
+                &["config", "description"]
+            }
+            Target::Profile { .. } => PROFILE_FIELDS,
+            Target::Instance { .. } => &["config", "devices", "profiles", "description"],
+            Target::Nftables => &[],
+        }
+    }
 }
 
 /// The two kinds of change apply makes.

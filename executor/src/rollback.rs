@@ -11,8 +11,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::client::{enc, Incus, IncusError};
-use crate::journal::{self, Change, Record, Target};
+use crate::client::{enc, project_query, Incus, IncusError};
+use crate::journal::{self, Change, Record, Target, PROFILE_FIELDS};
 use crate::snapshot::{self, InstanceRef};
 
 /// One undo step.
@@ -313,32 +313,9 @@ pub async fn run(
         .collect()
 }
 
-fn q(project: &str) -> String {
-    format!("project={}", enc(project))
-}
-
+/// The REST path of an Incus object (every target but the nftables table).
 fn path_of(target: &Target) -> String {
-    match target {
-        Target::Network { name } => format!("/1.0/networks/{}", enc(name)),
-        Target::Project { name } => format!("/1.0/projects/{}", enc(name)),
-        Target::Profile { project, name } => {
-            format!("/1.0/profiles/{}?{}", enc(name), q(project))
-        }
-        Target::Volume {
-            project,
-            pool,
-            name,
-        } => format!(
-            "/1.0/storage-pools/{}/volumes/custom/{}?{}",
-            enc(pool),
-            enc(name),
-            q(project)
-        ),
-        Target::Instance { project, name } => {
-            format!("/1.0/instances/{}?{}", enc(name), q(project))
-        }
-        Target::Nftables => String::new(),
-    }
+    target.path().unwrap_or_default()
 }
 
 async fn run_step(
@@ -488,32 +465,20 @@ async fn put_back(
 }
 
 async fn restore_config(incus: &Incus, target: &Target, prior: &Value) -> Result<bool, IncusError> {
-    let path = path_of(target);
     match target {
-        Target::Network { .. } | Target::Volume { .. } => {
-            put_back(incus, &path, prior, &["config", "description"]).await
-        }
-        Target::Profile { .. } => {
-            put_back(incus, &path, prior, &["config", "description", "devices"]).await
-        }
-        Target::Project { name } => {
-            let a = put_back(incus, &path, prior, &["config", "description"]).await?;
-            let b = match prior.get("default_profile") {
-                Some(p) if !p.is_null() => {
-                    put_back(
-                        incus,
-                        &format!("/1.0/profiles/default?{}", q(name)),
-                        p,
-                        &["config", "description", "devices"],
-                    )
-                    .await?
+        Target::Instance { .. } => restore_instance_config(incus, target, prior).await,
+        Target::Nftables => Ok(false),
+        _ => {
+            let wrote = put_back(incus, &path_of(target), prior, target.fields()).await?;
+            let profile = match (target, prior.get("default_profile")) {
+                (Target::Project { name }, Some(p)) if !p.is_null() => {
+                    let path = format!("/1.0/profiles/default?{}", project_query(name));
+                    put_back(incus, &path, p, PROFILE_FIELDS).await?
                 }
                 _ => false,
             };
-            Ok(a || b)
+            Ok(wrote || profile)
         }
-        Target::Instance { .. } => restore_instance_config(incus, target, prior).await,
-        Target::Nftables => Ok(false),
     }
 }
 
@@ -563,7 +528,11 @@ async fn restore_instance_config(
     let want = prior.get("status").and_then(Value::as_str);
     let now = incus.get(&path).await?;
     let is = now.metadata.get("status").and_then(Value::as_str);
-    let state = format!("/1.0/instances/{}/state?{}", enc(name), q(project));
+    let state = format!(
+        "/1.0/instances/{}/state?{}",
+        enc(name),
+        project_query(project)
+    );
     match (want, is) {
         (Some("Running"), Some(s)) if s != "Running" => {
             incus.put(&state, &json!({"action": "start"}), None).await?;
@@ -633,7 +602,11 @@ async fn delete_instance(
     }
     if md.get("status").and_then(Value::as_str) == Some("Running") {
         // It is deleted next: no need for a clean shutdown.
-        let state = format!("/1.0/instances/{}/state?{}", enc(name), q(project));
+        let state = format!(
+            "/1.0/instances/{}/state?{}",
+            enc(name),
+            project_query(project)
+        );
         if let Err(e) = incus
             .put(&state, &json!({"action": "stop", "force": true}), None)
             .await
