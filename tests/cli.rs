@@ -238,10 +238,7 @@ fn rollback_refuses_bad_timestamps_and_an_empty_state_without_touching_incus() {
     let dir = tempfile::tempdir().unwrap();
     // A socket that does not exist: nothing here may need Incus.
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_anklume"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("ANKLUME_STATE_DIR", dir.path().join("state"))
+        common::anklume_command(dir.path(), args)
             .env("INCUS_SOCKET", dir.path().join("no-incus.socket"))
             .output()
             .unwrap()

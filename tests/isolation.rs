@@ -65,9 +65,7 @@ async fn exec(incus: &Incus, machine: &str, cmd: &str) -> i64 {
 
 async fn cleanup(incus: &Incus) {
     live::cleanup(incus, &DOMAINS).await;
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", "anklume"])
-        .output();
+    live::delete_nft_table();
 }
 
 /// One probe: can `from` open a TCP connection to `to:port` (or ping it)?

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use anklume_executor::Incus;
-use common::live::{cleanup, exec, get, planned, rt, state};
-use common::{anklume, incus_available, text, IMAGE};
+use anklume_executor::{journal, Incus};
+use common::live::{cleanup, delete_nft_table, exec, get, planned, rt, state};
+use common::{anklume, anklume_command, incus_available, text, IMAGE};
 use serde_json::Value;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -67,26 +67,9 @@ fn write_plan(dir: &Path, infra: &str, out: &str) {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    anklume(dir, args)
-}
-
-/// The (single) journal timestamps in the state directory, oldest first.
+/// The journal timestamps in the state directory, oldest first.
 fn journals(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir.join("state/journal"))
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .strip_suffix(".jsonl")
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    journal::list(&dir.join("state"))
 }
 
 fn infra_a(zone: u8, d: &str) -> String {
@@ -155,7 +138,7 @@ domains:
 fn apply(dir: &Path, plan: &str, extra: &[&str]) -> Output {
     let mut args = vec!["apply", plan, "--yes", "--allow-stale"];
     args.extend_from_slice(extra);
-    run(dir, &args)
+    anklume(dir, &args)
 }
 
 #[test]
@@ -170,9 +153,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     let with_nft = nft_usable();
     let nft_flag: &[&str] = if with_nft { &[] } else { &["--no-nftables"] };
     rt.block_on(cleanup(&incus, &[d, d2]));
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", "anklume"])
-        .output();
+    delete_nft_table();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     write_plan(p, &infra_b(221, d, d2), "b.bin");
@@ -233,7 +214,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     );
 
     // The list shows both applies.
-    let o = run(p, &["rollback", "--list"]);
+    let o = anklume(p, &["rollback", "--list"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let list = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -242,12 +223,12 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     );
 
     // Without --yes and no terminal: refused, nothing changed.
-    let o = run(p, &["rollback"]);
+    let o = anklume(p, &["rollback"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
 
     // Roll B back without --force: the protected instance B created stays.
-    let o = run(p, &["rollback", "--yes"]);
+    let o = anklume(p, &["rollback", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -269,7 +250,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     });
     // Named, with --force: the protected instance goes too, and the whole
     // configuration is A's again.
-    let o = run(p, &["rollback", &ts_b, "--yes", "--force"]);
+    let o = anklume(p, &["rollback", &ts_b, "--yes", "--force"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("deleted (protected; --force)"),
@@ -277,7 +258,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
         text(&o)
     );
     // Now B is fully rolled back: a bare `rollback` says so.
-    let o = run(p, &["rollback", "--yes"]);
+    let o = anklume(p, &["rollback", "--yes"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("already rolled back"), "{}", text(&o));
     let config_back = rt.block_on(config_of(&incus, &[d, d2]));
@@ -312,9 +293,7 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     assert_eq!(s["writes"], 0, "{s}");
 
     rt.block_on(cleanup(&incus, &[d, d2]));
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", "anklume"])
-        .output();
+    delete_nft_table();
 }
 
 #[test]
@@ -346,13 +325,11 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         Signal(i32),
     }
     let apply_b = |failpoint: Option<u32>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_anklume"));
-        c.args(["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"])
-            .current_dir(p)
-            .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-            .env("ANKLUME_CONTEXT_DIR", p.join("no-context"))
-            .env("ANKLUME_STATE_DIR", p.join("state"))
-            .stdout(std::process::Stdio::piped())
+        let mut c = anklume_command(
+            p,
+            &["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"],
+        );
+        c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         if let Some(n) = failpoint {
             c.env("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", n.to_string());
@@ -416,7 +393,7 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         }
 
         // The next apply (here a dry run) says so, unless the apply ended.
-        let o = run(
+        let o = anklume(
             p,
             &[
                 "apply",
@@ -434,7 +411,7 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
             // While an apply holds the lock, its journal is not a dead one.
             let lock = std::fs::File::open(p.join("state/apply.lock")).unwrap();
             lock.try_lock().unwrap();
-            let o = run(
+            let o = anklume(
                 p,
                 &[
                     "apply",
@@ -451,7 +428,7 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         let kill_after = stop;
 
         // Rollback undoes the completed part: back to A exactly.
-        let o = run(p, &["rollback", "--yes", "--force"]);
+        let o = anklume(p, &["rollback", "--yes", "--force"]);
         if kill_after == Stop::AfterRecords(2) {
             // Only a snapshot was taken: nothing was changed, nothing to undo.
             assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -481,7 +458,7 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         assert_eq!(s["writes"], 0, "{s}");
 
         // Back to A for the next round.
-        let o = run(p, &["rollback", "--yes", "--force"]);
+        let o = anklume(p, &["rollback", "--yes", "--force"]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         assert_eq!(rt.block_on(config_of(&incus, &[d, d2])), config_a);
     }
@@ -520,18 +497,18 @@ domains:
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v1 > /root/f")), 0);
 
     // Named, found across projects without naming the project.
-    let o = run(p, &["snapshot", "create", &one, "mine"]);
+    let o = anklume(p, &["snapshot", "create", &one, "mine"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains(&format!("created snapshot mine of {one} ({d})")));
     // Default name snap-YYYYMMDD-HHMMSS.
-    let o = run(p, &["snapshot", "create", &one]);
+    let o = anklume(p, &["snapshot", "create", &one]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // A whole domain.
-    let o = run(p, &["snapshot", "create", "--domain", d, "all"]);
+    let o = anklume(p, &["snapshot", "create", "--domain", d, "all"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(text(&o).matches("created snapshot all of").count(), 2);
 
-    let o = run(p, &["snapshot", "list", &one]);
+    let o = anklume(p, &["snapshot", "list", &one]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let list = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(list.contains("mine") && list.contains("all"), "{list}");
@@ -543,23 +520,23 @@ domains:
         auto.len() == "snap-".len() + 15 && auto.as_bytes()[13] == b'-',
         "{auto}"
     );
-    let o = run(p, &["snapshot", "list"]);
+    let o = anklume(p, &["snapshot", "list"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{d}-two")));
 
     // Restore brings the data back.
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v2 > /root/f")), 0);
-    let o = run(p, &["snapshot", "restore", &one, "mine"]);
+    let o = anklume(p, &["snapshot", "restore", &one, "mine"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(rt.block_on(exec(&incus, d, &one, "grep -qx v1 /root/f")), 0);
 
     // Errors: unknown instance, unknown snapshot, `self` on the host.
-    let o = run(p, &["snapshot", "create", "zs-nope"]);
+    let o = anklume(p, &["snapshot", "create", "zs-nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("instance 'zs-nope' not found in any Incus project"));
-    let o = run(p, &["snapshot", "restore", &one, "nope"]);
+    let o = anklume(p, &["snapshot", "restore", &one, "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("has no snapshot 'nope'"), "{}", text(&o));
-    let o = run(p, &["snapshot", "list", "self"]);
+    let o = anklume(p, &["snapshot", "list", "self"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("is not an Incus instance"),
@@ -567,9 +544,9 @@ domains:
         text(&o)
     );
 
-    let o = run(p, &["snapshot", "delete", &one, "mine"]);
+    let o = anklume(p, &["snapshot", "delete", &one, "mine"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = run(p, &["snapshot", "list", &one]);
+    let o = anklume(p, &["snapshot", "list", &one]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("mine "));
 
     rt.block_on(cleanup(&incus, &[d]));
@@ -635,7 +612,7 @@ domains:
         format!("pre-apply-{}\npre-apply-{}\n", js[3], js[4])
     );
     // --cleanup --keep 1 trims further.
-    let o = run(p, &["rollback", "--cleanup", "--keep", "1"]);
+    let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("1 snapshot(s) deleted"), "{}", text(&o));
     // --skip-snapshot takes none.

@@ -172,3 +172,10 @@ pub async fn exec(incus: &Incus, project: &str, machine: &str, cmd: &str) -> i64
         .and_then(Value::as_i64)
         .unwrap_or(-1)
 }
+
+/// Remove the host's `inet anklume` table, if any.
+pub fn delete_nft_table() {
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "inet", "anklume"])
+        .output();
+}

@@ -9,18 +9,22 @@ use std::process::{Command, Output};
 /// The test image `scripts/incus-setup.sh` imports.
 pub const IMAGE: &str = "anklume-busybox";
 
-/// Run `anklume` in `dir` with a pinned environment: no host-subnet check,
+/// `anklume ARGS` in `dir` with a pinned environment: no host-subnet check,
 /// an empty context dir and a state dir under `dir`, no colour.
-pub fn anklume(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anklume"))
-        .args(args)
+pub fn anklume_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_anklume"));
+    c.args(args)
         .current_dir(dir)
         .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
         .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
         .env("ANKLUME_STATE_DIR", dir.join("state"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Run [`anklume_command`] to completion.
+pub fn anklume(dir: &Path, args: &[&str]) -> Output {
+    anklume_command(dir, args).output().expect("runs")
 }
 
 /// Exit status, stdout and stderr, for assertion messages.
