@@ -528,18 +528,14 @@ async fn restore_instance_config(
     let want = prior.get("status").and_then(Value::as_str);
     let now = incus.get(&path).await?;
     let is = now.metadata.get("status").and_then(Value::as_str);
-    let state = format!(
-        "/1.0/instances/{}/state?{}",
-        enc(name),
-        project_query(project)
-    );
+    let state = state_path(project, name);
     match (want, is) {
         (Some("Running"), Some(s)) if s != "Running" => {
             incus.put(&state, &json!({"action": "start"}), None).await?;
             wrote = true;
         }
         (Some("Stopped"), Some("Running")) => {
-            stop(incus, &state).await?;
+            stop(incus, &path, &state).await?;
             wrote = true;
         }
         _ => {}
@@ -547,32 +543,48 @@ async fn restore_instance_config(
     Ok(wrote)
 }
 
-/// A clean stop with a timeout, then a forced one. An error from a stop
-/// that finds the instance stopped anyway (it stopped meanwhile) is not one.
-async fn stop(incus: &Incus, state: &str) -> Result<(), IncusError> {
-    let stopped = || async {
-        let inst = state.replacen("/state?", "?", 1);
-        matches!(
-            incus.get(&inst).await,
-            Ok(r) if r.metadata.get("status").and_then(Value::as_str) != Some("Running")
-        )
-    };
-    if incus
-        .put(state, &json!({"action": "stop", "timeout": 10}), None)
-        .await
-        .is_ok()
-        || stopped().await
-    {
-        return Ok(());
-    }
+/// The `/state` path of an instance.
+fn state_path(project: &str, name: &str) -> String {
+    format!(
+        "/1.0/instances/{}/state?{}",
+        enc(name),
+        project_query(project)
+    )
+}
+
+/// Whether Incus reports the instance at `path` stopped (a failed read
+/// counts as not stopped).
+async fn is_stopped(incus: &Incus, path: &str) -> bool {
+    matches!(
+        incus.get(path).await,
+        Ok(r) if r.metadata.get("status").and_then(Value::as_str) != Some("Running")
+    )
+}
+
+/// A forced stop. An error from a stop that finds the instance stopped
+/// anyway (it stopped meanwhile) is not one.
+async fn force_stop(incus: &Incus, path: &str, state: &str) -> Result<(), IncusError> {
     match incus
         .put(state, &json!({"action": "stop", "force": true}), None)
         .await
     {
         Ok(_) => Ok(()),
-        Err(_) if stopped().await => Ok(()),
+        Err(_) if is_stopped(incus, path).await => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// A clean stop with a timeout, then a forced one.
+async fn stop(incus: &Incus, path: &str, state: &str) -> Result<(), IncusError> {
+    if incus
+        .put(state, &json!({"action": "stop", "timeout": 10}), None)
+        .await
+        .is_ok()
+        || is_stopped(incus, path).await
+    {
+        return Ok(());
+    }
+    force_stop(incus, path, state).await
 }
 
 async fn delete_instance(
@@ -602,20 +614,7 @@ async fn delete_instance(
     }
     if md.get("status").and_then(Value::as_str) == Some("Running") {
         // It is deleted next: no need for a clean shutdown.
-        let state = format!(
-            "/1.0/instances/{}/state?{}",
-            enc(name),
-            project_query(project)
-        );
-        if let Err(e) = incus
-            .put(&state, &json!({"action": "stop", "force": true}), None)
-            .await
-        {
-            let now = incus.get(&path).await?;
-            if now.metadata.get("status").and_then(Value::as_str) == Some("Running") {
-                return Err(e);
-            }
-        }
+        force_stop(incus, &path, &state_path(project, name)).await?;
     }
     if protected {
         let cur = incus.get(&path).await?;
