@@ -3,6 +3,7 @@
 
 mod commands;
 mod facts;
+mod output;
 
 use std::process::ExitCode;
 

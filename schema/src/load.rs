@@ -123,6 +123,58 @@ fn read(cwd: &Path, p: &Path) -> Result<String, IoError> {
     })
 }
 
+/// What is at a source path inside an `infra/` directory.
+enum Entry {
+    /// Nothing.
+    Absent,
+    /// A regular file (possibly through a link that stays inside `root`).
+    File,
+}
+
+/// Look at `p` (relative to `cwd`), a file of the infra directory `root`.
+/// A symbolic link is followed only when it resolves to a regular file
+/// inside `root`; a dangling link, a link leading outside `root`, a
+/// directory, a FIFO or a device is an error, never skipped: a source file
+/// that silently vanished would drop its domain (and `sync
+/// --clean-orphans` would then delete that domain's files).
+fn entry(cwd: &Path, root: &Path, p: &Path) -> Result<Entry, IoError> {
+    let full = cwd.join(p);
+    let err = |what: String| IoError {
+        message: format!("{}: {what}", p.display()),
+    };
+    let meta = match std::fs::symlink_metadata(&full) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Absent),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    if meta.file_type().is_symlink() {
+        let real = std::fs::canonicalize(&full)
+            .map_err(|e| err(format!("a symbolic link that cannot be followed ({e})")))?;
+        let root = std::fs::canonicalize(cwd.join(root)).map_err(|e| err(e.to_string()))?;
+        if !real.starts_with(&root) {
+            return Err(err(format!(
+                "a symbolic link to {}, outside {}: anklume does not follow links out of the infra directory (copy the file in instead)",
+                real.display(),
+                root.display()
+            )));
+        }
+        let m = std::fs::metadata(&real).map_err(|e| err(e.to_string()))?;
+        if !m.is_file() {
+            return Err(err(
+                "a symbolic link to something that is not a regular file".into(),
+            ));
+        }
+        return Ok(Entry::File);
+    }
+    if meta.is_file() {
+        Ok(Entry::File)
+    } else if meta.is_dir() {
+        Err(err("a directory, not a YAML file".into()))
+    } else {
+        Err(err("not a regular file".into()))
+    }
+}
+
 /// Load from the file system (paths relative to `cwd` are shown relative).
 pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
     match origin {
@@ -134,7 +186,7 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
         }
         Origin::Dir(d) => {
             let base = d.join("base.yml");
-            if !cwd.join(&base).is_file() {
+            if matches!(entry(cwd, d, &base)?, Entry::Absent) {
                 return Ok(Loaded {
                     origin: Some(origin.clone()),
                     sources: Sources::default(),
@@ -154,23 +206,43 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                 let entries = std::fs::read_dir(cwd.join(&ddir)).map_err(|e| IoError {
                     message: format!("{}: {e}", ddir.display()),
                 })?;
-                let mut names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".yml") && cwd.join(&ddir).join(n).is_file())
-                    .collect();
+                let mut names = Vec::new();
+                for e in entries {
+                    let e = e.map_err(|e| IoError {
+                        message: format!("{}: {e}", ddir.display()),
+                    })?;
+                    let name = e.file_name();
+                    // v1 globbed `*.yml`, which skips hidden files (editor
+                    // lock files such as Emacs' `.#x.yml` are dangling
+                    // links).
+                    if !name.as_encoded_bytes().ends_with(b".yml")
+                        || name.as_encoded_bytes().starts_with(b".")
+                    {
+                        continue;
+                    }
+                    let Some(name) = name.to_str() else {
+                        return Err(IoError {
+                            message: format!(
+                                "{}: a domain file name that is not UTF-8",
+                                ddir.join(&name).display()
+                            ),
+                        });
+                    };
+                    names.push(name.to_owned());
+                }
                 names.sort();
                 for n in names {
                     let p = ddir.join(&n);
-                    let text = read(cwd, &p)?;
-                    domain_files.push((p, text));
+                    if let Entry::File = entry(cwd, d, &p)? {
+                        let text = read(cwd, &p)?;
+                        domain_files.push((p, text));
+                    }
                 }
             }
             let pol = d.join("policies.yml");
-            let policies = if cwd.join(&pol).is_file() {
-                Some((pol.clone(), read(cwd, &pol)?))
-            } else {
-                None
+            let policies = match entry(cwd, d, &pol)? {
+                Entry::File => Some((pol.clone(), read(cwd, &pol)?)),
+                Entry::Absent => None,
             };
             let has_domains_dir = cwd.join(&ddir).is_dir();
             files.extend(domain_files);

@@ -69,7 +69,7 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
         return Outcome::Internal;
     };
     match output {
-        Some(path) => match anklume_compiler::ansible::sync::write_atomic(path, text.as_bytes()) {
+        Some(path) => match crate::output::write_output(path, text.as_bytes()) {
             Ok(()) => {
                 eprintln!(
                     "wrote {} (load it with `anklume nftables deploy {}`)",

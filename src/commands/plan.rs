@@ -105,7 +105,7 @@ pub fn run(args: Args) -> Outcome {
     };
     match &args.output {
         Some(path) => {
-            if let Err(e) = anklume_compiler::ansible::sync::write_atomic(path, &bytes) {
+            if let Err(e) = crate::output::write_output(path, &bytes) {
                 eprintln!("error: {}: {e}", path.display());
                 return Outcome::Failed;
             }

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anklume_compiler::ansible::sync::{sync, FileStatus, SyncOptions};
+use anklume_compiler::ansible::protect::Protection;
+use anklume_compiler::ansible::sync::{sync, FileStatus, SyncError, SyncOptions, SyncReport};
 
 use super::{load_and_compile, print_diags, summary, DiagFormat};
 use crate::Outcome;
@@ -64,19 +65,47 @@ pub fn run(args: Args) -> Outcome {
         dry_run: args.dry_run,
         clean_orphans: args.clean_orphans,
     };
+    let base = &args.base_dir;
     let report = match sync(ir, &opts) {
         Ok(r) => r,
+        Err(SyncError::Partial { report, failures }) => {
+            // Say exactly what is on disk now.
+            print!("{}", render(&report, base, &args, false));
+            for (path, e) in &failures {
+                eprintln!("error: {}: {e} (not written)", shown(base, path));
+            }
+            eprintln!(
+                "error: sync stopped halfway: {} file(s) not written or deleted (listed above); every file listed as Written holds its new content. Fix the cause and run sync again to complete the tree.",
+                failures.len()
+            );
+            return Outcome::Failed;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::Failed;
         }
     };
-    let base = &args.base_dir;
+    print!("{}", render(&report, base, &args, true));
+    Outcome::Ok
+}
+
+/// The report, as v1 printed it, plus what anklume adds (kept orphans and
+/// their reason, removed leftovers). Paths are escaped: a file name cannot
+/// carry terminal control characters to the screen.
+fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> String {
     // One write at the end: 10,000 lines are 10,000 syscalls otherwise.
     let mut out = String::new();
+    let shown = |rel: &str| escape(&shown(base, rel));
+    for t in &report.stale_temps {
+        let _ = writeln!(
+            out,
+            "  Removed leftover of an interrupted sync: {}",
+            shown(t)
+        );
+    }
     let mut changed = 0;
     for (path, status) in &report.files {
-        let path = shown(base, path);
+        let path = shown(path);
         match (status, args.dry_run) {
             (FileStatus::Written, false) => {
                 changed += 1;
@@ -95,28 +124,38 @@ pub fn run(args: Args) -> Outcome {
         out.push('\n');
         let _ = writeln!(out, "Orphan files ({}):", report.orphans.len());
         for o in &report.orphans {
-            let path = shown(base, &o.path);
-            if o.protected {
-                let _ = writeln!(
-                    out,
-                    "  PROTECTED (ephemeral=false): {path} — manual removal required"
-                );
-            } else {
-                let _ = writeln!(out, "  ORPHAN: {path}");
+            let path = shown(&o.path);
+            match &o.protection {
+                Protection::Protected => {
+                    let _ = writeln!(
+                        out,
+                        "  PROTECTED (ephemeral=false): {path} — manual removal required"
+                    );
+                }
+                Protection::Unknown(why) => {
+                    let _ = writeln!(
+                        out,
+                        "  KEPT (cannot tell whether it is protected: {}): {path} — manual removal required",
+                        escape(why)
+                    );
+                }
+                Protection::Unprotected => {
+                    let _ = writeln!(out, "  ORPHAN: {path}");
+                }
             }
         }
         if args.clean_orphans && !args.dry_run {
             for o in &report.orphans {
-                let path = shown(base, &o.path);
-                if o.protected {
-                    let _ = writeln!(out, "  Skipped (protected): {path}");
-                } else {
+                let path = shown(&o.path);
+                if report.deleted.contains(&o.path) {
                     let _ = writeln!(out, "  Deleted: {path}");
+                } else {
+                    let _ = writeln!(out, "  Skipped (protected): {path}");
                 }
             }
         }
     }
-    if !args.dry_run {
+    if !args.dry_run && complete {
         out.push('\n');
         let _ = writeln!(
             out,
@@ -124,6 +163,18 @@ pub fn run(args: Args) -> Outcome {
             report.files.len() - changed
         );
     }
-    print!("{out}");
-    Outcome::Ok
+    out
+}
+
+/// `s` with control characters shown as escapes.
+fn escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

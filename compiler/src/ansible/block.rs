@@ -14,13 +14,28 @@
 //! # Your custom variables below:
 //! ```
 //!
-//! [`merge`] computes a file's new content from its old content (if any) and
+//! [`merge`] computes a file's new bytes from its old bytes (if any) and
 //! freshly emitted YAML. It follows anklume v1 (`shared/spec/ansible-tree.md`
-//! §3) with two deliberate departures: the block is inserted literally (v1
-//! used a regex substitution, so backslashes in values were interpreted),
-//! and in an existing file that starts with a `---` line but has no block,
-//! the block goes after that line (v1 put it before, producing a second YAML
-//! document).
+//! §3) with deliberate departures:
+//!
+//! * markers are recognised only as **whole lines** (the marker text at the
+//!   start of a line, followed only by spaces, tabs or a CR before the line
+//!   break). v1 matched them as substrings, so a description containing
+//!   `# === END MANAGED ===` cut the block short and left stale values
+//!   behind it, and a comment mentioning the begin marker mid-line made v1
+//!   delete the user's lines up to the real block;
+//! * the file is handled as bytes: invalid UTF-8, CRLF line breaks, a byte
+//!   order mark and trailing bytes outside the block are kept bit for bit. A
+//!   BOM stays the file's first bytes when the block is inserted;
+//! * the block is inserted literally (v1 used a regex substitution, so
+//!   backslashes in values were interpreted);
+//! * in an existing file that starts with a `---` line but has no block, the
+//!   block goes after that line (v1 put it before, producing a second YAML
+//!   document).
+//!
+//! The YAML that goes inside a block never holds a marker line: the emitter
+//! quotes every multi-line string and indents its continuation lines, and
+//! every key is a validated name (checked by a property test below).
 
 /// The line opening a managed block.
 pub const BEGIN: &str = "# === MANAGED BY infra.yml ===";
@@ -39,64 +54,101 @@ pub fn block(yaml: &str) -> String {
     format!("{BEGIN}\n{NOTICE}\n{}\n{END}", yaml.trim_end())
 }
 
-/// The byte range of the first managed span of `text`: from the first
-/// [`BEGIN`] up to and including the first [`END`] after it (v1's non-greedy
-/// `BEGIN.*?END` with DOTALL).
-fn first_span(text: &str) -> Option<std::ops::Range<usize>> {
-    let start = text.find(BEGIN)?;
-    let after_begin = start + BEGIN.len();
-    let end = after_begin + text[after_begin..].find(END)? + END.len();
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Whether `line` (without its `\n`) is the marker `marker` as a whole line:
+/// the marker at column 0, then only spaces, tabs or a CR.
+fn is_marker_line(line: &[u8], marker: &str) -> bool {
+    line.strip_prefix(marker.as_bytes())
+        .is_some_and(|rest| rest.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')))
+}
+
+/// The lines of `text` as `(start, line without its \n)`.
+fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut pos = 0;
+    text.split(|&b| b == b'\n').map(move |line| {
+        let start = pos;
+        pos += line.len() + 1;
+        (start, line)
+    })
+}
+
+/// The byte range of the first managed span of `text`: from the start of
+/// the first [`BEGIN`] line up to and including the [`END`] marker text of
+/// the first [`END`] line after it. What follows the end marker on its line
+/// (trailing blanks, a CR) and the line break stay outside the span, so
+/// CRLF files keep their line breaks.
+fn first_span(text: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut it = lines(text);
+    let start = it.find(|(_, l)| is_marker_line(l, BEGIN))?.0;
+    let end = it.find(|(_, l)| is_marker_line(l, END))?.0 + END.len();
     Some(start..end)
 }
 
 /// The length of the first line of `text` including its line break, if that
 /// line is a `---` document marker (`---` alone, possibly with trailing
 /// whitespace or CR, or `--- ` followed by anything).
-fn document_marker_len(text: &str) -> Option<usize> {
-    let (line, len) = match text.find('\n') {
+fn document_marker_len(text: &[u8]) -> Option<usize> {
+    let (line, len) = match text.iter().position(|&b| b == b'\n') {
         Some(i) => (&text[..i], i + 1),
         None => (text, text.len()),
     };
-    (line.trim_end() == "---" || line.starts_with("--- ")).then_some(len)
+    (line.trim_ascii_end() == b"---" || line.starts_with(b"--- ")).then_some(len)
 }
 
-/// The new content of a generated file, given its current content (`None`
-/// if it does not exist) and the YAML to manage:
+/// The new content of a generated file, given its current bytes (`None` if
+/// it does not exist) and the YAML to manage:
 ///
 /// * no file: `---`, the block, and a "custom variables" trailer;
-/// * a managed span (first [`BEGIN`] to the next [`END`]): that first span is
-///   replaced by the block, every other byte is kept;
+/// * a managed span (first [`BEGIN`] line to the next [`END`] line): that
+///   first span is replaced by the block, every other byte is kept;
 /// * no span, first line is `---`: the block goes right after that line,
 ///   followed by a blank line and the rest of the file;
 /// * no span otherwise: `---`, the block, a blank line, the whole file.
-pub fn merge(existing: Option<&str>, yaml: &str) -> String {
+///
+/// A byte order mark at the start of the file stays at the start.
+pub fn merge(existing: Option<&[u8]>, yaml: &str) -> Vec<u8> {
     let block = block(yaml);
     let Some(existing) = existing else {
-        return format!("---\n{block}{NEW_FILE_TAIL}");
+        return format!("---\n{block}{NEW_FILE_TAIL}").into_bytes();
     };
+    let mut out = Vec::with_capacity(existing.len() + block.len() + 8);
     if let Some(span) = first_span(existing) {
-        let mut out = String::with_capacity(existing.len() - span.len() + block.len());
-        out.push_str(&existing[..span.start]);
-        out.push_str(&block);
-        out.push_str(&existing[span.end..]);
+        out.extend_from_slice(&existing[..span.start]);
+        out.extend_from_slice(block.as_bytes());
+        out.extend_from_slice(&existing[span.end..]);
         return out;
     }
-    let rest = match document_marker_len(existing) {
-        Some(len) => &existing[len..],
-        None => existing,
+    let (bom, body) = match existing.strip_prefix(BOM) {
+        Some(rest) => (BOM, rest),
+        None => (&b""[..], existing),
     };
-    format!("---\n{block}\n\n{rest}")
+    let rest = match document_marker_len(body) {
+        Some(len) => &body[len..],
+        None => body,
+    };
+    out.extend_from_slice(bom);
+    out.extend_from_slice(b"---\n");
+    out.extend_from_slice(block.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(rest);
+    out
 }
 
-/// The text inside the first managed span of `existing`: everything after
+/// The bytes inside the first managed span of `existing`: everything after
 /// the [`BEGIN`] line (and the [`NOTICE`] line right after it, if present) up
 /// to the start of the [`END`] line. `None` when there is no span.
-pub fn managed_body(existing: &str) -> Option<&str> {
+pub fn managed_body(existing: &[u8]) -> Option<&[u8]> {
     let span = first_span(existing)?;
-    let inner = &existing[span.start + BEGIN.len()..span.end - END.len()];
-    let inner = skip_line_break(inner);
-    let inner = match inner.strip_prefix(NOTICE) {
-        Some(rest) if rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n") => {
+    let inner = &existing[span.start..span.end - END.len()];
+    // Skip the BEGIN line itself.
+    let inner = match inner.iter().position(|&b| b == b'\n') {
+        Some(i) => &inner[i + 1..],
+        None => &inner[inner.len()..],
+    };
+    let inner = match inner.strip_prefix(NOTICE.as_bytes()) {
+        Some(rest) if rest.is_empty() || rest.starts_with(b"\n") || rest.starts_with(b"\r\n") => {
             skip_line_break(rest)
         }
         _ => inner,
@@ -104,10 +156,15 @@ pub fn managed_body(existing: &str) -> Option<&str> {
     Some(inner)
 }
 
+/// Whether some line of `yaml` would be taken for a marker line.
+pub fn holds_marker_line(yaml: &str) -> bool {
+    lines(yaml.as_bytes()).any(|(_, l)| is_marker_line(l, BEGIN) || is_marker_line(l, END))
+}
+
 /// `text` without one leading `\n` or `\r\n`.
-fn skip_line_break(text: &str) -> &str {
-    text.strip_prefix("\r\n")
-        .or_else(|| text.strip_prefix('\n'))
+fn skip_line_break(text: &[u8]) -> &[u8] {
+    text.strip_prefix(b"\r\n")
+        .or_else(|| text.strip_prefix(b"\n"))
         .unwrap_or(text)
 }
 
@@ -120,6 +177,10 @@ mod tests {
 
     fn expected_block() -> String {
         format!("{BEGIN}\n{NOTICE}\na: 1\nb:\n  - x\n{END}")
+    }
+
+    fn m(existing: &str) -> String {
+        String::from_utf8(merge(Some(existing.as_bytes()), YAML)).unwrap()
     }
 
     #[test]
@@ -144,6 +205,7 @@ mod tests {
                 "---\n{}\n\n# Your custom variables below:\n",
                 expected_block()
             )
+            .into_bytes()
         );
     }
 
@@ -153,7 +215,7 @@ mod tests {
             "---\n{BEGIN}\n{NOTICE}\nold: 1\n{END}\n\n# Your custom variables below:\nmine: 2\n"
         );
         assert_eq!(
-            merge(Some(&old), YAML),
+            m(&old),
             format!(
                 "---\n{}\n\n# Your custom variables below:\nmine: 2\n",
                 expected_block()
@@ -162,31 +224,61 @@ mod tests {
     }
 
     #[test]
-    fn span_without_notice_and_markers_mid_line() {
+    fn markers_mid_line_are_not_markers() {
+        // No span at all: the block is inserted, the user's line kept whole.
         let old = format!("x: 1 {BEGIN} stale {END} tail\n");
-        assert_eq!(
-            merge(Some(&old), YAML),
-            format!("x: 1 {} tail\n", expected_block())
+        assert_eq!(m(&old), format!("---\n{}\n\n{old}", expected_block()));
+    }
+
+    #[test]
+    fn an_end_marker_inside_a_value_does_not_end_the_block() {
+        // What sync wrote for a description holding the end marker: the
+        // whole old block, stale keys included, must be replaced.
+        let old = format!(
+            "---\n{BEGIN}\n{NOTICE}\ndomain_description: 'x {END}'\ninstance_roles:\n- stale\n{END}\n\nmine: 1\n"
         );
+        assert_eq!(m(&old), format!("---\n{}\n\nmine: 1\n", expected_block()));
+    }
+
+    #[test]
+    fn a_comment_mentioning_the_begin_marker_keeps_the_lines_below_it() {
+        let old = format!(
+            "---\n# note: the block starts at {BEGIN}\nmine: 1\n{BEGIN}\nold: 1\n{END}\ntail: 2\n"
+        );
+        assert_eq!(
+            m(&old),
+            format!(
+                "---\n# note: the block starts at {BEGIN}\nmine: 1\n{}\ntail: 2\n",
+                expected_block()
+            )
+        );
+    }
+
+    #[test]
+    fn marker_lines_may_end_with_blanks_or_cr() {
+        let old = format!("{BEGIN}  \r\nold\r\n{END}\t\r\nmine\r\n");
+        assert_eq!(m(&old), format!("{}\t\r\nmine\r\n", expected_block()));
+        // An indented marker is not a marker line.
+        let old = format!(" {BEGIN}\nold\n{END}\n");
+        assert_eq!(m(&old), format!("---\n{}\n\n{old}", expected_block()));
     }
 
     #[test]
     fn content_is_inserted_literally() {
         let yaml = "path: C:\\new\\dir\\d\nre: '$1 ${2} \\1 $$'\n";
         let old = format!("{BEGIN}\nold\n{END}\n");
-        let merged = merge(Some(&old), yaml);
+        let merged = merge(Some(old.as_bytes()), yaml);
         assert_eq!(
             merged,
-            format!("{BEGIN}\n{NOTICE}\n{}\n{END}\n", yaml.trim_end())
+            format!("{BEGIN}\n{NOTICE}\n{}\n{END}\n", yaml.trim_end()).into_bytes()
         );
-        assert_eq!(managed_body(&merged), Some(yaml));
+        assert_eq!(managed_body(&merged), Some(yaml.as_bytes()));
     }
 
     #[test]
     fn user_text_with_backslashes_and_dollars_is_kept() {
         let old = format!("---\n{BEGIN}\n{END}\nuser: '\\d $1 $0 \\\\'\n");
-        let merged = merge(Some(&old), YAML);
-        assert!(merged.ends_with("\nuser: '\\d $1 $0 \\\\'\n"));
+        assert!(m(&old).ends_with("\nuser: '\\d $1 $0 \\\\'\n"));
     }
 
     #[test]
@@ -194,10 +286,40 @@ mod tests {
         let old =
             format!("---\r\n{BEGIN}\r\n{NOTICE}\r\nold: 1\r\n{END}\r\n\r\n# mine\r\nx: 1\r\n");
         assert_eq!(
-            merge(Some(&old), YAML),
+            m(&old),
             format!("---\r\n{}\r\n\r\n# mine\r\nx: 1\r\n", expected_block())
         );
-        assert_eq!(managed_body(&old), Some("old: 1\r\n"));
+        assert_eq!(managed_body(old.as_bytes()), Some(&b"old: 1\r\n"[..]));
+    }
+
+    #[test]
+    fn invalid_utf8_and_trailing_bytes_are_kept_bit_for_bit() {
+        let mut old = b"---\n# caf\xE9 \xFF\xFE\n".to_vec();
+        old.extend_from_slice(format!("{BEGIN}\nold: 1\n{END}\n").as_bytes());
+        old.extend_from_slice(b"mine: \xC3\x28\n\x00\x01trailing");
+        let merged = merge(Some(&old), YAML);
+        let mut want = b"---\n# caf\xE9 \xFF\xFE\n".to_vec();
+        want.extend_from_slice(expected_block().as_bytes());
+        want.extend_from_slice(b"\nmine: \xC3\x28\n\x00\x01trailing");
+        assert_eq!(merged, want);
+        // Without a block, the whole file is kept after the new block.
+        let old = b"\xFFmine: 1\r\n".to_vec();
+        let merged = merge(Some(&old), YAML);
+        assert!(merged.ends_with(&old));
+    }
+
+    #[test]
+    fn a_bom_stays_first() {
+        let old = b"\xEF\xBB\xBF---\nmine: 1\n".to_vec();
+        let merged = merge(Some(&old), YAML);
+        let mut want = b"\xEF\xBB\xBF---\n".to_vec();
+        want.extend_from_slice(expected_block().as_bytes());
+        want.extend_from_slice(b"\n\nmine: 1\n");
+        assert_eq!(merged, want);
+        // And the next merge keeps it there (the span is found).
+        assert_eq!(merge(Some(&merged), YAML), merged);
+        let old = b"\xEF\xBB\xBFmine: 1\n".to_vec();
+        assert!(merge(Some(&old), YAML).starts_with(b"\xEF\xBB\xBF---\n"));
     }
 
     #[test]
@@ -205,7 +327,7 @@ mod tests {
         let second = format!("{BEGIN}\nsecond: 2\n{END}");
         let old = format!("---\n{BEGIN}\nfirst: 1\n{END}\nmid\n{second}\nend\n");
         assert_eq!(
-            merge(Some(&old), YAML),
+            m(&old),
             format!("---\n{}\nmid\n{second}\nend\n", expected_block())
         );
     }
@@ -213,13 +335,10 @@ mod tests {
     #[test]
     fn begin_without_end_is_not_a_span() {
         let old = format!("{BEGIN}\ndangling\n");
-        assert_eq!(
-            merge(Some(&old), YAML),
-            format!("---\n{}\n\n{old}", expected_block())
-        );
+        assert_eq!(m(&old), format!("---\n{}\n\n{old}", expected_block()));
         // An END before the BEGIN does not count either.
         let old = format!("{END}\n{BEGIN}\n");
-        assert_eq!(first_span(&old), None);
+        assert_eq!(first_span(old.as_bytes()), None);
     }
 
     #[test]
@@ -233,7 +352,7 @@ mod tests {
             ("---\n", ""),
         ] {
             assert_eq!(
-                merge(Some(old), YAML),
+                m(old),
                 format!("---\n{}\n\n{rest}", expected_block()),
                 "{old:?}"
             );
@@ -251,7 +370,7 @@ mod tests {
             "# c\n---\n",
         ] {
             assert_eq!(
-                merge(Some(old), YAML),
+                m(old),
                 format!("---\n{}\n\n{old}", expected_block()),
                 "{old:?}"
             );
@@ -268,47 +387,67 @@ mod tests {
             Some(format!("---\r\n{BEGIN}\r\nold\r\n{END}\r\nx\r\n")),
         ];
         for start in starts {
-            let once = merge(start.as_deref(), YAML);
+            let once = merge(start.as_deref().map(str::as_bytes), YAML);
             assert_eq!(merge(Some(&once), YAML), once, "{start:?}");
-            assert_eq!(managed_body(&once), Some(YAML));
+            assert_eq!(managed_body(&once), Some(YAML.as_bytes()));
         }
     }
 
     #[test]
     fn managed_body_cases() {
-        assert_eq!(managed_body("nothing here"), None);
-        assert_eq!(managed_body(&format!("{BEGIN}{END}")), Some(""));
-        assert_eq!(managed_body(&format!("{BEGIN}\n{END}")), Some(""));
-        assert_eq!(managed_body(&format!("{BEGIN}\n{NOTICE}\n{END}")), Some(""));
-        assert_eq!(
-            managed_body(&format!("{BEGIN}\na: 1\n{END}")),
-            Some("a: 1\n")
-        );
-        assert_eq!(managed_body(&merge(None, "k: v")), Some("k: v\n"));
+        let b = |s: String| managed_body(s.as_bytes()).map(<[u8]>::to_vec);
+        assert_eq!(managed_body(b"nothing here"), None);
+        assert_eq!(b(format!("{BEGIN}\n{END}")), Some(vec![]));
+        assert_eq!(b(format!("{BEGIN}\n{NOTICE}\n{END}")), Some(vec![]));
+        assert_eq!(b(format!("{BEGIN}\na: 1\n{END}")), Some(b"a: 1\n".to_vec()));
+        assert_eq!(managed_body(&merge(None, "k: v")), Some(&b"k: v\n"[..]));
     }
 
-    /// User text that cannot contain a marker.
-    fn user_text() -> impl Strategy<Value = String> {
-        "(?s).{0,200}".prop_filter("no markers", |s| !s.contains(BEGIN) && !s.contains(END))
+    #[test]
+    fn marker_lines_in_yaml_are_detected() {
+        assert!(holds_marker_line(&format!("a: 1\n{END}\n")));
+        assert!(!holds_marker_line(&format!("a: '{END}'\n  {END}\n")));
+    }
+
+    /// User bytes that cannot contain a marker line.
+    fn user_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            "(?s).{0,200}".prop_map(String::into_bytes),
+            // Marker text mid-line, CRLF and a BOM.
+            (0..4usize, "[a-z: #\r\n]{0,30}").prop_map(|(k, s)| {
+                let pre = ["", "\u{feff}", "x ", "\u{feff}---\r\n# "][k];
+                format!("{pre}{s} {BEGIN} {s} {END} {s}").into_bytes()
+            }),
+        ]
+        .prop_filter("no marker line", |b| {
+            first_span(b).is_none()
+                && !lines(b).any(|(_, l)| is_marker_line(l, BEGIN) || is_marker_line(l, END))
+        })
     }
 
     proptest! {
         #[test]
-        fn user_text_survives_and_second_merge_is_identical(
-            user in user_text(),
+        fn user_bytes_survive_and_second_merge_is_identical(
+            user in user_bytes(),
             yaml in "[a-z]{1,8}: [a-z0-9 \\\\$]{0,20}[a-z]\n",
             yaml2 in "[a-z]{1,8}: [a-z0-9]{0,20}\n",
         ) {
             let once = merge(Some(&user), &yaml);
-            // The user's text is kept, after the block (minus a leading
-            // `---` line, which the block now follows).
-            let kept = match document_marker_len(&user) {
-                Some(len) => &user[len..],
-                None => &user[..],
+            // The user's bytes are kept, after the block (minus a leading
+            // `---` line, which the block now follows; a BOM stays first).
+            let (bom, body) = match user.strip_prefix(BOM) {
+                Some(rest) => (BOM, rest),
+                None => (&b""[..], &user[..]),
+            };
+            let kept = match document_marker_len(body) {
+                Some(len) => &body[len..],
+                None => body,
             };
             prop_assert!(once.ends_with(kept));
-            prop_assert!(once.starts_with("---\n"));
-            prop_assert_eq!(managed_body(&once), Some(yaml.as_str()));
+            prop_assert!(once.starts_with(bom));
+            prop_assert!(once[bom.len()..].starts_with(b"---\n"));
+            prop_assert_eq!(managed_body(&once), Some(yaml.as_bytes()));
             prop_assert_eq!(merge(Some(&once), &yaml), once.clone());
             // Changing the YAML changes only the span.
             let again = merge(Some(&once), &yaml2);
@@ -317,14 +456,24 @@ mod tests {
         }
 
         #[test]
-        fn text_around_a_span_is_kept(
-            before in user_text(),
-            after in user_text(),
-            old in user_text(),
+        fn bytes_around_a_span_are_kept(
+            before in user_bytes(),
+            after in user_bytes(),
+            old in user_bytes(),
         ) {
-            let existing = format!("{before}{BEGIN}{old}{END}{after}");
+            // A span needs its markers on lines of their own.
+            let mut existing = before.clone();
+            existing.extend_from_slice(format!("\n{BEGIN}\n").as_bytes());
+            existing.extend_from_slice(&old);
+            existing.extend_from_slice(format!("\n{END}\n").as_bytes());
+            existing.extend_from_slice(&after);
             let merged = merge(Some(&existing), YAML);
-            prop_assert_eq!(merged, format!("{before}{}{after}", expected_block()));
+            let mut want = before.clone();
+            want.push(b'\n');
+            want.extend_from_slice(expected_block().as_bytes());
+            want.push(b'\n');
+            want.extend_from_slice(&after);
+            prop_assert_eq!(merged, want);
         }
     }
 }

@@ -3,5 +3,7 @@
 
 pub mod block;
 pub mod emit;
+pub mod fsio;
+pub mod protect;
 pub mod sync;
 pub mod tree;

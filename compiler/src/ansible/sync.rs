@@ -1,15 +1,37 @@
 //! Writing the Ansible tree to disk: managed blocks merged into existing
 //! files, atomic writes (temporary file + rename) only for files whose bytes
 //! change, and orphan detection with v1's protection rule.
+//!
+//! What `sync` guarantees (also in `docs/sync.md`):
+//!
+//! * every byte outside a file's managed block is kept (see [`block`]);
+//! * nothing is read, written or deleted through a symbolic link: a link (or
+//!   any non-regular file) where anklume writes is an error, found before
+//!   anything is written;
+//! * each file is replaced atomically; a sync that cannot read a file it
+//!   would write writes nothing at all; a sync that fails while writing says
+//!   which files were written and which were not;
+//! * one sync at a time per tree (a lock in the base directory); the
+//!   temporary files of a killed sync are removed by the next one;
+//! * an orphan is deleted only when it is proven unprotected (see
+//!   [`protect`]); anything anklume cannot read is kept, with the reason.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::ansible::block;
+pub use crate::ansible::fsio::write_atomic;
+use crate::ansible::fsio::{self, PathProblem};
+use crate::ansible::protect::{self, Protection};
 use crate::ansible::tree::{files, known_stems};
 use crate::ir::Ir;
+
+/// The directories of the tree, in report order.
+pub const TREE_DIRS: [&str; 3] = ["inventory", "group_vars", "host_vars"];
+
+/// The largest existing file sync reads to merge its block into.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// What happened to one generated file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +47,8 @@ pub enum FileStatus {
 pub struct Orphan {
     /// Path relative to the base directory.
     pub path: String,
-    /// `ephemeral: false` in the file: never deleted.
-    pub protected: bool,
+    /// Whether it may be deleted.
+    pub protection: Protection,
 }
 
 /// The outcome of a sync.
@@ -38,6 +60,8 @@ pub struct SyncReport {
     pub orphans: Vec<Orphan>,
     /// Orphans deleted (with `clean_orphans`).
     pub deleted: Vec<String>,
+    /// Temporary files of an earlier, killed sync that were removed.
+    pub stale_temps: Vec<String>,
 }
 
 /// Options of a sync.
@@ -51,72 +75,64 @@ pub struct SyncOptions {
     pub clean_orphans: bool,
 }
 
-/// A sync failure (I/O).
+/// Why a sync failed.
 #[derive(Debug)]
-pub struct SyncError {
-    /// The file concerned.
-    pub path: PathBuf,
-    /// What failed.
-    pub error: std::io::Error,
+pub enum SyncError {
+    /// A path cannot be used (a link, a FIFO, unreadable...). Nothing was
+    /// written or deleted.
+    Refused {
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Another sync is writing this tree. Nothing was written.
+    Locked {
+        /// The locked base directory.
+        lock: PathBuf,
+    },
+    /// Writing (or deleting) failed for some files: `report` lists what was
+    /// done, `failures` what was not.
+    Partial {
+        /// What was written (and deleted) before and besides the failures.
+        report: SyncReport,
+        /// Each file that was not written or deleted, with the error.
+        failures: Vec<(String, std::io::Error)>,
+    },
 }
 
 impl std::fmt::Display for SyncError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.error)
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
-    move |error| SyncError {
-        path: path.to_path_buf(),
-        error,
-    }
-}
-
-/// Write `content` to `path` atomically: a temporary file in the same
-/// directory, then renamed over the target, so a reader sees the old or the
-/// new file, never a part. When an existing file (which may hold user
-/// content) is replaced, the new data is flushed to disk before the rename,
-/// so a crash cannot leave it empty; a new file has nothing to lose and
-/// skips that flush. The new file keeps the old file's permissions (0644
-/// for a new file).
-pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let existing = std::fs::metadata(path).ok();
-    let mode = existing
-        .as_ref()
-        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{name}.anklume-{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        if existing.is_some() {
-            // The umask may have narrowed the mode given at creation.
-            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-            f.sync_data()?;
+        match self {
+            SyncError::Refused { path, problem } => {
+                write!(f, "{}: {problem}; nothing was written", path.display())
+            }
+            SyncError::Locked { lock } => write!(
+                f,
+                "another anklume sync is writing this tree ({} is locked); nothing was written",
+                lock.display()
+            ),
+            SyncError::Partial { report, failures } => {
+                let written = report
+                    .files
+                    .iter()
+                    .filter(|(_, s)| *s == FileStatus::Written)
+                    .count();
+                write!(
+                    f,
+                    "{} file(s) could not be written or deleted; {written} file(s) were written",
+                    failures.len()
+                )
+            }
         }
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+}
+
+fn refused(path: &Path, problem: impl std::fmt::Display) -> SyncError {
+    SyncError::Refused {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
 }
 
 /// Write the tree for `ir` under `opts.base_dir`.
@@ -125,48 +141,91 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     if gen.is_empty() {
         return Ok(SyncReport::default());
     }
+    if let Some(f) = gen.iter().find(|f| block::holds_marker_line(&f.yaml)) {
+        // Cannot happen with the PyYAML-style emitter (it quotes and
+        // indents multi-line strings); refuse rather than write a block the
+        // next sync would misread.
+        return Err(refused(
+            Path::new(&f.path),
+            "internal error: the generated YAML holds a managed-block marker line",
+        ));
+    }
     let base = &opts.base_dir;
-    if !opts.dry_run {
-        for sub in ["inventory", "group_vars", "host_vars"] {
-            let dir = base.join(sub);
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let mut report = SyncReport::default();
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        std::fs::create_dir_all(base).map_err(|e| refused(base, e))?;
+        Some(fsio::lock_tree(base).map_err(|e| match e {
+            fsio::LockError::Busy(lock) => SyncError::Locked { lock },
+            fsio::LockError::Problem(p, problem) => refused(&p, problem),
+        })?)
+    };
+    for sub in TREE_DIRS {
+        let dir = base.join(sub);
+        fsio::ensure_dir(&dir, !opts.dry_run).map_err(|p| refused(&dir, p))?;
+        if !opts.dry_run {
+            let removed = fsio::remove_stale_temps(&dir).map_err(|e| refused(&dir, e))?;
+            report
+                .stale_temps
+                .extend(removed.into_iter().map(|n| format!("{sub}/{n}")));
         }
     }
-    let statuses: Vec<Result<FileStatus, SyncError>> = gen
+    // Read and merge everything first: a file anklume cannot read stops the
+    // sync before anything is written.
+    let merged: Vec<Result<Option<Vec<u8>>, SyncError>> = gen
         .par_iter()
         .map(|f| {
             let path = base.join(&f.path);
-            let existing = match std::fs::read(&path) {
-                Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(io_err(&path)(e)),
-            };
+            let existing =
+                fsio::read_regular(&path, MAX_FILE_BYTES).map_err(|p| refused(&path, p))?;
             let new = block::merge(existing.as_deref(), &f.yaml);
-            if existing.as_deref() == Some(new.as_str()) {
-                return Ok(FileStatus::Unchanged);
-            }
-            if !opts.dry_run {
-                write_atomic(&path, new.as_bytes()).map_err(io_err(&path))?;
-            }
-            Ok(FileStatus::Written)
+            Ok((existing.as_deref() != Some(new.as_slice())).then_some(new))
         })
         .collect();
-    let mut report = SyncReport::default();
-    for (f, s) in gen.iter().zip(statuses) {
-        report.files.push((f.path.clone(), s?));
+    let merged: Vec<Option<Vec<u8>>> = merged.into_iter().collect::<Result<_, _>>()?;
+    let outcomes: Vec<Result<FileStatus, std::io::Error>> = gen
+        .par_iter()
+        .zip(merged.par_iter())
+        .map(|(f, new)| match new {
+            None => Ok(FileStatus::Unchanged),
+            Some(_) if opts.dry_run => Ok(FileStatus::Written),
+            Some(bytes) => {
+                fsio::write_atomic(&base.join(&f.path), bytes).map(|()| FileStatus::Written)
+            }
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (f, o) in gen.iter().zip(outcomes) {
+        match o {
+            Ok(s) => report.files.push((f.path.clone(), s)),
+            Err(e) => failures.push((f.path.clone(), e)),
+        }
     }
     report.orphans = orphans(ir, base);
+    if !failures.is_empty() {
+        return Err(SyncError::Partial { report, failures });
+    }
     if opts.clean_orphans && !opts.dry_run {
-        for o in report.orphans.iter().filter(|o| !o.protected) {
-            let p = base.join(&o.path);
-            std::fs::remove_file(&p).map_err(io_err(&p))?;
-            report.deleted.push(o.path.clone());
+        for o in report.orphans.iter() {
+            if o.protection != Protection::Unprotected {
+                continue;
+            }
+            match std::fs::remove_file(base.join(&o.path)) {
+                Ok(()) => report.deleted.push(o.path.clone()),
+                Err(e) => failures.push((o.path.clone(), e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(SyncError::Partial { report, failures });
         }
     }
     Ok(report)
 }
 
-/// Files under inventory/, group_vars/ and host_vars/ that nothing owns.
+/// Files under inventory/, group_vars/ and host_vars/ that nothing owns,
+/// with what anklume knows of their protection. Links and other
+/// non-regular files are listed as [`Protection::Unknown`], never followed.
 pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
     let (domains, machines) = known_stems(ir);
     let mut out = Vec::new();
@@ -175,53 +234,47 @@ pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
         ("group_vars", &domains),
         ("host_vars", &machines),
     ] {
-        let Ok(entries) = std::fs::read_dir(base.join(sub)) else {
+        let dir = base.join(sub);
+        if !matches!(fsio::ensure_dir(&dir, false), Ok(true)) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".yml"))
-            .collect();
-        names.sort();
-        for n in names {
-            let stem = &n[..n.len() - 4];
+        let mut found: Vec<(String, Protection)> = Vec::new();
+        for e in entries {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                // A name anklume never writes; listed, kept.
+                let shown = name.to_string_lossy().into_owned();
+                if shown.ends_with(".yml") {
+                    found.push((shown, Protection::Unknown("its name is not UTF-8".into())));
+                }
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".yml") else {
+                continue;
+            };
             if owned.contains(&stem) || (sub == "group_vars" && stem == "all") {
                 continue;
             }
-            let rel = format!("{sub}/{n}");
-            let protected = is_protected(&base.join(&rel));
-            out.push(Orphan {
-                path: rel,
-                protected,
-            });
+            let path = dir.join(name);
+            let protection = match fsio::read_regular(&path, protect::MAX_ORPHAN_BYTES) {
+                Ok(Some(bytes)) => protect::protection(&bytes),
+                Ok(None) => continue, // removed meanwhile
+                Err(PathProblem::Link) => {
+                    Protection::Unknown("a symbolic link, not followed".into())
+                }
+                Err(p) => Protection::Unknown(p.to_string()),
+            };
+            found.push((name.to_owned(), protection));
         }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(found.into_iter().map(|(n, protection)| Orphan {
+            path: format!("{sub}/{n}"),
+            protection,
+        }));
     }
     out
-}
-
-/// v1's rule: a mapping whose `domain_ephemeral` (else `instance_ephemeral`)
-/// is falsy is protected; anything else (no key, not YAML) is not.
-fn is_protected(path: &Path) -> bool {
-    use anklume_schema::yaml::{parse, Kind};
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    let Ok(root) = parse(anklume_schema::FileId(0), &text) else {
-        return false;
-    };
-    let Some(map) = root.as_map() else {
-        return false;
-    };
-    for key in ["domain_ephemeral", "instance_ephemeral"] {
-        if let Some((_, v)) = map.iter().find(|(k, _)| k.as_str() == Some(key)) {
-            // YAML 1.1 spellings of false (`no`, `off`) protect too: when in
-            // doubt, keep the file.
-            let yaml11_false = v.plain
-                && matches!(&v.kind, Kind::Str(s) if matches!(s.as_str(), "no" | "No" | "NO" | "off" | "Off" | "OFF"));
-            return !v.to_value().is_truthy() || yaml11_false;
-        }
-    }
-    false
 }

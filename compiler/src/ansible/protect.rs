@@ -1,0 +1,280 @@
+//! Whether an orphan file may be deleted.
+//!
+//! v1's rule: a file whose top-level `domain_ephemeral` (else
+//! `instance_ephemeral`) is falsy is protected. anklume deletes an orphan
+//! only when it can **prove** the file unprotected: the file is read whole
+//! (a regular file, not a link, UTF-8, one YAML document, no error) and the
+//! deciding key is absent or holds a plain truthy scalar. Anything it cannot
+//! read or decide is kept, with the reason.
+//!
+//! The file is walked as a YAML event stream, so values anklume does not
+//! need to understand (an Ansible `!vault |` value, other tags, anchors)
+//! do not stop the decision; only the deciding keys must be plain.
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+/// What anklume knows of an orphan's protection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// Proven unprotected: `--clean-orphans` may delete it.
+    Unprotected,
+    /// `domain_ephemeral` / `instance_ephemeral` is false: never deleted.
+    Protected,
+    /// anklume cannot tell; kept. The reason says why.
+    Unknown(String),
+}
+
+/// The largest orphan anklume reads to decide (larger ones are kept).
+pub const MAX_ORPHAN_BYTES: u64 = 16 << 20;
+
+/// The protection of a file holding `bytes`.
+pub fn protection(bytes: &[u8]) -> Protection {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => return Protection::Unknown(format!("not UTF-8 text (byte {})", e.valid_up_to())),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match top_level_decision(text) {
+        Ok(p) => p,
+        Err(reason) => Protection::Unknown(reason),
+    }
+}
+
+/// What one deciding key holds.
+enum Held {
+    Falsy,
+    Truthy,
+    Undecidable(String),
+}
+
+fn top_level_decision(text: &str) -> Result<Protection, String> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    let mut documents = 0;
+    let mut root_is_map = false;
+    // In the root mapping: the key whose value comes next.
+    let mut expecting_key = true;
+    let mut current_key: Option<String> = None;
+    let mut keys = std::collections::HashSet::new();
+    let mut domain: Option<Held> = None;
+    let mut instance: Option<Held> = None;
+    loop {
+        let (event, span) = match parser.next_event() {
+            None => break,
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => {
+                let m = e.marker();
+                return Err(format!(
+                    "YAML error at line {} column {}: {}",
+                    m.line(),
+                    m.col() + 1,
+                    e.info()
+                ));
+            }
+        };
+        let line = span.start.line();
+        match event {
+            Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => {}
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(format!("a second YAML document starts at line {line}"));
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if depth == 0 {
+                    root_is_map = matches!(event, Event::MappingStart(..));
+                } else if depth == 1 && root_is_map {
+                    if expecting_key {
+                        return Err(format!("a complex key at line {line}"));
+                    }
+                    if let Some(k) = current_key.take() {
+                        record(
+                            &mut domain,
+                            &mut instance,
+                            &k,
+                            Held::Undecidable(format!("`{k}` holds a collection at line {line}")),
+                        );
+                    }
+                    expecting_key = true;
+                }
+                depth += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::Alias(_) => {
+                if depth == 1 && root_is_map {
+                    if expecting_key {
+                        return Err(format!("an alias used as a key at line {line}"));
+                    }
+                    if let Some(k) = current_key.take() {
+                        record(
+                            &mut domain,
+                            &mut instance,
+                            &k,
+                            Held::Undecidable(format!("`{k}` is an alias at line {line}")),
+                        );
+                    }
+                    expecting_key = true;
+                }
+            }
+            Event::Scalar(value, style, _anchor, tag) => {
+                if depth != 1 || !root_is_map {
+                    continue;
+                }
+                if expecting_key {
+                    if value == "<<" && style == ScalarStyle::Plain {
+                        return Err(format!("a `<<` merge key at line {line}"));
+                    }
+                    if !keys.insert(value.to_string()) {
+                        return Err(format!("duplicate key `{value}` at line {line}"));
+                    }
+                    current_key = Some(value.to_string());
+                    expecting_key = false;
+                } else {
+                    if let Some(k) = current_key.take() {
+                        let held = match tag {
+                            None => scalar(&value, style),
+                            Some(t)
+                                if (t.handle == "!!" || t.handle == "tag:yaml.org,2002:")
+                                    && matches!(&*t.suffix, "bool" | "str") =>
+                            {
+                                scalar(&value, style)
+                            }
+                            Some(t) => Held::Undecidable(format!(
+                                "`{k}` has the tag `{}{}` at line {line}",
+                                t.handle, t.suffix
+                            )),
+                        };
+                        record(&mut domain, &mut instance, &k, held);
+                    }
+                    expecting_key = true;
+                }
+            }
+        }
+    }
+    let decisive = domain.or(instance);
+    Ok(match decisive {
+        None => Protection::Unprotected,
+        Some(Held::Truthy) => Protection::Unprotected,
+        Some(Held::Falsy) => Protection::Protected,
+        Some(Held::Undecidable(why)) => Protection::Unknown(why),
+    })
+}
+
+fn record(domain: &mut Option<Held>, instance: &mut Option<Held>, key: &str, held: Held) {
+    match key {
+        "domain_ephemeral" => *domain = Some(held),
+        "instance_ephemeral" => *instance = Some(held),
+        _ => {}
+    }
+}
+
+/// A scalar's truthiness as v1 (PyYAML, YAML 1.1) would see it, erring on
+/// the side of protection: every spelling of false, in any style, protects.
+fn scalar(value: &str, style: ScalarStyle) -> Held {
+    let lower = value.trim().to_ascii_lowercase();
+    let false_word = matches!(lower.as_str(), "false" | "no" | "off" | "n" | "0" | "");
+    if false_word {
+        return Held::Falsy;
+    }
+    if style == ScalarStyle::Plain {
+        use anklume_schema::yaml::{resolve_plain, Kind};
+        let truthy = match resolve_plain(value) {
+            Kind::Null => false,
+            Kind::Bool(b) => b,
+            Kind::Int(i) => i != 0,
+            Kind::Float(f) => f != 0.0,
+            Kind::Str(s) => !s.is_empty(),
+            Kind::Seq(s) => !s.is_empty(),
+            Kind::Map(m) => !m.is_empty(),
+        };
+        return if truthy { Held::Truthy } else { Held::Falsy };
+    }
+    Held::Truthy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Protection {
+        protection(s.as_bytes())
+    }
+
+    fn unknown(s: &[u8]) -> bool {
+        matches!(protection(s), Protection::Unknown(_))
+    }
+
+    #[test]
+    fn v1_rule() {
+        assert_eq!(p("instance_ephemeral: false\n"), Protection::Protected);
+        assert_eq!(p("instance_ephemeral: true\n"), Protection::Unprotected);
+        assert_eq!(p("a: 1\n"), Protection::Unprotected);
+        assert_eq!(p(""), Protection::Unprotected);
+        assert_eq!(p("- a\n"), Protection::Unprotected);
+        assert_eq!(
+            p("domain_ephemeral: true\ninstance_ephemeral: false\n"),
+            Protection::Unprotected
+        );
+        assert_eq!(
+            p("domain_ephemeral: false\ninstance_ephemeral: true\n"),
+            Protection::Protected
+        );
+        for falsy in [
+            "no",
+            "off",
+            "Off",
+            "0",
+            "~",
+            "null",
+            "''",
+            "'false'",
+            "\"No\"",
+            "0.0",
+            "!!bool false",
+        ] {
+            assert_eq!(
+                p(&format!("instance_ephemeral: {falsy}\n")),
+                Protection::Protected,
+                "{falsy}"
+            );
+        }
+        assert_eq!(p("instance_ephemeral:\n"), Protection::Protected);
+        assert_eq!(
+            p("x:\n  instance_ephemeral: false\n"),
+            Protection::Unprotected
+        );
+    }
+
+    #[test]
+    fn values_anklume_does_not_read_do_not_stop_the_decision() {
+        let vault = "instance_ephemeral: false\ndb_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n";
+        assert_eq!(p(vault), Protection::Protected);
+        let vault = vault.replace("false", "true");
+        assert_eq!(p(&vault), Protection::Unprotected);
+        assert_eq!(
+            p("a: &x 1\nb: *x\ninstance_ephemeral: false\n"),
+            Protection::Protected
+        );
+        assert_eq!(
+            p("\u{feff}instance_ephemeral: false\n"),
+            Protection::Protected
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_unknown() {
+        assert!(unknown(b"instance_ephemeral: true\n\tx: 1\n"));
+        assert!(unknown(
+            b"instance_ephemeral: true\ninstance_ephemeral: true\n"
+        ));
+        assert!(unknown(b"instance_ephemeral: true\n# caf\xE9\n"));
+        assert!(unknown(b"instance_ephemeral: true\n---\nb: 1\n"));
+        assert!(unknown(b"instance_ephemeral: !custom true\n"));
+        assert!(unknown(b"t: &t false\ninstance_ephemeral: *t\n"));
+        assert!(unknown(b"instance_ephemeral: [false]\n"));
+        assert!(unknown(b"<<: {instance_ephemeral: false}\n"));
+        assert!(unknown(b"instance_ephemeral: 'unterminated\n"));
+        assert!(unknown(b"? [a]\n: 1\n"));
+    }
+}
