@@ -157,7 +157,9 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, Refusal> {
                     line,
                 ));
             }
-            c if c.is_whitespace() => flush(&mut word, &mut out, word_line),
+            // nft's blanks; any other character (non-ASCII spaces
+            // included) is part of a word, as in nft's scanner.
+            ' ' | '\t' | '\r' => flush(&mut word, &mut out, word_line),
             c => {
                 if word.is_empty() {
                     word_line = line;
@@ -587,6 +589,10 @@ mod tests {
         // statement of its own.
         let r = refused("add rule inet anklume c comment \"x\\\"; flush ruleset; \"\"");
         assert_eq!(r[0].statement, "flush ruleset");
+        // Only ASCII blanks separate words: a no-break space does not.
+        assert!(refused("add rule inet\u{a0}anklume c drop")[0]
+            .why
+            .contains("not in table `inet anklume`"));
         // A newline ends a statement (without `\`).
         let r = refused("add rule inet anklume c\nflush ruleset");
         assert_eq!(r[0].line, 2);
