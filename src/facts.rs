@@ -35,7 +35,12 @@ pub fn gather(wanted: Wanted) -> HostFacts {
         interfaces: if skip_subnet_check {
             Vec::new()
         } else {
-            host_networks()
+            host_networks().unwrap_or_else(|e| {
+                eprintln!(
+                    "warning: cannot read the host's interfaces ({e}): the check that domain subnets do not overlap host networks is skipped"
+                );
+                Vec::new()
+            })
         },
         skip_subnet_check,
     }
@@ -79,39 +84,66 @@ fn proc_resources() -> Option<(f64, u64)> {
 }
 
 /// IPv4 networks of the host's interfaces, from `ip -json addr show`
-/// (5 s timeout). Any failure gives no networks (and so no check), as in v1.
-fn host_networks() -> Vec<HostNet> {
-    let Ok(mut child) = Command::new("ip")
+/// (5 s timeout). `Err` says why they could not be read (no `ip`, a failure,
+/// a timeout, output that is not `ip`'s JSON): the caller warns that the
+/// host-subnet check is skipped.
+fn host_networks() -> Result<Vec<HostNet>, String> {
+    host_networks_with(Path::new("ip"))
+}
+
+fn host_networks_with(ip: &Path) -> Result<Vec<HostNet>, String> {
+    let what = "`ip -json addr show`";
+    let mut child = Command::new(ip)
         .args(["-json", "addr", "show"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-    else {
-        return Vec::new();
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    // Both pipes are drained while `ip` runs: a host with many interfaces
+    // prints more than a pipe holds, and `ip` would block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
     };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() < Duration::from_secs(5) => {
                 std::thread::sleep(Duration::from_millis(10))
             }
-            _ => {
+            Ok(None) => {
                 let _ = child.kill();
-                return Vec::new();
+                let _ = child.wait();
+                return Err(format!("{what} did not answer within 5 s"));
             }
+            Err(e) => return Err(format!("{what}: {e}")),
         }
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    if !status.success() {
+        return Err(format!(
+            "{what} failed ({status}): {}",
+            String::from_utf8_lossy(&err).trim()
+        ));
     }
-    let mut out = String::new();
-    if child
-        .stdout
-        .take()
-        .map(|mut s| s.read_to_string(&mut out))
-        .is_none()
-    {
-        return Vec::new();
-    }
-    parse_ip_json(&out)
+    let text = String::from_utf8_lossy(&out);
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .filter(serde_json::Value::is_array)
+        .ok_or_else(|| format!("{what} printed something that is not its JSON interface list"))?;
+    Ok(parse_ip_json(&text))
 }
 
 /// Parse `ip -json addr show` output.
@@ -147,4 +179,77 @@ pub fn parse_ip_json(text: &str) -> Vec<HostNet> {
         }
     }
     nets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake `ip` that prints `n` interfaces (each with a long name list of
+    /// addresses), the last one on 10.99.0.1/24.
+    fn fake_ip(dir: &Path, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let json = dir.join("ip.json");
+        std::fs::write(&json, body).unwrap();
+        let ip = dir.join("ip");
+        std::fs::write(&ip, format!("#!/bin/sh\ncat '{}'\n", json.display())).unwrap();
+        std::fs::set_permissions(&ip, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ip
+    }
+
+    fn many_interfaces(n: usize) -> String {
+        let mut ifaces: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"ifname":"veth{i:05}","addr_info":[{{"family":"inet6","local":"fe80::{i:x}","prefixlen":64,"label":"{pad}"}}]}}"#,
+                    pad = "x".repeat(100)
+                )
+            })
+            .collect();
+        ifaces.push(
+            r#"{"ifname":"eth9","addr_info":[{"family":"inet","local":"10.99.0.1","prefixlen":24}]}"#
+                .into(),
+        );
+        format!("[{}]", ifaces.join(","))
+    }
+
+    #[test]
+    fn a_host_with_many_interfaces_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = many_interfaces(2000);
+        assert!(body.len() > 128 * 1024, "more than a pipe buffer");
+        let ip = fake_ip(dir.path(), &body);
+        let nets = host_networks_with(&ip).unwrap();
+        assert_eq!(
+            nets,
+            vec![HostNet {
+                ifname: "eth9".into(),
+                addr: [10, 99, 0, 1],
+                prefix: 24,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failing_or_missing_ip_is_reported_not_skipped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ip = dir.path().join("ip");
+        std::fs::write(
+            &ip,
+            "#!/bin/sh\necho 'Cannot open netlink socket' >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ip, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = host_networks_with(&ip).unwrap_err();
+        assert!(
+            e.contains("failed") && e.contains("Cannot open netlink socket"),
+            "{e}"
+        );
+        let e = host_networks_with(&dir.path().join("no-such-ip")).unwrap_err();
+        assert!(e.contains("cannot run"), "{e}");
+        let junk = fake_ip(dir.path(), "not json");
+        let e = host_networks_with(&junk).unwrap_err();
+        assert!(e.contains("not its JSON"), "{e}");
+    }
 }

@@ -257,9 +257,7 @@ impl Journal {
                     if let Ok(dirf) = File::open(&d) {
                         let _ = dirf.sync_all();
                     }
-                    let kill_after = std::env::var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS")
-                        .ok()
-                        .and_then(|v| v.parse().ok());
+                    let kill_after = kill_after_from_env();
                     return Ok(Journal {
                         file: Mutex::new(file),
                         path,
@@ -296,6 +294,27 @@ impl Journal {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether this build has the test failpoint
+/// (`ANKLUME_FAILPOINT_KILL_AFTER_RECORDS`): only with the `failpoints`
+/// cargo feature, which release builds do not enable. Tests that need the
+/// failpoint assert this first, so a build without it fails them loudly.
+pub const FAILPOINTS: bool = cfg!(feature = "failpoints");
+
+/// The failpoint's record count, read from the environment in builds with
+/// the `failpoints` feature; always `None` otherwise (the variable is ignored).
+fn kill_after_from_env() -> Option<u64> {
+    #[cfg(feature = "failpoints")]
+    {
+        std::env::var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        None
     }
 }
 
@@ -489,5 +508,35 @@ mod tests {
         assert_eq!(read(&p).unwrap().records, vec![intent, end]);
         assert!(unfinished(&dir).is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A build without the `failpoints` feature (a release build) ignores
+    /// the failpoint variable: writing records with it set does not kill
+    /// this process (it would end the test run).
+    #[cfg(not(feature = "failpoints"))]
+    #[test]
+    fn without_the_failpoints_feature_the_kill_variable_is_ignored() {
+        // The only reader of this variable is Journal::create, and no test in
+        // this build can be killed by it.
+        std::env::set_var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", "1");
+        let dir = std::env::temp_dir().join(format!("anklume-journal-fp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let j = Journal::create(&dir).unwrap();
+        assert_eq!(j.kill_after, None);
+        for _ in 0..3 {
+            j.append(&Record::End {
+                outcome: "ok".into(),
+            })
+            .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With the feature, the variable is read (a count no test reaches).
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn with_the_failpoints_feature_the_kill_variable_is_read() {
+        std::env::set_var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", "999999");
+        assert_eq!(kill_after_from_env(), Some(999_999));
     }
 }

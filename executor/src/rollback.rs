@@ -161,7 +161,13 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
             dependents: dependents.get(node.as_str()).cloned().unwrap_or_default(),
         });
     }
-    out
+    // The isolation table goes back last, once everything else is undone:
+    // until then the table in force keeps isolating what the apply made,
+    // and the last step knows what is left (`nft::after_rollback`).
+    let (mut rest, nft): (Vec<Step>, Vec<Step>) =
+        out.into_iter().partition(|s| s.target != Target::Nftables);
+    rest.extend(nft);
+    rest
 }
 
 /// Steps for a pre-apply snapshot without a journal (taken by anklume v1's
@@ -282,12 +288,29 @@ pub async fn run(
             note(i, result, ms, &mut kept);
         }
     }
+    // Every bridge the apply created or changed: with those the table in
+    // force names, what the last step checks still exists.
+    let networks: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match &s.target {
+            Target::Network { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     for (i, step) in steps.iter().enumerate() {
         if is_instance(step) {
             continue;
         }
         let t = Instant::now();
-        let result = if let (StepKind::Delete, Some(user)) = (
+        let result = if let (StepKind::Restore { prior, .. }, Target::Nftables) =
+            (&step.kind, &step.target)
+        {
+            restore_nftables(incus, prior.as_ref(), state_dir, &networks)
+                .await
+                .unwrap_or_else(|e| StepResult::Failed {
+                    error: e.to_string(),
+                })
+        } else if let (StepKind::Delete, Some(user)) = (
             &step.kind,
             step.dependents.iter().find(|d| kept.contains(*d)),
         ) {
@@ -326,29 +349,7 @@ async fn run_step(
 ) -> Result<StepResult, IncusError> {
     match (&step.kind, &step.target) {
         (StepKind::Restore { prior, .. }, Target::Nftables) => {
-            let prior = prior.clone().unwrap_or(Value::Null);
-            let s = |k: &str| prior.get(k).and_then(Value::as_str).map(str::to_string);
-            let (table, applied, listing) = (s("table"), s("applied"), s("applied_listing"));
-            let dir = state_dir.to_path_buf();
-            let had = table.is_some();
-            tokio::task::spawn_blocking(move || {
-                crate::nft::restore(
-                    table.as_deref(),
-                    applied.as_deref(),
-                    listing.as_deref(),
-                    &dir,
-                )
-            })
-            .await
-            .map_err(|e| IncusError::transport(format!("internal error: {e}")))?
-            .map_err(IncusError::transport)?;
-            Ok(StepResult::Restored {
-                detail: if had {
-                    "previous table loaded again".into()
-                } else {
-                    "table removed (there was none before)".into()
-                },
-            })
+            restore_nftables(incus, prior.as_ref(), state_dir, &[]).await
         }
         (StepKind::Delete, Target::Instance { .. }) => delete_instance(incus, step, opts).await,
         (StepKind::Delete, target) => {
@@ -416,6 +417,92 @@ async fn run_step(
                 StepResult::AlreadyDone {
                     detail: "configuration already as before the apply".into(),
                 }
+            })
+        }
+    }
+}
+
+/// Rollback's last step: put the `inet anklume` table back as it was before
+/// the apply, unless that would leave bridges that still exist without the
+/// isolation the table in force gives them ([`crate::nft::after_rollback`]):
+/// then the table in force stays, and the step says why (skipped, so the
+/// rollback is partial). `networks`: the bridges the journal names, checked
+/// along with those the table in force isolates.
+async fn restore_nftables(
+    incus: &Incus,
+    prior: Option<&Value>,
+    state_dir: &Path,
+    networks: &[String],
+) -> Result<StepResult, IncusError> {
+    let prior = prior.cloned().unwrap_or(Value::Null);
+    let s = |k: &str| prior.get(k).and_then(Value::as_str).map(str::to_string);
+    let (table, applied, listing) = (s("table"), s("applied"), s("applied_listing"));
+    let internal =
+        |e: tokio::task::JoinError| IncusError::transport(format!("internal error: {e}"));
+    let dir = state_dir.to_path_buf();
+    let live = tokio::task::spawn_blocking(move || crate::nft::read(&dir))
+        .await
+        .map_err(internal)?
+        .map_err(IncusError::transport)?
+        .live_table;
+    let mut candidates: BTreeSet<String> = networks.iter().cloned().collect();
+    if let Some(t) = &live {
+        candidates.extend(crate::nft::isolated_bridges(t));
+    }
+    let mut existing = BTreeSet::new();
+    for name in candidates {
+        // A bridge whose state cannot be read counts as still there.
+        let there = !matches!(
+            incus
+                .get_opt(&format!("/1.0/networks/{}", enc(&name)))
+                .await,
+            Ok(None)
+        );
+        if there {
+            existing.insert(name);
+        }
+    }
+    match crate::nft::after_rollback(&existing, table.as_deref(), live.as_deref()) {
+        crate::nft::AfterRollback::KeepApplied { uncovered } => {
+            let mut pairs: Vec<String> = uncovered
+                .iter()
+                .filter(|(a, b)| a < b || !uncovered.contains(&(b.clone(), a.clone())))
+                .map(|(a, b)| format!("{a} and {b}"))
+                .collect();
+            pairs.dedup();
+            Ok(StepResult::Skipped {
+                why: format!(
+                    "the table in force is kept: it separates bridges that are still there ({}), which the table from before the apply {}; roll back again once what keeps them is gone (`--force` deletes protected instances)",
+                    pairs.join("; "),
+                    if table.is_some() {
+                        "does not separate"
+                    } else {
+                        "(none) would leave open"
+                    }
+                ),
+            })
+        }
+        decision => {
+            let had = decision == crate::nft::AfterRollback::LoadPrevious;
+            let dir = state_dir.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                crate::nft::restore(
+                    table.as_deref(),
+                    applied.as_deref(),
+                    listing.as_deref(),
+                    &dir,
+                )
+            })
+            .await
+            .map_err(internal)?
+            .map_err(IncusError::transport)?;
+            Ok(StepResult::Restored {
+                detail: if had {
+                    "previous table loaded again".into()
+                } else {
+                    "table removed (there was none before, and no bridge it separated is left)"
+                        .into()
+                },
             })
         }
     }
@@ -699,6 +786,43 @@ mod tests {
         assert!(matches!(s[1].kind, StepKind::Delete));
         assert_eq!(s[1].dependents, vec!["instance/pro/pro-dev".to_string()]);
         assert!(s[0].describe().contains("then its prior configuration"));
+    }
+
+    /// The table goes back after everything else (bridges deleted or kept),
+    /// so an interrupted rollback leaves the apply's table in force and the
+    /// last step knows what is left.
+    #[test]
+    fn the_nftables_table_is_the_last_step() {
+        let net = |seq, name: &str| {
+            intent(
+                seq,
+                &format!("network/{name}"),
+                Target::Network { name: name.into() },
+                Change::Create,
+                &[],
+            )
+        };
+        let j = journal::Read {
+            ts: "20260101-000000".into(),
+            path: "x".into(),
+            records: vec![
+                net(1, "net-a"),
+                intent(
+                    2,
+                    "nftables/anklume",
+                    Target::Nftables,
+                    Change::Create,
+                    &["network/net-a"],
+                ),
+                net(3, "net-b"),
+            ],
+        };
+        let s = steps(&j);
+        let order: Vec<&str> = s.iter().map(|s| s.node.as_str()).collect();
+        assert_eq!(
+            order,
+            ["network/net-b", "network/net-a", "nftables/anklume"]
+        );
     }
 
     #[test]

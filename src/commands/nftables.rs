@@ -90,24 +90,6 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
     }
 }
 
-/// Lines a ruleset from anklume never contains: anything touching other
-/// tables, or flushing the whole ruleset.
-pub fn unsafe_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter(|l| {
-            let lower = l.to_ascii_lowercase();
-            lower.contains("flush ruleset")
-                || ((lower.starts_with("table ")
-                    || lower.starts_with("delete table ")
-                    || lower.starts_with("flush table "))
-                    && !lower.contains("inet anklume"))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 fn deploy(file: &Path) -> Outcome {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -116,15 +98,13 @@ fn deploy(file: &Path) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let bad = unsafe_lines(&text);
-    if !bad.is_empty() {
+    // Only what is known to stay inside table `inet anklume` is loaded.
+    if let Err(refused) = anklume_executor::nft::syntax::check(&text) {
         eprintln!(
-            "error: {} touches more than the `inet anklume` table; refusing to load it:",
-            file.display()
+            "error: {}",
+            anklume_executor::nft::syntax::refusal_message(&file.display().to_string(), &refused)
         );
-        for l in bad {
-            eprintln!("  {l}");
-        }
+        eprintln!("nothing was loaded");
         return Outcome::Invalid;
     }
     let nft = |args: &[&str]| Command::new("nft").args(args).arg(file).output();
@@ -168,20 +148,28 @@ fn deploy(file: &Path) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::unsafe_lines;
+    use super::*;
 
+    fn deploy_text(text: &str) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("rules.nft");
+        std::fs::write(&f, text).unwrap();
+        deploy(&f)
+    }
+
+    /// A file that touches anything but table `inet anklume` is refused
+    /// before nft runs (these never reach `nft`, so the test needs none).
     #[test]
-    fn only_the_anklume_table_may_be_touched() {
-        assert!(unsafe_lines(
-            "table inet anklume;\ndelete table inet anklume;\ntable inet anklume {\n}\n"
-        )
-        .is_empty());
-        assert_eq!(unsafe_lines("flush ruleset\n"), vec!["flush ruleset"]);
-        assert_eq!(
-            unsafe_lines("delete table inet filter\n"),
-            vec!["delete table inet filter"]
-        );
-        assert_eq!(unsafe_lines("table ip nat {\n}\n"), vec!["table ip nat {"]);
-        assert!(unsafe_lines("# table ip nat\n").is_empty());
+    fn deploy_refuses_what_touches_other_tables() {
+        for bad in [
+            "add rule inet filter input drop\n",
+            "flush chain ip filter input\n",
+            "table inet anklumex {\n}\n",
+            "flush ruleset\n",
+            "include \"/etc/nftables.conf\"\n",
+            "table inet anklume {\n}\nlist ruleset\n",
+        ] {
+            assert!(matches!(deploy_text(bad), Outcome::Invalid), "{bad}");
+        }
     }
 }

@@ -251,6 +251,16 @@ async fn run_async(args: Args) -> Outcome {
     println!(
         "Rollback: {restored} restored, {already} already as before, {skipped} skipped, {failed} failed."
     );
+    let isolation_kept = steps.iter().zip(&results).any(|(s, r)| {
+        s.target == journal::Target::Nftables && matches!(r, StepResult::Skipped { .. })
+    });
+    if isolation_kept {
+        eprintln!(
+            "warning: partial rollback: the nftables table of the apply stays in force, because bridges it isolates are still there (see `skipped nftables/anklume` above); `anklume rollback {ts} --force` finishes the rollback"
+        );
+    } else if outcome == "partial" && failed == 0 {
+        eprintln!("note: partial rollback: the skipped steps above were left as they are; `anklume rollback {ts}` again (with --force for protected instances) finishes it");
+    }
     if failed > 0 {
         eprintln!("{failed} step(s) failed: see the FAILED lines above");
         return Outcome::Invalid;

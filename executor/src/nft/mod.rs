@@ -1,0 +1,349 @@
+//! The host nftables ruleset: read the live `inet anklume` table, load a
+//! ruleset atomically (`nft -c -f` first, then `nft -f`), and keep the last
+//! applied ruleset and the previous live table in the state directory.
+//! Every ruleset is read by [`syntax::check`] first: anklume loads nothing
+//! that touches more than table `inet anklume`.
+
+pub mod syntax;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What the host has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NftState {
+    /// `nft list table inet anklume`, when the table exists.
+    pub live_table: Option<String>,
+    /// The ruleset anklume last loaded (from the state directory).
+    pub last_applied: Option<String>,
+    /// How the kernel listed the table right after that load: a different
+    /// listing now means someone changed the table by hand.
+    pub applied_listing: Option<String>,
+}
+
+impl NftState {
+    /// Whether the live table is exactly what anklume loaded last.
+    pub fn untouched(&self) -> bool {
+        self.live_table.is_some() && self.live_table == self.applied_listing
+    }
+}
+
+/// Where anklume keeps rulesets in the state directory.
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("nftables")
+}
+
+/// Read the host's state. `Err` when `nft` cannot be run (missing, or not
+/// allowed): apply then reports the ruleset as not run.
+pub fn read(state_dir: &Path) -> Result<NftState, String> {
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", "anklume"])
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    let live_table = if out.status.success() {
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No such file or directory") || err.contains("does not exist") {
+            None
+        } else {
+            return Err(format!("nft list table inet anklume: {}", err.trim()));
+        }
+    };
+    let last_applied = std::fs::read_to_string(dir(state_dir).join("applied.nft")).ok();
+    let applied_listing = std::fs::read_to_string(dir(state_dir).join("applied.listing")).ok();
+    Ok(NftState {
+        live_table,
+        last_applied,
+        applied_listing,
+    })
+}
+
+/// Rule lines of a ruleset (comments and blank lines dropped), for diffs.
+pub fn rules(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Check, then load `text`; save the previous live table and the new
+/// ruleset under the state directory.
+pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), String> {
+    syntax::check(text).map_err(|r| syntax::refusal_message("the ruleset", &r))?;
+    let d = dir(state_dir);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    let file = d.join("pending.nft");
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("nft")
+            .args(args)
+            .arg(&file)
+            .output()
+            .map_err(|e| format!("cannot run nft: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nft {} rejected the ruleset: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run(&["-c", "-f"])?;
+    if let Some(prev) = previous {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let saved = d.join(format!("previous-{stamp}.nft"));
+        std::fs::write(&saved, prev).map_err(|e| format!("{}: {e}", saved.display()))?;
+    }
+    run(&["-f"])?;
+    std::fs::rename(&file, d.join("applied.nft")).map_err(|e| format!("{}: {e}", d.display()))?;
+    let listing = Command::new("nft")
+        .args(["list", "table", "inet", "anklume"])
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    std::fs::write(d.join("applied.listing"), &listing.stdout)
+        .map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(())
+}
+
+/// Put the `inet anklume` table back as it was (`table`: a listing saved
+/// by [`read`], or `None` when there was no table), atomically, and the
+/// state files with it.
+pub fn restore(
+    table: Option<&str>,
+    applied: Option<&str>,
+    applied_listing: Option<&str>,
+    state_dir: &Path,
+) -> Result<(), String> {
+    if let Some(t) = table {
+        syntax::check(t).map_err(|r| syntax::refusal_message("the previous table", &r))?;
+    }
+    let d = dir(state_dir);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    let file = d.join("rollback.nft");
+    // Declaring the table first makes the delete valid when it is absent;
+    // the whole file is one transaction.
+    let text = format!(
+        "table inet anklume {{}}\ndelete table inet anklume\n{}",
+        table.unwrap_or("")
+    );
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let out = Command::new("nft")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nft -f rejected the previous table: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let _ = std::fs::remove_file(&file);
+    for (name, content) in [
+        ("applied.nft", applied),
+        ("applied.listing", applied_listing),
+    ] {
+        let p = d.join(name);
+        match content {
+            Some(c) => std::fs::write(&p, c).map_err(|e| format!("{}: {e}", p.display()))?,
+            None => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What rollback does with the `inet anklume` table, as its last step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterRollback {
+    /// Load the table from before the apply again: it separates every pair
+    /// of bridges that the table in force separates and that still exist.
+    LoadPrevious,
+    /// Remove the table (there was none before the apply): no pair of
+    /// bridges that it separates still exists.
+    Remove,
+    /// Keep the table in force: going back would let these pairs of
+    /// still-existing bridges (from, to) reach each other.
+    KeepApplied {
+        /// The pairs the previous table (or no table) leaves open.
+        uncovered: Vec<(String, String)>,
+    },
+}
+
+/// The bridges a table's inter-bridge drop rules name ([`syntax::isolated_pairs`]).
+pub fn isolated_bridges(table: &str) -> BTreeSet<String> {
+    syntax::parse(table)
+        .map(|s| syntax::isolated_pairs(&s))
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(a, b)| [a, b])
+        .collect()
+}
+
+/// Decide rollback's last step. `existing`: the bridges that still exist
+/// after the other steps (among those `applied` names); `previous`: the
+/// table before the apply (`None`: there was none); `applied`: the table in
+/// force now (`None`: there is none).
+///
+/// Isolation is only ever given up when nothing it protects remains: every
+/// pair of bridges that `applied` separates and that both still exist must
+/// be separated by `previous` too, or `applied` stays. A table in force
+/// that cannot be read counts as separating every pair of the bridges that
+/// exist.
+pub fn after_rollback(
+    existing: &BTreeSet<String>,
+    previous: Option<&str>,
+    applied: Option<&str>,
+) -> AfterRollback {
+    let pairs = |t: Option<&str>| -> Option<BTreeSet<(String, String)>> {
+        match t {
+            None => Some(BTreeSet::new()),
+            Some(t) => syntax::parse(t).ok().map(|s| syntax::isolated_pairs(&s)),
+        }
+    };
+    let needed: BTreeSet<(String, String)> = match pairs(applied) {
+        Some(p) => p
+            .into_iter()
+            .filter(|(a, b)| existing.contains(a) && existing.contains(b))
+            .collect(),
+        None => existing
+            .iter()
+            .flat_map(|a| existing.iter().map(move |b| (a.clone(), b.clone())))
+            .filter(|(a, b)| a != b)
+            .collect(),
+    };
+    let provided = pairs(previous).unwrap_or_default();
+    let uncovered: Vec<(String, String)> = needed.difference(&provided).cloned().collect();
+    if !uncovered.is_empty() {
+        AfterRollback::KeepApplied { uncovered }
+    } else if previous.is_some() {
+        AfterRollback::LoadPrevious
+    } else {
+        AfterRollback::Remove
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// apply and rollback load nothing that touches another table: refused
+    /// before nft runs, nothing written in the state directory.
+    #[test]
+    fn load_and_restore_refuse_other_tables_before_running_nft() {
+        let dir = std::env::temp_dir().join(format!("anklume-nft-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = load(
+            "table inet anklume {}\nflush ruleset\n",
+            &dir,
+            Some("table inet anklume {\n}\n"),
+        )
+        .unwrap_err();
+        assert!(e.contains("line 2: `flush ruleset`"), "{e}");
+        assert!(!dir.exists(), "nothing written");
+        let e = restore(Some("table ip filter {\n}\n"), None, None, &dir).unwrap_err();
+        assert!(e.contains("`ip filter`"), "{e}");
+        assert!(!dir.exists(), "nothing written");
+    }
+
+    /// The table anklume writes for these bridges (planner/src/nft.rs).
+    fn table(bridges: &[&str]) -> String {
+        let mut t = String::from("table inet anklume {\n\tchain isolation {\n\t\ttype filter hook forward priority filter - 1; policy accept;\n\t\tct state established,related accept\n");
+        for b in bridges {
+            t.push_str(&format!("\t\tiifname \"{b}\" oifname \"{b}\" accept\n"));
+        }
+        if bridges.len() >= 2 {
+            let set = bridges
+                .iter()
+                .map(|b| format!("\"{b}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            t.push_str(&format!(
+                "\t\tiifname {{ {set} }} oifname {{ {set} }} drop\n"
+            ));
+        }
+        t.push_str("\t}\n}\n");
+        t
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The issue: no table before, the apply added domain `b` beside `a`,
+    /// rollback kept `b`'s protected instance (so its bridge). Removing the
+    /// table would let `a` and `b` reach each other.
+    #[test]
+    fn a_kept_domain_keeps_the_table_that_isolates_it() {
+        let applied = table(&["net-a", "net-b"]);
+        let d = after_rollback(&set(&["net-a", "net-b"]), None, Some(&applied));
+        assert_eq!(
+            d,
+            AfterRollback::KeepApplied {
+                uncovered: vec![
+                    ("net-a".into(), "net-b".into()),
+                    ("net-b".into(), "net-a".into())
+                ]
+            }
+        );
+        // An older table that does not name the kept bridge: kept too.
+        let before = table(&["net-a", "net-c"]);
+        let d = after_rollback(
+            &set(&["net-a", "net-b", "net-c"]),
+            Some(&before),
+            Some(&table(&["net-a", "net-b", "net-c"])),
+        );
+        assert!(
+            matches!(d, AfterRollback::KeepApplied { ref uncovered } if uncovered.len() == 4),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn isolation_goes_only_when_nothing_it_protects_remains() {
+        let applied = table(&["net-a", "net-b"]);
+        // Everything the apply made is gone: the table goes.
+        assert_eq!(
+            after_rollback(&set(&[]), None, Some(&applied)),
+            AfterRollback::Remove
+        );
+        // One bridge left: no pair to separate.
+        assert_eq!(
+            after_rollback(&set(&["net-a"]), None, Some(&applied)),
+            AfterRollback::Remove
+        );
+        // The previous table separates what remains: loaded back.
+        let before = table(&["net-a", "net-b", "net-c"]);
+        assert_eq!(
+            after_rollback(
+                &set(&["net-a", "net-b", "net-c"]),
+                Some(&before),
+                Some(&table(&["net-a", "net-b", "net-c", "net-d"]))
+            ),
+            AfterRollback::LoadPrevious
+        );
+        // No table in force (the apply died before loading it): going back
+        // gives up nothing.
+        assert_eq!(
+            after_rollback(&set(&["net-a", "net-b"]), Some(&before), None),
+            AfterRollback::LoadPrevious
+        );
+        // A table in force that cannot be read protects every bridge left.
+        assert!(matches!(
+            after_rollback(
+                &set(&["net-a", "net-b"]),
+                None,
+                Some("table inet anklume {")
+            ),
+            AfterRollback::KeepApplied { .. }
+        ));
+    }
+}
