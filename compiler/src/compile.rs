@@ -1731,22 +1731,31 @@ fn check_reserved_names(cx: &mut Cx, ir: &Ir) {
 /// most 11 (E0408) are far below 255 bytes.
 fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
     let src = cx.src;
+    // `kind` is "instance name" or "device name".
     let too_long = |what: String, derived: &str, kind: &str, at: Span, user_len: usize| {
         let extra = derived.len() - user_len;
-        Diagnostic::error(
-            "E0308",
+        let message = if extra == 0 {
             format!(
-                "{what}: {kind} '{}' is {} characters, over Incus's {INCUS_NAME_MAX}-character limit",
+                "{what}: the name is {} characters, over Incus's {INCUS_NAME_MAX}-character limit for an {kind}",
+                derived.len()
+            )
+        } else {
+            format!(
+                "{what}: the {kind} '{}' is {} characters, over Incus's {INCUS_NAME_MAX}-character limit",
                 short(derived),
                 derived.len()
-            ),
-            at,
-        )
-        .label(format!("{kind} is built from this name"))
-        .with_help(format!(
-            "shorten the name to at most {} characters",
-            INCUS_NAME_MAX.saturating_sub(extra)
-        ))
+            )
+        };
+        Diagnostic::error("E0308", message, at)
+            .label(if extra == 0 {
+                format!("used as the {kind}")
+            } else {
+                format!("the {kind} is built from this name")
+            })
+            .with_help(format!(
+                "shorten the name to at most {} characters",
+                INCUS_NAME_MAX.saturating_sub(extra)
+            ))
     };
     for (di, d) in ir.domains.iter().enumerate() {
         for (mi, m) in d.machines.iter().enumerate() {
@@ -1760,7 +1769,7 @@ fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
                 let diag = too_long(
                     format!("Machine '{}'", short(&m.name)),
                     &m.instance_name,
-                    "the instance name",
+                    "instance name",
                     at,
                     m.name.len(),
                 );
@@ -1780,7 +1789,7 @@ fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
                             short(&pd.name.text)
                         ),
                         &dev,
-                        "the device name",
+                        "device name",
                         pd.name.span,
                         pd.name.text.len(),
                     );
@@ -1793,7 +1802,7 @@ fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
                         let diag = too_long(
                             format!("Machine '{}'", short(&m.name.text)),
                             &dv.name.text,
-                            "the device name",
+                            "device name",
                             dv.name.span,
                             dv.name.text.len(),
                         );
@@ -1809,7 +1818,7 @@ fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
             let diag = too_long(
                 format!("shared_volumes.{}", short(&v.name.text)),
                 &dev,
-                "the device name",
+                "device name",
                 v.name.span,
                 v.name.text.len(),
             );
