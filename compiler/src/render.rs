@@ -15,14 +15,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
+pub use anklume_schema::diag::{Capped, Omitted, MAX_PER_CODE};
 use anklume_schema::{Diagnostic, Severity, Sources, Span};
 use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label, Severity as CsSeverity};
 use codespan_reporting::files::{Error as FilesError, Files, Location};
 use codespan_reporting::term::{self, Config, Styles, StylesWriter};
-
-/// How many diagnostics of one code are kept and printed; the others are
-/// only counted.
-pub const MAX_PER_CODE: usize = 50;
 
 /// Source lines longer than this many characters are cut in snippets.
 pub const MAX_COLUMNS: usize = 120;
@@ -32,80 +29,6 @@ const CONTEXT_BEFORE: usize = 40;
 
 /// Characters shown of a cut line.
 const WINDOW: usize = 100;
-
-/// Diagnostics of one code that were counted but not kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Omitted {
-    /// The code, e.g. `E0201`.
-    pub code: &'static str,
-    /// Its severity.
-    pub severity: Severity,
-    /// How many were left out.
-    pub count: usize,
-}
-
-/// Keeps the first [`MAX_PER_CODE`] diagnostics of each code, in order, and
-/// counts the rest.
-#[derive(Debug, Default)]
-pub struct Capped {
-    /// The kept diagnostics.
-    pub kept: Vec<Diagnostic>,
-    /// Per code seen: how many kept, and what was omitted.
-    counts: HashMap<&'static str, (usize, usize, Severity)>,
-    /// Codes in order of first appearance.
-    order: Vec<&'static str>,
-}
-
-impl Capped {
-    /// Keep `d` if its code has room, else count it.
-    pub fn push(&mut self, d: Diagnostic) {
-        let slot = self.counts.entry(d.code).or_insert_with(|| {
-            self.order.push(d.code);
-            (0, 0, d.severity)
-        });
-        if slot.0 < MAX_PER_CODE {
-            slot.0 += 1;
-            self.kept.push(d);
-        } else {
-            slot.1 += 1;
-        }
-    }
-
-    /// Whether a diagnostic of `code` would be kept.
-    pub fn has_room(&self, code: &str) -> bool {
-        self.counts.get(code).is_none_or(|c| c.0 < MAX_PER_CODE)
-    }
-
-    /// Count `n` more diagnostics of `code` without keeping them.
-    pub fn add_omitted(&mut self, code: &'static str, severity: Severity, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let slot = self.counts.entry(code).or_insert_with(|| {
-            self.order.push(code);
-            (0, 0, severity)
-        });
-        slot.1 += n;
-    }
-
-    /// The kept diagnostics and, per code in order of first appearance, the
-    /// omitted counts.
-    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Omitted>) {
-        let omitted = self
-            .order
-            .iter()
-            .filter_map(|c| {
-                let (_, n, severity) = self.counts[c];
-                (n > 0).then_some(Omitted {
-                    code: c,
-                    severity,
-                    count: n,
-                })
-            })
-            .collect();
-        (self.kept, omitted)
-    }
-}
 
 /// Apply the cap to already collected diagnostics plus earlier omissions.
 fn cap<'d>(diags: &'d [Diagnostic], omitted: &[Omitted]) -> (Vec<&'d Diagnostic>, Vec<Omitted>) {
