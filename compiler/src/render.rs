@@ -105,6 +105,22 @@ fn escape_with(s: &str, keep_tab: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Messages, labels and help lines longer than this many characters are cut.
+pub const MAX_MESSAGE: usize = 1000;
+
+/// `s` escaped (see [`escape`]) and, past [`MAX_MESSAGE`] characters, cut
+/// with a note of its full length: a message quoting a 10 MB key stays short.
+pub fn shown(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(MAX_MESSAGE) {
+        None => escape(s),
+        Some((cut, _)) => Cow::Owned(format!(
+            "{}… [cut: {} characters in all]",
+            escape(&s[..cut]),
+            thousands(s.chars().count())
+        )),
+    }
+}
+
 /// Length in bytes of the escaped form of `s` (tabs kept).
 fn escaped_len(s: &str) -> usize {
     s.chars()
@@ -400,15 +416,15 @@ fn to_codespan<'s>(d: &Diagnostic, sources: &'s Sources) -> (CsDiagnostic<usize>
         } else {
             Label::secondary(f, start..end)
         };
-        labels.push(label.with_message(escape(message)));
+        labels.push(label.with_message(shown(message)));
     }
     let mut notes = Vec::new();
     if let Some(h) = &d.help {
-        notes.push(format!("help: {}", escape(h)));
+        notes.push(format!("help: {}", shown(h)));
     }
     let cs = CsDiagnostic::new(severity)
         .with_code(d.code)
-        .with_message(escape(&d.message))
+        .with_message(shown(&d.message))
         .with_labels(labels)
         .with_notes(notes);
     (cs, view)
@@ -518,18 +534,18 @@ pub fn render_json_capped(diags: &[Diagnostic], omitted: &[Omitted], sources: &S
         let obj = serde_json::json!({
             "code": d.code,
             "severity": severity_name(d.severity),
-            "message": escape(&d.message),
+            "message": shown(&d.message),
             "file": file,
             "line": start.map(|s| s.0),
             "column": start.map(|s| s.1),
             "end": end.map(|e| serde_json::json!({"line": e.0, "column": e.1})),
-            "help": d.help.as_deref().map(escape),
-            "label": d.primary.as_ref().map(|p| escape(&p.message).into_owned()).filter(|m| !m.is_empty()),
+            "help": d.help.as_deref().map(shown),
+            "label": d.primary.as_ref().map(|p| shown(&p.message).into_owned()).filter(|m| !m.is_empty()),
             "labels": d.secondary.iter().map(|l| {
                 let (line, column) = sources.line_col(l.span.file, l.span.start);
                 serde_json::json!({
                     "file": sources.get(l.span.file).map(|f| f.name.clone()),
-                    "line": line, "column": column, "message": escape(&l.message),
+                    "line": line, "column": column, "message": shown(&l.message),
                 })
             }).collect::<Vec<_>>(),
         });

@@ -135,3 +135,19 @@ fn a_ten_megabyte_line_is_cut_around_the_label() {
         assert!(line.chars().count() < 200, "long line: {line}");
     }
 }
+
+#[test]
+fn a_two_megabyte_name_is_cut_in_the_message_too() {
+    let name = "k".repeat(2_000_000);
+    let src = format!(
+        "project_name: demo\nglobal:\n  addressing: {{}}\ndomains:\n  pro:\n    machines:\n      pro-dev: {{}}\nnetwork_policies:\n  - from: pro\n    to: {name}\n    ports: all\n"
+    );
+    let loaded = anklume_schema::load_str("infra.yml", &src);
+    let c = compile(&loaded, &facts());
+    let text = render_text(&c.diags, &loaded.sources, false);
+    assert!(text.len() < 4_000, "{} bytes of output", text.len());
+    assert!(text.contains("error[E0302]"), "{text}");
+    assert!(text.contains("characters in all]"), "{text}");
+    let json = render_json(&c.diags, &loaded.sources);
+    assert!(json.len() < 4_000, "{} bytes of JSON", json.len());
+}
