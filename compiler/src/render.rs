@@ -147,7 +147,8 @@ struct ViewLine {
 /// with the original line numbers and columns. Implements codespan's
 /// `Files`, so codespan renders this instead of the raw sources.
 struct View<'s> {
-    names: Vec<&'s str>,
+    /// File names, escaped (a file in `infra/domains/` may be named anything).
+    names: Vec<Cow<'s, str>>,
     text: String,
     /// Per file id: the shown lines, by increasing original index.
     lines: Vec<Vec<ViewLine>>,
@@ -199,7 +200,7 @@ fn chars_back(text: &str, from: usize, n: usize) -> usize {
 impl<'s> View<'s> {
     /// Build the view of `labels` (file index, original byte range).
     fn new(sources: &'s Sources, labels: &[(usize, Range<usize>)]) -> View<'s> {
-        let names: Vec<&str> = sources.files.iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<Cow<str>> = sources.files.iter().map(|f| escape(&f.name)).collect();
         let mut view = View {
             names,
             text: String::new(),
@@ -332,7 +333,10 @@ impl<'a> Files<'a> for View<'_> {
     type Source = &'a str;
 
     fn name(&'a self, id: usize) -> Result<&'a str, FilesError> {
-        self.names.get(id).copied().ok_or(FilesError::FileMissing)
+        self.names
+            .get(id)
+            .map(|n| n.as_ref())
+            .ok_or(FilesError::FileMissing)
     }
 
     fn source(&'a self, _id: usize) -> Result<&'a str, FilesError> {
@@ -524,7 +528,9 @@ pub fn render_json_capped(diags: &[Diagnostic], omitted: &[Omitted], sources: &S
     for d in kept {
         let (file, start, end) = match &d.primary {
             Some(p) if sources.get(p.span.file).is_some() => {
-                let f = sources.get(p.span.file).map(|f| f.name.clone());
+                let f = sources
+                    .get(p.span.file)
+                    .map(|f| escape(&f.name).into_owned());
                 let (l, c) = sources.line_col(p.span.file, p.span.start);
                 let (el, ec) = sources.line_col(p.span.file, p.span.end);
                 (f, Some((l, c)), Some((el, ec)))
@@ -544,7 +550,7 @@ pub fn render_json_capped(diags: &[Diagnostic], omitted: &[Omitted], sources: &S
             "labels": d.secondary.iter().map(|l| {
                 let (line, column) = sources.line_col(l.span.file, l.span.start);
                 serde_json::json!({
-                    "file": sources.get(l.span.file).map(|f| f.name.clone()),
+                    "file": sources.get(l.span.file).map(|f| escape(&f.name).into_owned()),
                     "line": line, "column": column, "message": shown(&l.message),
                 })
             }).collect::<Vec<_>>(),

@@ -151,3 +151,20 @@ fn a_two_megabyte_name_is_cut_in_the_message_too() {
     let json = render_json(&c.diags, &loaded.sources);
     assert!(json.len() < 4_000, "{} bytes of JSON", json.len());
 }
+
+#[test]
+fn file_names_are_escaped_too() {
+    let loaded = anklume_schema::load_str(
+        "domains/\u{1b}]0;x\u{7}.yml",
+        "project_name: demo\nglobal: {}\ndomains:\n  Bad_Name: {}\n",
+    );
+    let c = compile(&loaded, &facts());
+    let text = render_text(&c.diags, &loaded.sources, false);
+    assert!(text.contains("domains/\\x1b]0;x\\x07.yml:4:3"), "{text}");
+    assert_no_raw_controls(&text);
+    let json = render_json(&c.diags, &loaded.sources);
+    assert!(
+        json.contains(r#""file":"domains/\\x1b]0;x\\x07.yml""#),
+        "{json}"
+    );
+}
