@@ -168,3 +168,46 @@ fn file_names_are_escaped_too() {
         "{json}"
     );
 }
+
+mod prop {
+    use super::assert_no_raw_controls;
+    use anklume_compiler::render::{render_json, render_text};
+    use anklume_schema::{Diagnostic, Sources, Span};
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\n".to_string()),
+            Just("\r\n".to_string()),
+            Just("\r".to_string()),
+            Just("\u{1b}[2J".to_string()),
+            Just("é—\u{9b}\u{202e}\u{2028}".to_string()),
+            Just("\t".to_string()),
+            "[a-z ]{0,8}",
+            "x{150,400}",
+        ];
+        prop::collection::vec(piece, 0..30).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Any spans on any text, multi-line and out-of-range ones included:
+        /// rendering never panics and never lets a control character out.
+        #[test]
+        fn any_span_on_any_text_renders_safely(
+            t in text(),
+            spans in prop::collection::vec((0u32..5000, 0u32..5000), 1..4),
+        ) {
+            let mut sources = Sources::default();
+            let id = sources.add("f.yml", t.clone());
+            let mut d = Diagnostic::error("E0201", "msg \u{1b}", Span::new(id, spans[0].0.min(spans[0].1) as usize, spans[0].0.max(spans[0].1) as usize)).label("l\u{7}");
+            for (a, b) in &spans[1..] {
+                d = d.with_secondary(Span::new(id, *a.min(b) as usize, *a.max(b) as usize), "s");
+            }
+            let out = render_text(std::slice::from_ref(&d), &sources, false);
+            assert_no_raw_controls(&out);
+            prop_assert!(out.contains("error[E0201]"), "{}", out);
+            let _ = render_json(&[d], &sources);
+        }
+    }
+}
