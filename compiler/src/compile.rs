@@ -1835,8 +1835,11 @@ fn short(name: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether `s` holds a C0, DEL or C1 control character (a byte scan first:
+/// C1 characters start with 0xC2 in UTF-8).
 fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    s.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (s.as_bytes().contains(&0xc2) && s.chars().any(char::is_control))
 }
 
 /// The first key (at any depth) or name-like value (a device's `type`, a
@@ -1844,9 +1847,9 @@ fn has_control(s: &str) -> bool {
 fn control_in(v: &Value) -> Option<String> {
     match v {
         Value::Map(entries) => entries.iter().find_map(|(k, val)| {
-            let key = value_text(k);
-            if has_control(&key) {
-                return Some(key);
+            // Only string keys can hold a control character.
+            if let Some(key) = k.as_str().filter(|k| has_control(k)) {
+                return Some(key.to_string());
             }
             if let (Some("type" | "pool"), Value::Str(s)) = (k.as_str(), val) {
                 if has_control(s) {
@@ -1868,49 +1871,51 @@ fn control_in(v: &Value) -> Option<String> {
 fn check_control_chars(cx: &mut Cx) {
     let src = cx.src;
     let mut found: Vec<(String, String, Span)> = Vec::new();
-    let field = |what: &str, f: &Field<String>, found: &mut Vec<(String, String, Span)>| {
-        if let Field::Set(s, sp) = f {
-            if has_control(s) {
-                found.push((what.to_string(), s.clone(), *sp));
+    // `what` is only built for a value that has a control character.
+    let field =
+        |what: &dyn Fn() -> String, f: &Field<String>, found: &mut Vec<(String, String, Span)>| {
+            if let Field::Set(s, sp) = f {
+                if has_control(s) {
+                    found.push((what(), s.clone(), *sp));
+                }
             }
-        }
-    };
-    field("project_name", &src.project_name, &mut found);
+        };
     let g = &src.global;
-    field("global.default_os_image", &g.default_os_image, &mut found);
-    field(
-        "global.default_connection",
-        &g.default_connection,
-        &mut found,
-    );
-    field("global.default_user", &g.default_user, &mut found);
-    field("global.ai_access_default", &g.ai_access_default, &mut found);
+    for (what, f) in [
+        ("project_name", &src.project_name),
+        ("global.default_os_image", &g.default_os_image),
+        ("global.default_connection", &g.default_connection),
+        ("global.default_user", &g.default_user),
+        ("global.ai_access_default", &g.ai_access_default),
+    ] {
+        field(&|| what.to_string(), f, &mut found);
+    }
     for d in &src.domains {
         let raw = d.profiles_raw.get();
+        let what = || format!("domains.{}.profiles", d.name.text);
         for p in &d.profiles {
-            let what = format!("domains.{}.profiles", d.name.text);
             if has_control(&p.name.text) {
                 found.push((
-                    format!("{what}: profile name"),
+                    format!("{}: profile name", what()),
                     p.name.text.clone(),
                     p.name.span,
                 ));
             } else if let Some(bad) = raw.and_then(|r| r.get(&p.name.text)).and_then(control_in) {
                 found.push((
-                    format!("{what}.{}: a key or name", p.name.text),
+                    format!("{}.{}: a key or name", what(), p.name.text),
                     bad,
                     p.name.span,
                 ));
             }
         }
         for m in &d.machines {
-            let path = format!("machines.{}", m.name.text);
-            field(&format!("{path}.os_image"), &m.os_image, &mut found);
+            let path = || format!("machines.{}", m.name.text);
+            field(&|| format!("{}.os_image", path()), &m.os_image, &mut found);
             for (key, list) in [("profiles", &m.profiles), ("roles", &m.roles)] {
                 if let Some(items) = list.get() {
                     for (s, sp) in items {
                         if has_control(s) {
-                            found.push((format!("{path}.{key}: an entry"), s.clone(), *sp));
+                            found.push((format!("{}.{key}: an entry", path()), s.clone(), *sp));
                         }
                     }
                 }
@@ -1918,7 +1923,7 @@ fn check_control_chars(cx: &mut Cx) {
             if let Some(entries) = m.config.get() {
                 for (k, _, sp) in entries {
                     if has_control(k) {
-                        found.push((format!("{path}.config: a key"), k.clone(), *sp));
+                        found.push((format!("{}.config: a key", path()), k.clone(), *sp));
                     }
                 }
             }
@@ -1926,13 +1931,13 @@ fn check_control_chars(cx: &mut Cx) {
                 for dv in devs {
                     if has_control(&dv.name.text) {
                         found.push((
-                            format!("{path}.devices: a device name"),
+                            format!("{}.devices: a device name", path()),
                             dv.name.text.clone(),
                             dv.name.span,
                         ));
                     } else if let Some(bad) = control_in(&dv.raw) {
                         found.push((
-                            format!("{path}.devices.{}: a key or type", dv.name.text),
+                            format!("{}.devices.{}: a key or type", path(), dv.name.text),
                             bad,
                             dv.name.span,
                         ));
@@ -1942,7 +1947,7 @@ fn check_control_chars(cx: &mut Cx) {
             if let Field::Set(v, sp) = &m.storage_volumes {
                 if let Some(bad) = control_in(v) {
                     found.push((
-                        format!("{path}.storage_volumes: a name, key or pool"),
+                        format!("{}.storage_volumes: a name, key or pool", path()),
                         bad,
                         *sp,
                     ));
@@ -1951,8 +1956,12 @@ fn check_control_chars(cx: &mut Cx) {
         }
     }
     for (i, p) in src.network_policies.iter().enumerate() {
-        field(&format!("network_policies[{i}].from"), &p.from, &mut found);
-        field(&format!("network_policies[{i}].to"), &p.to, &mut found);
+        field(
+            &|| format!("network_policies[{i}].from"),
+            &p.from,
+            &mut found,
+        );
+        field(&|| format!("network_policies[{i}].to"), &p.to, &mut found);
     }
     for v in &src.shared_volumes {
         for (c, _) in &v.consumers {
