@@ -36,11 +36,15 @@ codes! {
     "E0206" "invalid-name" "A domain, machine or volume name breaks the naming rule.";
     "E0207" "not-absolute-path" "A path must be absolute.";
     "E0208" "invalid-format" "A value has the wrong format (cron schedule, duration, percentage, size, base_subnet).";
+    "E0209" "control-character" "A name, key, image alias or reference contains a control character.";
     "E0301" "duplicate-machine" "Two machines have the same name (names are global).";
     "E0302" "unknown-reference" "A policy, volume consumer or setting names a domain or machine that does not exist.";
     "E0303" "unknown-profile" "A machine uses a profile its domain does not define.";
     "E0304" "reserved-device-prefix" "A user device is named sv-* or pd-*, prefixes reserved for generated devices.";
     "E0305" "duplicate-mount-path" "Two volumes are mounted at the same path in one machine.";
+    "E0306" "reserved-name" "A domain or machine takes a name Ansible, anklume or Incus reserves (all, ungrouped, localhost, host, a number).";
+    "E0307" "machine-named-like-domain" "A machine has the name of a domain.";
+    "E0308" "name-too-long" "A name anklume derives (instance, device) is over Incus's 63-character limit.";
     "E0401" "subnet-id-taken" "Two domains claim the same subnet_id.";
     "E0402" "missing-subnet-id" "Legacy addressing needs a subnet_id on every domain.";
     "E0403" "ip-outside-subnet" "A machine's address is outside its domain's subnet.";

@@ -7,13 +7,16 @@
 //! host subnets) → warnings. Nothing here panics on bad input: fields that
 //! failed to read are absent, and every rule copes with that.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 
 use anklume_schema::ast::{self, Ports, Reserve, TRUST_LEVELS};
 use anklume_schema::{Diagnostic, Field, Loaded, Severity, Span, Value};
 
 use crate::ir::{Domain, HostFacts, Ir, Machine, Policy, Provenance, SharedVolume};
+use crate::render::{Capped, Omitted};
 
 /// The result of compiling: the IR (meaningful only without errors), where
 /// its parts come from, and every diagnostic.
@@ -23,14 +26,65 @@ pub struct Compiled {
     pub ir: Ir,
     /// Spans of domains, machines and policies.
     pub provenance: Provenance,
-    /// Errors, warnings and notices, in discovery order.
+    /// Errors, warnings and notices, in discovery order: at most
+    /// [`MAX_PER_CODE`](crate::render::MAX_PER_CODE) of each code.
     pub diags: Vec<Diagnostic>,
+    /// Per code, how many more diagnostics were found but not kept.
+    pub omitted: Vec<Omitted>,
 }
 
 impl Compiled {
     /// Whether any error was found.
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)
+            || self.omitted.iter().any(|o| o.severity == Severity::Error)
+    }
+
+    /// How many diagnostics of `severity` were found, omitted ones included.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diags.iter().filter(|d| d.severity == severity).count()
+            + self
+                .omitted
+                .iter()
+                .filter(|o| o.severity == severity)
+                .map(|o| o.count)
+                .sum::<usize>()
+    }
+}
+
+/// Collects diagnostics: drops exact repeats (same code, message and place),
+/// keeps the first [`MAX_PER_CODE`](crate::render::MAX_PER_CODE) of each
+/// code and only counts the others, so memory stays bounded whatever the
+/// input.
+#[derive(Default)]
+struct Collector {
+    seen: HashSet<(&'static str, Option<Span>, u64)>,
+    capped: Capped,
+}
+
+impl Collector {
+    fn is_new(&mut self, d: &Diagnostic) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        d.message.hash(&mut h);
+        self.seen
+            .insert((d.code, d.primary.as_ref().map(|l| l.span), h.finish()))
+    }
+
+    fn push(&mut self, d: Diagnostic) {
+        if self.is_new(&d) {
+            self.capped.push(d);
+        }
+    }
+
+    /// Like `push`, cloning only what is kept.
+    fn push_ref(&mut self, d: &Diagnostic) {
+        if self.is_new(d) {
+            if self.capped.has_room(d.code) {
+                self.capped.push(d.clone());
+            } else {
+                self.capped.add_omitted(d.code, d.severity, 1);
+            }
+        }
     }
 }
 
@@ -68,7 +122,7 @@ fn value_text(v: &Value) -> String {
 struct Cx<'a> {
     src: &'a ast::Infra,
     facts: &'a HostFacts,
-    diags: Vec<Diagnostic>,
+    diags: Collector,
     /// Machine name spans (domain index → machine index → span).
     mspans: Vec<Vec<Span>>,
     /// Span of each IR machine's `ip` value when written.
@@ -84,10 +138,14 @@ impl Cx<'_> {
 /// Compile loaded sources with the given host facts.
 pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     let src = &loaded.infra;
+    let mut diags = Collector::default();
+    for d in &loaded.diags {
+        diags.push_ref(d);
+    }
     let mut cx = Cx {
         src,
         facts,
-        diags: loaded.diags.clone(),
+        diags,
         mspans: Vec::new(),
         ipspans: Vec::new(),
     };
@@ -141,6 +199,9 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     enrich_devices(&mut cx, &mut ir);
     // Rules on the enriched data.
     check_names(&mut cx, &ir);
+    check_reserved_names(&mut cx, &ir);
+    check_name_lengths(&mut cx, &ir);
+    check_control_chars(&mut cx);
     check_ips(&mut cx, &ir, &subnets);
     check_policies(&mut cx, &ir);
     check_volumes(&mut cx, &ir);
@@ -171,22 +232,12 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
             .take(ir.policies.len())
             .collect(),
     };
-    let mut seen = HashSet::new();
-    let diags = cx
-        .diags
-        .into_iter()
-        .filter(|d| {
-            seen.insert((
-                d.code,
-                d.message.clone(),
-                d.primary.as_ref().map(|l| l.span),
-            ))
-        })
-        .collect();
+    let (diags, omitted) = cx.diags.capped.finish();
     Compiled {
         ir,
         provenance,
         diags,
+        omitted,
     }
 }
 
@@ -1579,5 +1630,366 @@ fn warn_disabled_refs(cx: &mut Cx, ir: &Ir) {
                 }
             }
         }
+    }
+}
+
+/// Names Ansible gives a meaning of its own: the implicit groups `all` and
+/// `ungrouped`, and the implicit control-node host `localhost`.
+const ANSIBLE_RESERVED: [&str; 3] = ["all", "ungrouped", "localhost"];
+
+/// Incus's limit for instance and device names (a hostname label).
+const INCUS_NAME_MAX: usize = 63;
+
+/// Why `name` cannot name a domain or machine, if it cannot.
+fn reserved_reason(name: &str, machine: bool) -> Option<(&'static str, String)> {
+    match name {
+        "all" | "ungrouped" => Some((
+            "Ansible reserves this group name",
+            format!("every Ansible inventory already has the implicit group `{name}`, and `sync` writes group_vars/all.yml for the global variables"),
+        )),
+        "localhost" => Some((
+            "Ansible's implicit control-node host",
+            "plays that target `localhost` would run on this instance instead of the control node".into(),
+        )),
+        "host" => Some((
+            "network policies use `host` for the host itself",
+            "`from: host` and `to: host` always mean the host, so policies could never name this one".into(),
+        )),
+        _ if machine && !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) => Some((
+            "Incus refuses an instance name that is a number",
+            "Incus instance names are hostnames, and a hostname cannot be all digits".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// Names that collide with Ansible's, anklume's or Incus's own, and machine
+/// names equal to a domain name.
+fn check_reserved_names(cx: &mut Cx, ir: &Ir) {
+    let src = cx.src;
+    debug_assert!(ANSIBLE_RESERVED
+        .iter()
+        .all(|n| reserved_reason(n, true).is_some()));
+    for d in &src.domains {
+        if let Some((label, why)) = reserved_reason(&d.name.text, false) {
+            cx.push(
+                Diagnostic::error(
+                    "E0306",
+                    format!("Domain '{}': reserved name", d.name.text),
+                    d.name.span,
+                )
+                .label(label)
+                .with_help(format!("rename the domain: {why}")),
+            );
+        }
+    }
+    let domains: HashMap<&str, usize> = ir
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.as_str(), i))
+        .collect();
+    for (di, d) in ir.domains.iter().enumerate() {
+        for (mi, m) in d.machines.iter().enumerate() {
+            let at = machine_span(cx, di, mi);
+            let at = if at.is_real() {
+                at
+            } else {
+                src.domains[di].name.span
+            };
+            if let Some((label, why)) = reserved_reason(&m.name, true) {
+                cx.push(
+                    Diagnostic::error("E0306", format!("Machine '{}': reserved name", m.name), at)
+                        .label(label)
+                        .with_help(format!("rename the machine: {why}")),
+                );
+            }
+            if let Some(&other) = domains.get(m.name.as_str()) {
+                cx.push(
+                    Diagnostic::error(
+                        "E0307",
+                        format!(
+                            "Machine '{}' in domain '{}' has the name of domain '{}'",
+                            m.name, d.name, m.name
+                        ),
+                        at,
+                    )
+                    .label("also a domain name")
+                    .with_secondary(src.domains[other].name.span, "the domain")
+                    .with_help(
+                        "rename the machine or the domain: Ansible would get a host and a group with the same name, and network policies and shared volume consumers name the domain first",
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Names anklume derives from the user's names must fit Incus's limits
+/// (instance and device names: 63 characters). File names (`<name>.yml`)
+/// follow: a machine name of at most 63 characters and a domain name of at
+/// most 11 (E0408) are far below 255 bytes.
+fn check_name_lengths(cx: &mut Cx, ir: &Ir) {
+    let src = cx.src;
+    // `kind` is "instance name" or "device name".
+    let too_long = |what: String, derived: &str, kind: &str, at: Span, user_len: usize| {
+        let extra = derived.len() - user_len;
+        let message = if extra == 0 {
+            format!(
+                "{what}: the name is {} characters, over Incus's {INCUS_NAME_MAX}-character limit for an {kind}",
+                derived.len()
+            )
+        } else {
+            format!(
+                "{what}: the {kind} '{}' is {} characters, over Incus's {INCUS_NAME_MAX}-character limit",
+                short(derived),
+                derived.len()
+            )
+        };
+        Diagnostic::error("E0308", message, at)
+            .label(if extra == 0 {
+                format!("used as the {kind}")
+            } else {
+                format!("the {kind} is built from this name")
+            })
+            .with_help(format!(
+                "shorten the name to at most {} characters",
+                INCUS_NAME_MAX.saturating_sub(extra)
+            ))
+    };
+    for (di, d) in ir.domains.iter().enumerate() {
+        for (mi, m) in d.machines.iter().enumerate() {
+            if m.instance_name.len() > INCUS_NAME_MAX {
+                let at = machine_span(cx, di, mi);
+                let at = if at.is_real() {
+                    at
+                } else {
+                    src.domains[di].name.span
+                };
+                let diag = too_long(
+                    format!("Machine '{}'", short(&m.name)),
+                    &m.instance_name,
+                    "instance name",
+                    at,
+                    m.name.len(),
+                );
+                cx.push(diag);
+            }
+        }
+    }
+    for d in &src.domains {
+        for m in &d.machines {
+            for pd in &m.persistent_data {
+                let dev = format!("pd-{}", pd.name.text);
+                if dev.len() > INCUS_NAME_MAX {
+                    let diag = too_long(
+                        format!(
+                            "Machine '{}': persistent_data '{}'",
+                            short(&m.name.text),
+                            short(&pd.name.text)
+                        ),
+                        &dev,
+                        "device name",
+                        pd.name.span,
+                        pd.name.text.len(),
+                    );
+                    cx.push(diag);
+                }
+            }
+            if let Some(devs) = m.devices.get() {
+                for dv in devs {
+                    if dv.name.text.len() > INCUS_NAME_MAX {
+                        let diag = too_long(
+                            format!("Machine '{}'", short(&m.name.text)),
+                            &dv.name.text,
+                            "device name",
+                            dv.name.span,
+                            dv.name.text.len(),
+                        );
+                        cx.push(diag);
+                    }
+                }
+            }
+        }
+    }
+    for v in &src.shared_volumes {
+        let dev = format!("sv-{}", v.name.text);
+        if dev.len() > INCUS_NAME_MAX {
+            let diag = too_long(
+                format!("shared_volumes.{}", short(&v.name.text)),
+                &dev,
+                "device name",
+                v.name.span,
+                v.name.text.len(),
+            );
+            cx.push(diag);
+        }
+    }
+}
+
+/// A name cut to 40 characters for messages (the span shows the rest).
+fn short(name: &str) -> Cow<'_, str> {
+    match name.char_indices().nth(40) {
+        Some((i, _)) => Cow::Owned(format!("{}…", &name[..i])),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// Whether `s` holds a C0, DEL or C1 control character (a byte scan first:
+/// C1 characters start with 0xC2 in UTF-8).
+fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (s.as_bytes().contains(&0xc2) && s.chars().any(char::is_control))
+}
+
+/// The first key (at any depth) or name-like value (a device's `type`, a
+/// storage volume's `pool`) of `v` that holds a control character.
+fn control_in(v: &Value) -> Option<String> {
+    match v {
+        Value::Map(entries) => entries.iter().find_map(|(k, val)| {
+            // Only string keys can hold a control character.
+            if let Some(key) = k.as_str().filter(|k| has_control(k)) {
+                return Some(key.to_string());
+            }
+            if let (Some("type" | "pool"), Value::Str(s)) = (k.as_str(), val) {
+                if has_control(s) {
+                    return Some(s.clone());
+                }
+            }
+            control_in(val)
+        }),
+        Value::Seq(items) => items.iter().find_map(control_in),
+        _ => None,
+    }
+}
+
+/// Control characters (C0 including tab and line feed, DEL, C1) in keys and
+/// in every name-like value: Incus and Ansible refuse them there, and they
+/// could drive a terminal. Domain, machine and volume names are already held
+/// to the name pattern (E0206); free text (descriptions, config values) may
+/// hold them.
+fn check_control_chars(cx: &mut Cx) {
+    let src = cx.src;
+    let mut found: Vec<(String, String, Span)> = Vec::new();
+    // `what` is only built for a value that has a control character.
+    let field =
+        |what: &dyn Fn() -> String, f: &Field<String>, found: &mut Vec<(String, String, Span)>| {
+            if let Field::Set(s, sp) = f {
+                if has_control(s) {
+                    found.push((what(), s.clone(), *sp));
+                }
+            }
+        };
+    let g = &src.global;
+    for (what, f) in [
+        ("project_name", &src.project_name),
+        ("global.default_os_image", &g.default_os_image),
+        ("global.default_connection", &g.default_connection),
+        ("global.default_user", &g.default_user),
+        ("global.ai_access_default", &g.ai_access_default),
+    ] {
+        field(&|| what.to_string(), f, &mut found);
+    }
+    for d in &src.domains {
+        let raw = d.profiles_raw.get();
+        let what = || format!("domains.{}.profiles", d.name.text);
+        for p in &d.profiles {
+            if has_control(&p.name.text) {
+                found.push((
+                    format!("{}: profile name", what()),
+                    p.name.text.clone(),
+                    p.name.span,
+                ));
+            } else if let Some(bad) = raw.and_then(|r| r.get(&p.name.text)).and_then(control_in) {
+                found.push((
+                    format!("{}.{}: a key or name", what(), p.name.text),
+                    bad,
+                    p.name.span,
+                ));
+            }
+        }
+        for m in &d.machines {
+            let path = || format!("machines.{}", m.name.text);
+            field(&|| format!("{}.os_image", path()), &m.os_image, &mut found);
+            for (key, list) in [("profiles", &m.profiles), ("roles", &m.roles)] {
+                if let Some(items) = list.get() {
+                    for (s, sp) in items {
+                        if has_control(s) {
+                            found.push((format!("{}.{key}: an entry", path()), s.clone(), *sp));
+                        }
+                    }
+                }
+            }
+            if let Some(entries) = m.config.get() {
+                for (k, _, sp) in entries {
+                    if has_control(k) {
+                        found.push((format!("{}.config: a key", path()), k.clone(), *sp));
+                    }
+                }
+            }
+            if let Some(devs) = m.devices.get() {
+                for dv in devs {
+                    if has_control(&dv.name.text) {
+                        found.push((
+                            format!("{}.devices: a device name", path()),
+                            dv.name.text.clone(),
+                            dv.name.span,
+                        ));
+                    } else if let Some(bad) = control_in(&dv.raw) {
+                        found.push((
+                            format!("{}.devices.{}: a key or type", path(), dv.name.text),
+                            bad,
+                            dv.name.span,
+                        ));
+                    }
+                }
+            }
+            if let Field::Set(v, sp) = &m.storage_volumes {
+                if let Some(bad) = control_in(v) {
+                    found.push((
+                        format!("{}.storage_volumes: a name, key or pool", path()),
+                        bad,
+                        *sp,
+                    ));
+                }
+            }
+        }
+    }
+    for (i, p) in src.network_policies.iter().enumerate() {
+        field(
+            &|| format!("network_policies[{i}].from"),
+            &p.from,
+            &mut found,
+        );
+        field(&|| format!("network_policies[{i}].to"), &p.to, &mut found);
+    }
+    for v in &src.shared_volumes {
+        for (c, _) in &v.consumers {
+            if has_control(&c.text) {
+                found.push((
+                    format!("shared_volumes.{}.consumers: a name", v.name.text),
+                    c.text.clone(),
+                    c.span,
+                ));
+            }
+        }
+    }
+    for (what, text, at) in found {
+        let chars: Vec<String> = text
+            .chars()
+            .filter(|c| c.is_control())
+            .map(|c| crate::render::escape(&c.to_string()).into_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        cx.push(
+            Diagnostic::error(
+                "E0209",
+                format!("{what} '{}' contains a control character ({})", short(&text), chars.join(", ")),
+                at,
+            )
+            .label("control character in a name or key")
+            .with_help("names, keys, image aliases and references are one line of printable text: remove the control character (free text such as descriptions and config values may keep them)"),
+        );
     }
 }

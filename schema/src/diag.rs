@@ -1,5 +1,7 @@
 //! Diagnostics as plain data. Rendering (codespan) lives in the compiler.
 
+use std::collections::HashMap;
+
 use crate::span::Span;
 
 /// How bad a diagnostic is.
@@ -101,6 +103,98 @@ impl Diagnostic {
     }
 }
 
+/// How many diagnostics of one code are kept and printed; the others are
+/// only counted.
+pub const MAX_PER_CODE: usize = 50;
+
+/// Diagnostics of one code that were counted but not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Omitted {
+    /// The code, e.g. `E0201`.
+    pub code: &'static str,
+    /// Its severity.
+    pub severity: Severity,
+    /// How many were left out.
+    pub count: usize,
+}
+
+/// Keeps the first [`MAX_PER_CODE`] diagnostics of each code, in order, and
+/// counts the rest, so that what is stored stays bounded whatever the input.
+/// The compiler collects its diagnostics in one; readers working in parallel
+/// can each fill their own and [`Capped::extend`] them in order.
+#[derive(Debug, Default)]
+pub struct Capped {
+    /// The kept diagnostics.
+    pub kept: Vec<Diagnostic>,
+    /// Per code seen: how many kept, and what was omitted.
+    counts: HashMap<&'static str, (usize, usize, Severity)>,
+    /// Codes in order of first appearance.
+    order: Vec<&'static str>,
+}
+
+impl Capped {
+    /// Keep `d` if its code has room, else count it.
+    pub fn push(&mut self, d: Diagnostic) {
+        let slot = self.counts.entry(d.code).or_insert_with(|| {
+            self.order.push(d.code);
+            (0, 0, d.severity)
+        });
+        if slot.0 < MAX_PER_CODE {
+            slot.0 += 1;
+            self.kept.push(d);
+        } else {
+            slot.1 += 1;
+        }
+    }
+
+    /// Whether a diagnostic of `code` would be kept.
+    pub fn has_room(&self, code: &str) -> bool {
+        self.counts.get(code).is_none_or(|c| c.0 < MAX_PER_CODE)
+    }
+
+    /// Count `n` more diagnostics of `code` without keeping them.
+    pub fn add_omitted(&mut self, code: &'static str, severity: Severity, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let slot = self.counts.entry(code).or_insert_with(|| {
+            self.order.push(code);
+            (0, 0, severity)
+        });
+        slot.1 += n;
+    }
+
+    /// Append `other` (collected after `self`): its kept diagnostics go
+    /// through the cap, its omitted counts are added.
+    pub fn extend(&mut self, other: Capped) {
+        let (kept, omitted) = other.finish();
+        for d in kept {
+            self.push(d);
+        }
+        for o in omitted {
+            self.add_omitted(o.code, o.severity, o.count);
+        }
+    }
+
+    /// The kept diagnostics and, per code in order of first appearance, the
+    /// omitted counts.
+    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Omitted>) {
+        let omitted = self
+            .order
+            .iter()
+            .filter_map(|c| {
+                let (_, n, severity) = self.counts[c];
+                (n > 0).then_some(Omitted {
+                    code: c,
+                    severity,
+                    count: n,
+                })
+            })
+            .collect();
+        (self.kept, omitted)
+    }
+}
+
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     word: &str,
@@ -113,4 +207,42 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score >= MIN_SIMILARITY)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(code: &'static str) -> Diagnostic {
+        Diagnostic::error(code, "m", Span::NONE)
+    }
+
+    #[test]
+    fn capped_keeps_the_first_of_each_code_and_counts_the_rest() {
+        let mut a = Capped::default();
+        for _ in 0..MAX_PER_CODE + 5 {
+            a.push(d("E0201"));
+        }
+        a.push(d("E0202"));
+        let mut b = Capped::default();
+        for _ in 0..3 {
+            b.push(d("E0201"));
+        }
+        b.push(d("E0203"));
+        a.extend(b);
+        let (kept, omitted) = a.finish();
+        assert_eq!(
+            kept.iter().filter(|x| x.code == "E0201").count(),
+            MAX_PER_CODE
+        );
+        assert_eq!(kept.len(), MAX_PER_CODE + 2);
+        assert_eq!(
+            omitted,
+            vec![Omitted {
+                code: "E0201",
+                severity: Severity::Error,
+                count: 8
+            }]
+        );
+    }
 }

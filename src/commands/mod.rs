@@ -60,6 +60,7 @@ pub fn load_and_compile(
                 ir: Default::default(),
                 provenance: Default::default(),
                 diags: loaded.diags.clone(),
+                omitted: Vec::new(),
             };
             return Ok((Compilation { loaded, compiled }, Default::default()));
         }
@@ -74,31 +75,38 @@ pub fn load_and_compile(
 }
 
 /// Print diagnostics to stderr in the chosen format. `Info` notices are
-/// printed in text mode only when `notices`.
+/// printed in text mode only when `notices`. At most
+/// [`render::MAX_PER_CODE`] of each code are printed, then how many more.
 pub fn print_diags(c: &Compilation, format: DiagFormat, notices: bool) {
+    let keep = |s: Severity| notices || s != Severity::Info;
     let diags: Vec<_> = c
         .compiled
         .diags
         .iter()
-        .filter(|d| notices || d.severity != Severity::Info)
+        .filter(|d| keep(d.severity))
+        .cloned()
+        .collect();
+    let omitted: Vec<_> = c
+        .compiled
+        .omitted
+        .iter()
+        .filter(|o| keep(o.severity))
         .cloned()
         .collect();
     let out = match format {
-        DiagFormat::Text => render::render_text(&diags, &c.loaded.sources, color()),
-        DiagFormat::Json => render::render_json(&diags, &c.loaded.sources),
+        DiagFormat::Text => {
+            render::render_text_capped(&diags, &omitted, &c.loaded.sources, color())
+        }
+        DiagFormat::Json => render::render_json_capped(&diags, &omitted, &c.loaded.sources),
     };
     eprint!("{out}");
 }
 
-/// A summary line for text output: `2 errors, 1 warning`.
+/// A summary line for text output: `2 errors, 1 warning` (omitted
+/// diagnostics counted).
 pub fn summary(c: &Compilation) -> String {
-    let errors = c.compiled.diags.iter().filter(|d| d.is_error()).count();
-    let warnings = c
-        .compiled
-        .diags
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
+    let errors = c.compiled.count(Severity::Error);
+    let warnings = c.compiled.count(Severity::Warning);
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     format!(
         "{}, {}",
