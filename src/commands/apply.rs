@@ -64,6 +64,12 @@ pub struct Args {
     pub format: ApplyFormat,
 }
 
+/// A value from the plan or from Incus, with control characters escaped:
+/// a name, key or error can never move the cursor or fake a line.
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    anklume_compiler::render::escape(s)
+}
+
 fn describe(action: &Action) -> String {
     match action {
         Action::Create => "create".into(),
@@ -75,7 +81,7 @@ fn describe(action: &Action) -> String {
                 .map(|c| {
                     format!(
                         "{}: {:?} -> {:?}",
-                        c.key,
+                        esc(&c.key),
                         c.old.as_deref().unwrap_or(""),
                         c.new.as_deref().unwrap_or("")
                     )
@@ -97,24 +103,27 @@ fn symbol(action: &Action) -> char {
 
 fn event_line(e: &Event) -> String {
     match &e.outcome {
-        NodeOutcome::Created => format!("created {} ({} ms)", e.id, e.ms),
-        NodeOutcome::Updated => format!("updated {} ({} ms)", e.id, e.ms),
-        NodeOutcome::Unchanged => format!("unchanged {}", e.id),
-        NodeOutcome::NotRun { .. } => format!("not run {}", e.id),
+        NodeOutcome::Created => format!("created {} ({} ms)", esc(&e.id), e.ms),
+        NodeOutcome::Updated => format!("updated {} ({} ms)", esc(&e.id), e.ms),
+        NodeOutcome::Unchanged => format!("unchanged {}", esc(&e.id)),
+        NodeOutcome::NotRun { .. } => format!("not run {}", esc(&e.id)),
         NodeOutcome::Failed {
             error,
             half_created,
         } => format!(
-            "FAILED {}{}: {error}",
-            e.id,
+            "FAILED {}{}: {}",
+            esc(&e.id),
             if *half_created {
                 " (half-created: exists but is not running)"
             } else {
                 ""
-            }
+            },
+            esc(error)
         ),
-        NodeOutcome::Skipped { because } => format!("skipped {} (depends on {because})", e.id),
-        NodeOutcome::Interrupted => format!("not started {} (interrupted)", e.id),
+        NodeOutcome::Skipped { because } => {
+            format!("skipped {} (depends on {})", esc(&e.id), esc(because))
+        }
+        NodeOutcome::Interrupted => format!("not started {} (interrupted)", esc(&e.id)),
     }
 }
 
@@ -226,7 +235,7 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             out.push_str(&format!(
                 "  {} {} {}\n",
                 symbol(action),
-                node.id,
+                esc(&node.id),
                 describe(action)
             ));
         }
@@ -243,9 +252,9 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             for o in &decisions.orphans {
                 out.push_str(&format!(
                     "  {} {}/{}{}\n",
-                    o.kind,
-                    o.project,
-                    o.name,
+                    esc(&o.kind.to_string()),
+                    esc(&o.project),
+                    esc(&o.name),
                     if o.protected { " (protected)" } else { "" }
                 ));
             }
@@ -262,7 +271,7 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
     print!("{out}");
     if let Err(p) = preflight(&plan, &live) {
         for problem in &p.problems {
-            eprintln!("error: {problem}");
+            eprintln!("error: {}", esc(&problem.to_string()));
         }
         eprintln!("nothing was changed");
         return Outcome::Invalid;
