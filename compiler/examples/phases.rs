@@ -21,6 +21,7 @@ fn main() {
             sources: Default::default(),
             infra,
             diags: vec![],
+            omitted: vec![],
         };
         let facts = anklume_compiler::HostFacts {
             skip_subnet_check: true,

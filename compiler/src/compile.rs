@@ -142,6 +142,10 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     for d in &loaded.diags {
         diags.push_ref(d);
     }
+    // What the loader only counted stays counted: totals are exact.
+    for o in &loaded.omitted {
+        diags.capped.add_omitted(o.code, o.severity, o.count);
+    }
     let mut cx = Cx {
         src,
         facts,

@@ -42,15 +42,19 @@ fn compile_keeps_at_most_max_per_code_and_counts_the_rest() {
 #[test]
 fn rendering_caps_each_code_and_says_how_many_more() {
     let loaded = anklume_schema::load_str("infra.yml", &unknown_keys(1000));
-    // Render the loader's uncapped list: the renderer caps on its own.
-    let text = render_text(&loaded.diags, &loaded.sources, false);
+    // Render an uncapped list: the renderer caps on its own.
+    let c = compile(&loaded, &facts());
+    let all: Vec<_> = (0..1000 / MAX_PER_CODE)
+        .flat_map(|_| c.diags.iter().cloned())
+        .collect();
+    let text = render_text(&all, &loaded.sources, false);
     assert_eq!(text.matches("error[E0201]").count(), MAX_PER_CODE);
     assert!(
         text.contains("… and 950 more E0201 errors not shown (at most 50 per code)"),
         "{}",
         &text[text.len().saturating_sub(300)..]
     );
-    let json = render_json(&loaded.diags, &loaded.sources);
+    let json = render_json(&all, &loaded.sources);
     let lines: Vec<&str> = json.lines().collect();
     assert_eq!(lines.len(), MAX_PER_CODE + 1);
     let last: serde_json::Value = serde_json::from_str(lines[MAX_PER_CODE]).unwrap();

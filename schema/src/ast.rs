@@ -383,19 +383,32 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
         } else if let Some(list) = r.named(d, "domains") {
             // Domains read independently: in parallel for large inputs, each
             // with its own reader, diagnostics merged back in input order.
+            // Chunk by chunk, so that each chunk's readers start knowing
+            // which codes are already full (their diagnostics only counted,
+            // never built) and what waits to be merged stays bounded.
             use rayon::prelude::*;
-            let read: Vec<(Domain, Vec<Diagnostic>)> = list
-                .into_par_iter()
-                .with_min_len(8)
-                .map(|(n, v)| {
-                    let mut local = Reader::default();
-                    let dom = read_domain(n, v, &mut local);
-                    (dom, local.diags)
-                })
-                .collect();
-            for (dom, diags) in read {
-                r.diags.extend(diags);
-                infra.domains.push(dom);
+            const CHUNK: usize = 1024;
+            infra.domains.reserve(list.len());
+            let mut list = list.into_iter();
+            loop {
+                let chunk: Vec<_> = list.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let parent = &*r;
+                let read: Vec<(Domain, Reader)> = chunk
+                    .into_par_iter()
+                    .with_min_len(8)
+                    .map(|(n, v)| {
+                        let mut local = parent.fork();
+                        let dom = read_domain(n, v, &mut local);
+                        (dom, local)
+                    })
+                    .collect();
+                for (dom, local) in read {
+                    r.extend(local);
+                    infra.domains.push(dom);
+                }
             }
         }
     }

@@ -164,6 +164,41 @@ impl Capped {
         slot.1 += n;
     }
 
+    /// Keep `make()` if `code` has room, else count one `code` diagnostic of
+    /// `severity` without building it: for diagnostics that are costly to
+    /// build (a did-you-mean search, a list of known keys) and may come by
+    /// the million.
+    pub fn push_with(
+        &mut self,
+        code: &'static str,
+        severity: Severity,
+        make: impl FnOnce() -> Diagnostic,
+    ) {
+        if self.has_room(code) {
+            let d = make();
+            debug_assert_eq!((d.code, d.severity), (code, severity));
+            self.push(d);
+        } else {
+            self.add_omitted(code, severity, 1);
+        }
+    }
+
+    /// An empty collector for diagnostics that will be [`Capped::extend`]ed
+    /// into `self` after everything `self` holds now: codes already full
+    /// here are full there too, so their diagnostics are only counted (and,
+    /// through [`Capped::has_room`], need not be built). Readers working in
+    /// parallel each start from one.
+    pub fn fork(&self) -> Capped {
+        let mut c = Capped::default();
+        for (code, (kept, _, severity)) in &self.counts {
+            if *kept >= MAX_PER_CODE {
+                c.counts.insert(code, (MAX_PER_CODE, 0, *severity));
+                c.order.push(code);
+            }
+        }
+        c
+    }
+
     /// Append `other` (collected after `self`): its kept diagnostics go
     /// through the cap, its omitted counts are added.
     pub fn extend(&mut self, other: Capped) {
@@ -242,6 +277,34 @@ mod tests {
                 code: "E0201",
                 severity: Severity::Error,
                 count: 8
+            }]
+        );
+    }
+
+    #[test]
+    fn a_fork_counts_without_building_what_its_parent_has_no_room_for() {
+        let mut parent = Capped::default();
+        for _ in 0..MAX_PER_CODE {
+            parent.push(d("E0201"));
+        }
+        parent.push(d("E0202"));
+        let mut child = parent.fork();
+        assert!(!child.has_room("E0201"));
+        assert!(child.has_room("E0202"));
+        child.push_with("E0201", Severity::Error, || unreachable!("no room"));
+        child.push_with("E0202", Severity::Error, || d("E0202"));
+        child.push(d("E0203"));
+        parent.extend(child);
+        let (kept, omitted) = parent.finish();
+        let codes: Vec<_> = kept.iter().map(|x| x.code).collect();
+        assert_eq!(codes.len(), MAX_PER_CODE + 3);
+        assert_eq!(codes[MAX_PER_CODE..], ["E0202", "E0202", "E0203"]);
+        assert_eq!(
+            omitted,
+            vec![Omitted {
+                code: "E0201",
+                severity: Severity::Error,
+                count: 1
             }]
         );
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::ast::{read_infra, Infra};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Omitted, Severity};
 use crate::read::Reader;
 use crate::span::{Sources, Span};
 use crate::yaml::{parse_fast as parse, Kind, Node};
@@ -51,14 +51,31 @@ pub struct Loaded {
     pub sources: Sources,
     /// The AST (partial when there are errors).
     pub infra: Infra,
-    /// Syntax and shape problems, and directory-merge warnings.
+    /// Syntax and shape problems, and directory-merge warnings: at most
+    /// [`MAX_PER_CODE`](crate::diag::MAX_PER_CODE) of each code, in
+    /// discovery order.
     pub diags: Vec<Diagnostic>,
+    /// Per code, how many more were found but not kept.
+    pub omitted: Vec<Omitted>,
 }
 
 impl Loaded {
     /// Whether any error was found.
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)
+            || self.omitted.iter().any(|o| o.severity == Severity::Error)
+    }
+
+    /// Sources, AST and the diagnostics collected by `r`.
+    fn new(sources: Sources, infra: Infra, r: Reader) -> Loaded {
+        let (diags, omitted) = r.finish();
+        Loaded {
+            origin: None,
+            sources,
+            infra,
+            diags,
+            omitted,
+        }
     }
 }
 
@@ -197,6 +214,7 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                         Span::NONE,
                     )
                     .with_help("an infra/ directory needs base.yml with project_name and global")],
+                    omitted: Vec::new(),
                 });
             }
             let mut files = vec![(base.clone(), read(cwd, &base)?)];
@@ -263,16 +281,11 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let infra = match parse(id, text) {
         Ok(root) => read_infra(&root, &mut r),
         Err(errs) => {
-            r.diags.extend(errs);
+            errs.into_iter().for_each(|e| r.push(e));
             Infra::default()
         }
     };
-    Loaded {
-        origin: None,
-        sources,
-        infra,
-        diags: r.diags,
-    }
+    Loaded::new(sources, infra, r)
 }
 
 /// Merge directory-mode texts: `files[0]` is base.yml, then the domain files
@@ -292,7 +305,7 @@ pub fn load_dir_texts(
             Ok(n) => roots.push(n),
             Err(errs) => {
                 failed = true;
-                r.diags.extend(errs);
+                errs.into_iter().for_each(|e| r.push(e));
                 roots.push(Node {
                     kind: Kind::Null,
                     span: Span::new(id, 0, 0),
@@ -303,12 +316,7 @@ pub fn load_dir_texts(
         }
     }
     if failed {
-        return Loaded {
-            origin: None,
-            sources,
-            infra: Infra::default(),
-            diags: r.diags,
-        };
+        return Loaded::new(sources, Infra::default(), r);
     }
     let n_domain_files = roots.len() - 1 - usize::from(has_policies);
     let mut it = roots.into_iter();
@@ -322,12 +330,7 @@ pub fn load_dir_texts(
                 Diagnostic::error("E0202", "base.yml must be a mapping", base.span)
                     .with_help("base.yml holds project_name, global and other top-level keys"),
             );
-            return Loaded {
-                origin: None,
-                sources,
-                infra: Infra::default(),
-                diags: r.diags,
-            };
+            return Loaded::new(sources, Infra::default(), r);
         }
     };
     let key = |text: &str, span: Span| Node {
@@ -388,15 +391,15 @@ pub fn load_dir_texts(
             for (k, v) in entries {
                 let name = k.key_text();
                 if let Some(existing) = doms.iter_mut().find(|(ek, _)| ek.key_text() == name) {
-                    let file_name = sources
-                        .get(k.span.file)
-                        .map(|f| {
-                            Path::new(&f.name)
-                                .file_name()
-                                .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
-                        })
-                        .unwrap_or_default();
-                    r.push(
+                    r.push_with("W0101", Severity::Warning, || {
+                        let file_name = sources
+                            .get(k.span.file)
+                            .map(|f| {
+                                Path::new(&f.name)
+                                    .file_name()
+                                    .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
+                            })
+                            .unwrap_or_default();
                         Diagnostic::warning(
                             "W0101",
                             format!("Domain '{name}' in {file_name} overrides existing definition"),
@@ -404,8 +407,8 @@ pub fn load_dir_texts(
                         )
                         .label("this definition wins")
                         .with_secondary(existing.0.span, "earlier definition, replaced")
-                        .with_help("define each domain once, or remove the earlier definition"),
-                    );
+                        .with_help("define each domain once, or remove the earlier definition")
+                    });
                     *existing = (k, v);
                 } else {
                     doms.push((k, v));
@@ -429,15 +432,15 @@ pub fn load_dir_texts(
                             top.push((k, v));
                         }
                     } else {
-                        r.push(
+                        r.push_with("E0201", Severity::Error, || {
                             Diagnostic::error(
                                 "E0201",
                                 format!("unknown key `{}` in policies.yml", k.key_text()),
                                 k.span,
                             )
                             .label("policies.yml holds only network_policies")
-                            .with_help("move this key to base.yml"),
-                        );
+                            .with_help("move this key to base.yml")
+                        });
                     }
                 }
             }
@@ -458,10 +461,5 @@ pub fn load_dir_texts(
         raw: None,
     };
     let infra = read_infra(&root, &mut r);
-    Loaded {
-        origin: None,
-        sources,
-        infra,
-        diags: r.diags,
-    }
+    Loaded::new(sources, infra, r)
 }

@@ -1,7 +1,7 @@
 //! Helpers that turn spanned YAML nodes into typed fields, collecting every
 //! shape error (wrong type, unknown key, value out of set) as a diagnostic.
 
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{did_you_mean, Capped, Diagnostic, Omitted, Severity};
 use crate::span::Span;
 use crate::value::Value;
 use crate::yaml::{Kind, Node};
@@ -65,11 +65,13 @@ pub struct Name {
     pub span: Span,
 }
 
-/// Collects diagnostics while reading.
+/// Collects diagnostics while reading: the first
+/// [`MAX_PER_CODE`](crate::diag::MAX_PER_CODE) of each code, the others only
+/// counted, so that what is stored stays bounded whatever the input.
 #[derive(Default)]
 pub struct Reader {
     /// Everything found so far.
-    pub diags: Vec<Diagnostic>,
+    pub diags: Capped,
 }
 
 /// A mapping node whose keys have been checked against a known set.
@@ -124,6 +126,15 @@ pub fn type_name(node: &Node) -> &'static str {
     node.to_value().type_name()
 }
 
+/// `at least 1` or `1-4094`, for range messages.
+fn range_text(min: i64, max: i64) -> String {
+    if max == i64::MAX {
+        format!("at least {min}")
+    } else {
+        format!("{min}-{max}")
+    }
+}
+
 /// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`
 pub fn is_valid_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -141,6 +152,40 @@ impl Reader {
         self.diags.push(d);
     }
 
+    /// Record the diagnostic `make` builds, building it only when it will be
+    /// kept (see [`Capped::push_with`]).
+    pub fn push_with(
+        &mut self,
+        code: &'static str,
+        severity: Severity,
+        make: impl FnOnce() -> Diagnostic,
+    ) {
+        self.diags.push_with(code, severity, make);
+    }
+
+    /// Whether a diagnostic of `code` would be kept.
+    pub fn has_room(&self, code: &str) -> bool {
+        self.diags.has_room(code)
+    }
+
+    /// A reader whose diagnostics will be [`Reader::extend`]ed into this one
+    /// after all it holds now (for readers working in parallel).
+    pub fn fork(&self) -> Reader {
+        Reader {
+            diags: self.diags.fork(),
+        }
+    }
+
+    /// Append what `other` (a [`Reader::fork`] of this one) found.
+    pub fn extend(&mut self, other: Reader) {
+        self.diags.extend(other.diags);
+    }
+
+    /// The kept diagnostics and the omitted counts.
+    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Omitted>) {
+        self.diags.finish()
+    }
+
     /// Read `node` as a mapping with only `known` keys. Null reads as an empty
     /// mapping when `null_ok`. Unknown keys are reported with a did-you-mean.
     pub fn obj<'n>(
@@ -153,19 +198,24 @@ impl Reader {
         match &node.kind {
             Kind::Map(entries) => {
                 for (k, _) in entries {
-                    let name = k.key_text();
-                    if !known.contains(&name.as_str()) {
-                        let mut d = Diagnostic::error(
-                            "E0201",
-                            format!("unknown key `{name}` in {what}"),
-                            k.span,
-                        )
-                        .label("not a key anklume knows here");
-                        d = match did_you_mean(&name, known.iter().copied()) {
-                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                            None => d.with_help(format!("known keys here: {}", known.join(", "))),
-                        };
-                        self.push(d);
+                    let name = k.key_str();
+                    if !known.contains(&&*name) {
+                        // Beyond the cap only counted: no message, no
+                        // did-you-mean search, no list of known keys.
+                        self.push_with("E0201", Severity::Error, || {
+                            let d = Diagnostic::error(
+                                "E0201",
+                                format!("unknown key `{name}` in {what}"),
+                                k.span,
+                            )
+                            .label("not a key anklume knows here");
+                            match did_you_mean(&name, known.iter().copied()) {
+                                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                                None => {
+                                    d.with_help(format!("known keys here: {}", known.join(", ")))
+                                }
+                            }
+                        });
                     }
                 }
                 Some(Obj {
@@ -175,14 +225,14 @@ impl Reader {
             }
             Kind::Null if null_ok => Some(Obj { node, entries: &[] }),
             _ => {
-                self.push(
+                self.push_with("E0202", Severity::Error, || {
                     Diagnostic::error(
                         "E0202",
                         format!("{what} must be a mapping, got {}", type_name(node)),
                         node.span,
                     )
-                    .label("expected a mapping (`key: value` lines)"),
-                );
+                    .label("expected a mapping (`key: value` lines)")
+                });
                 None
             }
         }
@@ -208,14 +258,14 @@ impl Reader {
             ),
             Kind::Null => Some(Vec::new()),
             _ => {
-                self.push(
+                self.push_with("E0202", Severity::Error, || {
                     Diagnostic::error(
                         "E0202",
                         format!("{what} must be a mapping, got {}", type_name(node)),
                         node.span,
                     )
-                    .label("expected a mapping of names"),
-                );
+                    .label("expected a mapping of names")
+                });
                 None
             }
         }
@@ -226,46 +276,57 @@ impl Reader {
         if is_valid_name(&name.text) {
             return true;
         }
-        let fixed: String = name
-            .text
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>()
-            .trim_matches('-')
-            .to_string();
-        let mut d = Diagnostic::error(
-            "E0206",
-            format!("{what} '{}': invalid name", name.text),
-            name.span,
-        )
-        .label("names use lowercase letters, digits and inner hyphens");
-        d = if is_valid_name(&fixed) {
-            d.with_help(format!("rename it, for example to `{fixed}`"))
-        } else {
-            d.with_help(
-                "use lowercase letters, digits and hyphens, not starting or ending with a hyphen",
+        self.push_with("E0206", Severity::Error, || {
+            let fixed: String = name
+                .text
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+                .trim_matches('-')
+                .to_string();
+            let d = Diagnostic::error(
+                "E0206",
+                format!("{what} '{}': invalid name", name.text),
+                name.span,
             )
-        };
-        self.push(d);
+            .label("names use lowercase letters, digits and inner hyphens");
+            if is_valid_name(&fixed) {
+                d.with_help(format!("rename it, for example to `{fixed}`"))
+            } else {
+                d.with_help(
+                    "use lowercase letters, digits and hyphens, not starting or ending with a hyphen",
+                )
+            }
+        });
         false
     }
 
-    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str, help: Option<String>) {
-        let mut d = Diagnostic::error(
-            "E0202",
-            format!(
-                "{path} must be {expected}, got {} {}",
-                type_name(node),
-                shown(node)
-            ),
-            node.span,
-        )
-        .label(format!("expected {expected}"));
-        if let Some(h) = help {
-            d = d.with_help(h);
-        }
-        self.push(d);
+    /// Report `node` at `path` as not of the `expected` type. The help is
+    /// built only when the diagnostic is kept.
+    fn wrong_type(
+        &mut self,
+        node: &Node,
+        path: &str,
+        expected: &str,
+        help: impl FnOnce() -> Option<String>,
+    ) {
+        self.push_with("E0202", Severity::Error, || {
+            let mut d = Diagnostic::error(
+                "E0202",
+                format!(
+                    "{path} must be {expected}, got {} {}",
+                    type_name(node),
+                    shown(node)
+                ),
+                node.span,
+            )
+            .label(format!("expected {expected}"));
+            if let Some(h) = help() {
+                d = d.with_help(h);
+            }
+            d
+        });
     }
 
     /// A boolean field.
@@ -277,8 +338,8 @@ impl Reader {
             Kind::Null => Field::Null(n.span),
             Kind::Bool(b) => Field::Set(*b, n.span),
             Kind::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "false") => {
-                let help = format!("write {} without quotes", s.to_ascii_lowercase());
-                self.wrong_type(n, &join(path, key), "a boolean", Some(help));
+                let help = || Some(format!("write {} without quotes", s.to_ascii_lowercase()));
+                self.wrong_type(n, &join(path, key), "a boolean", help);
                 Field::Invalid(n.span)
             }
             Kind::Str(s)
@@ -286,17 +347,14 @@ impl Reader {
                     && matches!(s.to_ascii_lowercase().as_str(), "yes" | "no" | "on" | "off") =>
             {
                 let b = matches!(s.to_ascii_lowercase().as_str(), "yes" | "on");
-                let help = format!("YAML 1.2 reads `{s}` as a string: write {b}");
-                self.wrong_type(n, &join(path, key), "a boolean", Some(help));
+                let help = || Some(format!("YAML 1.2 reads `{s}` as a string: write {b}"));
+                self.wrong_type(n, &join(path, key), "a boolean", help);
                 Field::Invalid(n.span)
             }
             _ => {
-                self.wrong_type(
-                    n,
-                    &join(path, key),
-                    "a boolean",
-                    Some("write true or false".into()),
-                );
+                self.wrong_type(n, &join(path, key), "a boolean", || {
+                    Some("write true or false".into())
+                });
                 Field::Invalid(n.span)
             }
         }
@@ -316,16 +374,12 @@ impl Reader {
             Kind::Null => Field::Null(n.span),
             Kind::Int(i) if (min..=max).contains(i) => Field::Set(*i, n.span),
             Kind::Int(i) => {
-                let range = if max == i64::MAX {
-                    format!("at least {min}")
-                } else {
-                    format!("{min}-{max}")
-                };
-                self.push(
+                self.push_with("E0205", Severity::Error, || {
+                    let range = range_text(min, max);
                     Diagnostic::error("E0205", format!("{path} must be {range}, got {i}"), n.span)
                         .label("out of range")
-                        .with_help(format!("use a whole number {range}")),
-                );
+                        .with_help(format!("use a whole number {range}"))
+                });
                 Field::Invalid(n.span)
             }
             Kind::Float(_)
@@ -334,42 +388,32 @@ impl Reader {
                     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
                 }) =>
             {
-                let range = if max == i64::MAX {
-                    format!("at least {min}")
-                } else {
-                    format!("{min}-{max}")
-                };
-                self.push(
+                self.push_with("E0205", Severity::Error, || {
+                    let range = range_text(min, max);
                     Diagnostic::error(
                         "E0205",
                         format!("{path} must be {range}, got {}", n.source_text()),
                         n.span,
                     )
                     .label("out of range")
-                    .with_help(format!("use a whole number {range}")),
-                );
+                    .with_help(format!("use a whole number {range}"))
+                });
                 Field::Invalid(n.span)
             }
             Kind::Bool(_) => {
-                self.wrong_type(
-                    n,
-                    path,
-                    "an integer",
-                    Some("booleans are not numbers: write a whole number".into()),
-                );
+                self.wrong_type(n, path, "an integer", || {
+                    Some("booleans are not numbers: write a whole number".into())
+                });
                 Field::Invalid(n.span)
             }
             Kind::Str(s) if s.parse::<i64>().is_ok() => {
-                self.wrong_type(
-                    n,
-                    path,
-                    "an integer",
-                    Some(format!("write {s} without quotes")),
-                );
+                self.wrong_type(n, path, "an integer", || {
+                    Some(format!("write {s} without quotes"))
+                });
                 Field::Invalid(n.span)
             }
             _ => {
-                self.wrong_type(n, path, "an integer", None);
+                self.wrong_type(n, path, "an integer", || None);
                 Field::Invalid(n.span)
             }
         }
@@ -389,12 +433,12 @@ impl Reader {
             Kind::Null => Field::Null(n.span),
             Kind::Str(s) => Field::Set(s.clone(), n.span),
             Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
-                let raw = n.source_text();
-                self.wrong_type(n, path, "a string", Some(format!("quote it: \"{raw}\"")));
+                let help = || Some(format!("quote it: \"{}\"", n.source_text()));
+                self.wrong_type(n, path, "a string", help);
                 Field::Invalid(n.span)
             }
             _ => {
-                self.wrong_type(n, path, "a string", None);
+                self.wrong_type(n, path, "a string", || None);
                 Field::Invalid(n.span)
             }
         }
@@ -410,23 +454,24 @@ impl Reader {
             Kind::Null => Field::Null(n.span),
             Kind::Str(s) if allowed.contains(&s.as_str()) => Field::Set(s.clone(), n.span),
             _ => {
-                let text = n.key_text();
-                let list = allowed
-                    .iter()
-                    .map(|a| format!("'{a}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let mut d = Diagnostic::error(
-                    "E0204",
-                    format!("{path} must be one of {list}, got {}", shown(n)),
-                    n.span,
-                )
-                .label("not an allowed value");
-                d = match did_you_mean(&text, allowed.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("use one of {list}")),
-                };
-                self.push(d);
+                self.push_with("E0204", Severity::Error, || {
+                    let text = n.key_text();
+                    let list = allowed
+                        .iter()
+                        .map(|a| format!("'{a}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let d = Diagnostic::error(
+                        "E0204",
+                        format!("{path} must be one of {list}, got {}", shown(n)),
+                        n.span,
+                    )
+                    .label("not an allowed value");
+                    match did_you_mean(&text, allowed.iter().copied()) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help(format!("use one of {list}")),
+                    }
+                });
                 Field::Invalid(n.span)
             }
         }
@@ -442,7 +487,7 @@ impl Reader {
             Kind::Str(s) if s.starts_with('/') => Field::Set(s.clone(), n.span),
             Kind::Str(s) if s.is_empty() => Field::Set(String::new(), n.span),
             _ => {
-                self.push(
+                self.push_with("E0207", Severity::Error, || {
                     Diagnostic::error(
                         "E0207",
                         format!(
@@ -453,8 +498,8 @@ impl Reader {
                         n.span,
                     )
                     .label("not an absolute path")
-                    .with_help("write a path starting with `/`"),
-                );
+                    .with_help("write a path starting with `/`")
+                });
                 Field::Invalid(n.span)
             }
         }
@@ -474,13 +519,14 @@ impl Reader {
                     if let Field::Set(s, sp) = self.string_node(item, &path) {
                         out.push((s, sp));
                     } else if item.is_null() {
-                        self.wrong_type(item, &path, "a string", None);
+                        self.wrong_type(item, &path, "a string", || None);
                     }
                 }
                 Field::Set(out, n.span)
             }
             _ => {
-                self.wrong_type(n, &path, "a list", Some("write a list: `[a, b]`".into()));
+                let help = || Some("write a list: `[a, b]`".into());
+                self.wrong_type(n, &path, "a list", help);
                 Field::Invalid(n.span)
             }
         }
@@ -505,12 +551,16 @@ impl Reader {
                     let name = k.key_text();
                     match &v.kind {
                         Kind::Seq(_) | Kind::Map(_) => {
-                            self.wrong_type(
-                                v,
-                                &format!("{path}.{name}"),
-                                "a single value",
-                                Some("Incus settings are strings: write one value".into()),
-                            );
+                            if self.has_room("E0202") {
+                                self.wrong_type(
+                                    v,
+                                    &format!("{path}.{name}"),
+                                    "a single value",
+                                    || Some("Incus settings are strings: write one value".into()),
+                                );
+                            } else {
+                                self.diags.add_omitted("E0202", Severity::Error, 1);
+                            }
                         }
                         _ => out.push((name, v.to_value(), k.span)),
                     }
@@ -518,7 +568,7 @@ impl Reader {
                 Field::Set(out, n.span)
             }
             _ => {
-                self.wrong_type(n, &path, "a mapping", None);
+                self.wrong_type(n, &path, "a mapping", || None);
                 Field::Invalid(n.span)
             }
         }
@@ -537,6 +587,67 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::MAX_PER_CODE;
+
+    fn omitted(l: &crate::Loaded, code: &str) -> usize {
+        l.omitted
+            .iter()
+            .filter(|o| o.code == code)
+            .map(|o| o.count)
+            .sum()
+    }
+
+    #[test]
+    fn the_loader_keeps_at_most_max_per_code_and_counts_the_rest() {
+        let mut text = String::from(
+            "project_name: demo\nglobal: {}\ndomains:\n  pro:\n    machines:\n      pro-dev:\n",
+        );
+        for i in 0..10_000 {
+            text.push_str(&format!("        k{i}: 1\n"));
+        }
+        let l = crate::load_str("infra.yml", &text);
+        assert_eq!(l.diags.len(), MAX_PER_CODE, "{:#?}", &l.diags[..3]);
+        assert_eq!(omitted(&l, "E0201"), 10_000 - MAX_PER_CODE);
+        assert!(l.has_errors());
+        // The kept ones are the first, in order, and complete.
+        for (i, d) in l.diags.iter().enumerate() {
+            assert_eq!(d.code, "E0201");
+            assert_eq!(
+                d.message,
+                format!("unknown key `k{i}` in machine 'pro-dev'")
+            );
+            assert!(d.help.is_some());
+        }
+    }
+
+    /// Domains are read in parallel, chunk by chunk: the merge keeps the
+    /// first of each code in input order, across chunks, and counts all.
+    #[test]
+    fn domains_read_in_parallel_merge_under_the_cap_in_input_order() {
+        let mut text = String::from("project_name: demo\nglobal: {}\ndomains:\n");
+        let n = 3000;
+        for i in 0..n {
+            text.push_str(&format!("  d{i:04}:\n    typo{i}: 1\n    subnet_id: 999\n"));
+        }
+        let l = crate::load_str("infra.yml", &text);
+        let kept: Vec<&Diagnostic> = l.diags.iter().filter(|d| d.code == "E0201").collect();
+        assert_eq!(kept.len(), MAX_PER_CODE);
+        for (i, d) in kept.iter().enumerate() {
+            assert_eq!(
+                d.message,
+                format!("unknown key `typo{i}` in domain 'd{i:04}'")
+            );
+        }
+        assert_eq!(
+            l.diags.iter().filter(|d| d.code == "E0205").count(),
+            MAX_PER_CODE
+        );
+        assert_eq!(omitted(&l, "E0201"), n - MAX_PER_CODE);
+        assert_eq!(omitted(&l, "E0205"), n - MAX_PER_CODE);
+        // Interleaved as found: each domain's E0201, then its E0205.
+        let codes: Vec<&str> = l.diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes[..4], ["E0201", "E0205", "E0201", "E0205"]);
+    }
 
     #[test]
     fn name_pattern() {

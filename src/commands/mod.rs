@@ -55,6 +55,7 @@ pub fn load_and_compile(
                 sources: Default::default(),
                 infra: Default::default(),
                 diags: vec![*diag],
+                omitted: Vec::new(),
             };
             let compiled = Compiled {
                 ir: Default::default(),

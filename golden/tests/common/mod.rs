@@ -97,6 +97,7 @@ pub fn load(case: &Case) -> Loaded {
                 sources: Sources::default(),
                 infra: Infra::default(),
                 diags: vec![*d],
+                omitted: Vec::new(),
             },
             other => panic!("{}: expected an ambiguous layout, got {other:?}", case.name),
         };
