@@ -433,7 +433,8 @@ fn an_unreachable_remote_image_is_a_clear_error() {
 /// even when it is handed their name; a decoy profile and volume in the
 /// default project survive the cleanup of a test project that lacks those
 /// features (Incus then lists the default project's for it). The decoys
-/// are also what makes the real-daemon tests refuse to run.
+/// (and a pre-apply snapshot of a decoy instance) are also what makes the
+/// real-daemon tests refuse to run.
 #[test]
 fn cleanup_never_touches_objects_without_the_test_prefix() {
     let _serial = serial();
@@ -453,7 +454,9 @@ fn cleanup_never_touches_objects_without_the_test_prefix() {
         format!("/1.0/networks/net-{d}"),
         format!("/1.0/storage-pools/default/volumes/custom/{d}-vol?project=default"),
         format!("/1.0/profiles/{d}?project=default"),
+        format!("/1.0/instances/{d}-i?project=default"),
     ];
+    let snapshot = "pre-apply-20200101-000000";
     rt.block_on(async {
         for path in &decoys {
             assert!(
@@ -478,6 +481,10 @@ fn cleanup_never_touches_objects_without_the_test_prefix() {
         post(format!("/1.0/storage-pools/default/volumes/custom?project={d}"), volume("decoy-vol".into())).await;
         post("/1.0/profiles?project=default".into(), json!({"name": d})).await;
         post("/1.0/storage-pools/default/volumes/custom?project=default".into(), volume(format!("{d}-vol"))).await;
+        // An instance of the default project with a pre-apply snapshot:
+        // what a real anklume host has, and what snapshot retention prunes.
+        post("/1.0/instances?project=default".into(), json!({"name": format!("{d}-i"), "type": "container", "source": {"type": "image", "alias": IMAGE}})).await;
+        post(format!("/1.0/instances/{d}-i/snapshots?project=default"), json!({"name": snapshot})).await;
         // A test project without its own profiles and volumes.
         post("/1.0/projects".into(), json!({"name": t, "config": {"features.profiles": "false", "features.storage.volumes": "false"}})).await;
     });
@@ -519,6 +526,9 @@ fn cleanup_never_touches_objects_without_the_test_prefix() {
             && foreign
                 .iter()
                 .any(|f| f.contains(&format!("bridge 'net-{d}'")))
+            && foreign
+                .iter()
+                .any(|f| f.contains(&format!("snapshot '{snapshot}' of '{d}-i'")))
             && !foreign.iter().any(|f| f.contains(t)),
         "the decoys are foreign state, the test project is not: {foreign:?}"
     );
