@@ -1,16 +1,22 @@
 //! `anklume apply` against a real Incus daemon (set up by
 //! `scripts/incus-setup.sh`), checked through the REST API.
 //!
-//! Every test uses its own domain names (`zt<letter>…`) and its own subnets,
-//! removes leftovers first and cleans up after itself. Without an Incus
-//! socket the tests are skipped, unless `ANKLUME_REQUIRE_INCUS=1` (as in CI),
-//! where a missing daemon is a failure.
+//! Every test uses its own domain names (`ankt-<letters>`, the tests'
+//! prefix: `common::PREFIX`) and its own subnets, removes its leftovers
+//! first and cleans up after itself, deleting only what carries the prefix.
+//! Without an Incus socket the tests are skipped, unless
+//! `ANKLUME_REQUIRE_INCUS=1` (as in CI), where a missing daemon is a
+//! failure; on a host with anklume state of its own they refuse to run
+//! (`common::live::daemon`).
 
 mod common;
 
 use anklume_executor::Incus;
-use common::live::{apply_json, cleanup, get, planned, rt, state as snapshot, summary};
-use common::{anklume, incus_available, text, IMAGE};
+use common::live::{
+    apply_json, cleanup, daemon, foreign_state, get, planned, refusal, rt, state as snapshot,
+    summary,
+};
+use common::{anklume, text, IMAGE};
 use serde_json::{json, Value};
 
 /// One test at a time against the daemon: concurrent network and project
@@ -59,11 +65,10 @@ domains:
 #[test]
 fn apply_creates_everything_then_converges_without_writes() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
-    let (a, b) = ("zta", "ztb");
-    let incus = Incus::from_env();
+    };
+    let (a, b) = ("ankt-a", "ankt-b");
     let rt = rt();
     rt.block_on(cleanup(&incus, &[a, b]));
     let dir = planned(&infra_two_domains(201, a, b));
@@ -171,11 +176,10 @@ fn apply_creates_everything_then_converges_without_writes() {
 #[test]
 fn dry_run_changes_nothing() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
-    let (a, b) = ("ztc", "ztd");
-    let incus = Incus::from_env();
+    };
+    let (a, b) = ("ankt-c", "ankt-d");
     let rt = rt();
     rt.block_on(cleanup(&incus, &[a, b]));
     // Half of the infrastructure exists already: the dry run has creates and
@@ -219,11 +223,10 @@ fn dry_run_changes_nothing() {
 #[test]
 fn failures_skip_dependents_and_independent_nodes_finish() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
-    let (a, b) = ("zte", "ztf");
-    let incus = Incus::from_env();
+    };
+    let (a, b) = ("ankt-e", "ankt-f");
     let rt = rt();
     rt.block_on(cleanup(&incus, &[a, b]));
     // The profile has a config key Incus rejects: the instance using it is
@@ -282,11 +285,10 @@ fn failures_skip_dependents_and_independent_nodes_finish() {
 #[test]
 fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
-    let (a, b, c) = ("ztg", "zth", "zti");
-    let incus = Incus::from_env();
+    };
+    let (a, b, c) = ("ankt-g", "ankt-h", "ankt-i");
     let rt = rt();
     rt.block_on(cleanup(&incus, &[a, b, c]));
     let missing = planned(&infra_two_domains(204, a, b).replace(
@@ -342,10 +344,10 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
 #[test]
 fn stale_plans_and_concurrent_applies_are_refused() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
-    let (a, b) = ("ztj", "ztk");
+    };
+    let (a, b) = ("ankt-j", "ankt-k");
     let dir = planned(&infra_two_domains(206, a, b));
     std::fs::write(
         dir.path().join("infra.yml"),
@@ -367,7 +369,6 @@ fn stale_plans_and_concurrent_applies_are_refused() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another anklume apply is running"));
     drop(lock);
-    let incus = Incus::from_env();
     let rt = rt();
     rt.block_on(async {
         assert!(
@@ -384,9 +385,9 @@ fn stale_plans_and_concurrent_applies_are_refused() {
 #[test]
 fn an_unreachable_remote_image_is_a_clear_error() {
     let _serial = serial();
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
+    };
     use std::net::ToSocketAddrs;
     if ("images.linuxcontainers.org", 443)
         .to_socket_addrs()
@@ -397,8 +398,7 @@ fn an_unreachable_remote_image_is_a_clear_error() {
         );
         return;
     }
-    let d = "zrm";
-    let incus = Incus::from_env();
+    let d = "ankt-rm";
     let rt = rt();
     rt.block_on(cleanup(&incus, &[d]));
     let dir = planned(&format!(
@@ -425,4 +425,116 @@ fn an_unreachable_remote_image_is_a_clear_error() {
         get(&incus, &format!("/1.0/projects/{d}")).await;
     });
     rt.block_on(cleanup(&incus, &[d]));
+}
+
+/// Cleanup never touches an object the tests did not create: a decoy
+/// project (with a profile and a custom volume in it) and a decoy bridge,
+/// named like a user's domain and marked as anklume's, survive the cleanup
+/// even when it is handed their name; a decoy profile and volume in the
+/// default project survive the cleanup of a test project that lacks those
+/// features (Incus then lists the default project's for it). The decoys
+/// (and a pre-apply snapshot of a decoy instance) are also what makes the
+/// real-daemon tests refuse to run.
+#[test]
+fn cleanup_never_touches_objects_without_the_test_prefix() {
+    let _serial = serial();
+    let Some(incus) = daemon() else {
+        return;
+    };
+    let rt = rt();
+    let (d, t) = ("zdecoy", "ankt-dc");
+    let exists = |path: String| {
+        let incus = &incus;
+        async move { incus.get_opt(&path).await.unwrap().is_some() }
+    };
+    let decoys = [
+        format!("/1.0/storage-pools/default/volumes/custom/decoy-vol?project={d}"),
+        format!("/1.0/profiles/decoy?project={d}"),
+        format!("/1.0/projects/{d}"),
+        format!("/1.0/networks/net-{d}"),
+        format!("/1.0/storage-pools/default/volumes/custom/{d}-vol?project=default"),
+        format!("/1.0/profiles/{d}?project=default"),
+        format!("/1.0/instances/{d}-i?project=default"),
+    ];
+    let snapshot = "pre-apply-20200101-000000";
+    rt.block_on(async {
+        for path in &decoys {
+            assert!(
+                !exists(path.clone()).await,
+                "{path} exists already: not touching it"
+            );
+        }
+        let post = |path: String, body: Value| {
+            let incus = &incus;
+            async move {
+                incus
+                    .post(&path, &body)
+                    .await
+                    .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            }
+        };
+        let managed = json!({"user.anklume.managed": "true", "user.anklume.domain": d});
+        post("/1.0/networks".into(), json!({"name": format!("net-{d}"), "type": "bridge", "config": {"ipv4.address": "none", "ipv6.address": "none", "user.anklume.managed": "true"}})).await;
+        post("/1.0/projects".into(), json!({"name": d, "config": {"user.anklume.managed": "true", "features.profiles": "true", "features.storage.volumes": "true"}})).await;
+        post(format!("/1.0/profiles?project={d}"), json!({"name": "decoy", "config": managed})).await;
+        let volume = |name: String| json!({"name": name, "type": "custom", "content_type": "filesystem"});
+        post(format!("/1.0/storage-pools/default/volumes/custom?project={d}"), volume("decoy-vol".into())).await;
+        post("/1.0/profiles?project=default".into(), json!({"name": d})).await;
+        post("/1.0/storage-pools/default/volumes/custom?project=default".into(), volume(format!("{d}-vol"))).await;
+        // An instance of the default project with a pre-apply snapshot:
+        // what a real anklume host has, and what snapshot retention prunes.
+        post("/1.0/instances?project=default".into(), json!({"name": format!("{d}-i"), "type": "container", "source": {"type": "image", "alias": IMAGE}})).await;
+        post(format!("/1.0/instances/{d}-i/snapshots?project=default"), json!({"name": snapshot})).await;
+        // A test project without its own profiles and volumes.
+        post("/1.0/projects".into(), json!({"name": t, "config": {"features.profiles": "false", "features.storage.volumes": "false"}})).await;
+    });
+    let foreign = rt.block_on(foreign_state(&incus));
+    let handed =
+        std::panic::catch_unwind(|| common::live::rt().block_on(cleanup(&Incus::from_env(), &[d])));
+    rt.block_on(cleanup(&incus, &[t]));
+    let survived: Vec<bool> = rt.block_on(async {
+        let mut v = Vec::new();
+        for path in &decoys {
+            v.push(exists(path.clone()).await);
+        }
+        v
+    });
+    let test_project_left = rt.block_on(exists(format!("/1.0/projects/{t}")));
+    // Remove the decoys (they are this test's own), contents first.
+    rt.block_on(async {
+        for path in &decoys {
+            let _ = incus.delete(path).await;
+        }
+    });
+    assert_eq!(
+        survived,
+        vec![true; decoys.len()],
+        "cleanup deleted a decoy: {decoys:?}"
+    );
+    assert!(
+        handed.is_err(),
+        "cleanup accepted a name without the test prefix"
+    );
+    assert!(
+        !test_project_left,
+        "the test project {t} was not cleaned up"
+    );
+    assert!(
+        foreign
+            .iter()
+            .any(|f| f.contains(&format!("project '{d}'")))
+            && foreign
+                .iter()
+                .any(|f| f.contains(&format!("bridge 'net-{d}'")))
+            && foreign
+                .iter()
+                .any(|f| f.contains(&format!("snapshot '{snapshot}' of '{d}-i'")))
+            && !foreign.iter().any(|f| f.contains(t)),
+        "the decoys are foreign state, the test project is not: {foreign:?}"
+    );
+    let refusal = refusal(&foreign);
+    assert!(
+        refusal.contains("refusing to run") && refusal.contains(common::ALLOW_FOREIGN),
+        "{refusal}"
+    );
 }

@@ -1,23 +1,37 @@
 //! Isolation proven with packets: three domains of busybox containers, the
 //! ruleset loaded by `anklume apply`, and real connections (busybox `nc`,
-//! `ping`) between them. Prints the matrix it measured.
+//! `ping`) between them. Every probe expected to be dropped has a positive
+//! control: the same listener reached from an allowed side in the same run,
+//! so broken routing cannot pass for isolation. Prints the matrix it
+//! measured.
 //!
 //! Needs root, a running Incus (scripts/incus-setup.sh) and `nft`; skipped
-//! without a daemon unless `ANKLUME_REQUIRE_INCUS=1`. It owns the host's
-//! `inet anklume` table while it runs and deletes it at the end.
+//! without a daemon unless `ANKLUME_REQUIRE_INCUS=1`. It loads its own
+//! `inet anklume` table while it runs and deletes it at the end; it refuses
+//! to run when the host has a table (or other anklume state) it did not
+//! create (`common::live::daemon`, `common::live::claim_nft_table`).
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anklume_executor::Incus;
 use common::{anklume, incus_available, live, text as show, IMAGE};
-const DOMAINS: [&str; 3] = ["ztx", "zty", "ztz"];
+
+const DOMAINS: [&str; 3] = ["ankt-x", "ankt-y", "ankt-z"];
+
+/// One test at a time: both load or inspect the host's `inet anklume` table.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn infra(with_bidirectional: bool) -> String {
     let bidi = if with_bidirectional {
-        "  - description: \"ztx-1 and ztz-2 talk freely\"\n    from: ztx-1\n    to: ztz-2\n    ports: all\n    bidirectional: true\n"
+        "  - description: \"ankt-x1 and ankt-z2 talk freely\"\n    from: ankt-x1\n    to: ankt-z2\n    ports: all\n    bidirectional: true\n"
     } else {
         ""
     };
@@ -27,40 +41,46 @@ global:
   addressing: {{zone_base: 207}}
   default_os_image: {IMAGE}
 network_policies:
-  - description: "zty reaches the ztx web port"
-    from: zty
-    to: ztx
+  - description: "ankt-y reaches the ankt-x web port"
+    from: ankt-y
+    to: ankt-x
     ports: [8080]
-  - description: "only zty-1 reaches ztz-1 on 2222"
-    from: zty-1
-    to: ztz-1
+  - description: "only ankt-y1 reaches ankt-z1 on 2222"
+    from: ankt-y1
+    to: ankt-z1
     ports: [2222]
 {bidi}domains:
-  ztx:
+  ankt-x:
     trust_level: admin
     ephemeral: true
-    machines: {{ztx-1: {{}}, ztx-2: {{}}}}
-  zty:
+    machines: {{ankt-x1: {{}}, ankt-x2: {{}}}}
+  ankt-y:
     trust_level: admin
     ephemeral: true
-    machines: {{zty-1: {{}}, zty-2: {{}}}}
-  ztz:
+    machines: {{ankt-y1: {{}}, ankt-y2: {{}}}}
+  ankt-z:
     trust_level: admin
     ephemeral: true
-    machines: {{ztz-1: {{}}, ztz-2: {{}}}}
+    machines: {{ankt-z1: {{}}, ankt-z2: {{}}}}
 "#
     )
 }
 
-/// Address of a machine: domain index = third octet (names sort ztx, zty, ztz).
+/// The domain of a machine: its name without the host number.
+fn domain(machine: &str) -> &str {
+    &machine[..machine.len() - 1]
+}
+
+/// Address of a machine: domain index = third octet (the domains sort in
+/// `DOMAINS` order), host number = last octet.
 fn addr(machine: &str) -> String {
-    let d = DOMAINS.iter().position(|d| machine.starts_with(d)).unwrap();
+    let d = DOMAINS.iter().position(|d| *d == domain(machine)).unwrap();
     let host = &machine[machine.len() - 1..];
     format!("10.207.{d}.{host}")
 }
 
 async fn exec(incus: &Incus, machine: &str, cmd: &str) -> i64 {
-    live::exec(incus, &machine[..3], machine, cmd).await
+    live::exec(incus, domain(machine), machine, cmd).await
 }
 
 async fn cleanup(incus: &Incus) {
@@ -68,8 +88,8 @@ async fn cleanup(incus: &Incus) {
     live::delete_nft_table();
 }
 
-/// One probe: can `from` open a TCP connection to `to:port` (or ping it)?
-async fn probe(incus: &Incus, from: &str, to: &str, port: Option<u16>) -> bool {
+/// Can `from` open a TCP connection to `to:port` (or ping it)?
+async fn reach(incus: &Incus, from: &str, to: &str, port: Option<u16>) -> bool {
     let target = addr(to);
     let cmd = match port {
         Some(p) => format!("nc -w 2 {target} {p} </dev/null >/dev/null 2>&1"),
@@ -78,16 +98,101 @@ async fn probe(incus: &Incus, from: &str, to: &str, port: Option<u16>) -> bool {
     exec(incus, from, &cmd).await == 0
 }
 
+/// What a probe expects. A drop names its positive control: a machine on a
+/// side that is allowed to reach the same listener (same target, same port
+/// or ping). The control is measured in the same run, and the drop counts
+/// only when the control got through; so a drop cannot be written without
+/// a control, and a target nobody reaches cannot pass for isolated.
+#[derive(Clone, Copy)]
+enum Want {
+    Open,
+    Drop { control: &'static str },
+}
+
+struct Probe {
+    from: &'static str,
+    to: &'static str,
+    port: Option<u16>,
+    want: Want,
+    what: &'static str,
+}
+
+fn open(from: &'static str, to: &'static str, port: Option<u16>, what: &'static str) -> Probe {
+    Probe {
+        from,
+        to,
+        port,
+        want: Want::Open,
+        what,
+    }
+}
+
+fn drop(
+    from: &'static str,
+    to: &'static str,
+    port: Option<u16>,
+    what: &'static str,
+    control: &'static str,
+) -> Probe {
+    assert_ne!(from, control, "a control comes from another machine");
+    assert_ne!(to, control, "a control comes from another machine");
+    Probe {
+        from,
+        to,
+        port,
+        want: Want::Drop { control },
+        what,
+    }
+}
+
+/// Measure the probes; a matrix line per probe (and per control), and the
+/// failures.
+async fn measure(incus: &Incus, probes: &[Probe], matrix: &mut String, failures: &mut Vec<String>) {
+    let word = |b: bool| if b { "open" } else { "drop" };
+    for p in probes {
+        let (from, to, what) = (p.from, p.to, p.what);
+        let svc = p.port.map_or("ping".to_string(), |p| format!("tcp/{p}"));
+        let control = match p.want {
+            Want::Open => None,
+            Want::Drop { control } => Some((control, reach(incus, control, to, p.port).await)),
+        };
+        let got = reach(incus, from, to, p.port).await;
+        let want_open = matches!(p.want, Want::Open);
+        matrix.push_str(&format!(
+            "  {from:7} -> {to:7} {svc:9} expected {:5} measured {:5}  {what}\n",
+            word(want_open),
+            word(got)
+        ));
+        if let Some((c, c_got)) = control {
+            matrix.push_str(&format!(
+                "      control {c:7} -> {to:7} {svc:9} expected open  measured {:5}  (same listener, allowed side)\n",
+                word(c_got)
+            ));
+            if !c_got {
+                failures.push(format!(
+                    "control {c} -> {to} {svc} failed: the drop of {from} -> {to} {svc} proves nothing ({what})"
+                ));
+                continue;
+            }
+        }
+        if got != want_open {
+            failures.push(format!(
+                "{from} -> {to} {svc}: expected {}, got {} ({what})",
+                word(want_open),
+                word(got)
+            ));
+        }
+    }
+}
+
 #[test]
 fn isolation_matrix_with_real_traffic() {
-    if !incus_available() {
+    let _serial = serial();
+    let Some(incus) = live::daemon() else {
         return;
-    }
-    let incus = Incus::from_env();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let _nft = live::claim_nft_table().unwrap_or_else(|e| panic!("{e}"));
+    let rt = live::rt();
     rt.block_on(cleanup(&incus));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("infra.yml"), infra(true)).unwrap();
@@ -101,7 +206,9 @@ fn isolation_matrix_with_real_traffic() {
         show(&o)
     );
 
-    let machines = ["ztx-1", "ztx-2", "zty-1", "zty-2", "ztz-1", "ztz-2"];
+    let machines = [
+        "ankt-x1", "ankt-x2", "ankt-y1", "ankt-y2", "ankt-z1", "ankt-z2",
+    ];
     rt.block_on(async {
         // The test image has no DHCP client: set the planned addresses inside.
         for m in machines {
@@ -116,78 +223,31 @@ fn isolation_matrix_with_real_traffic() {
         }
     });
 
-    // (from, to, port or ping, expected)
-    let expectations: Vec<(&str, &str, Option<u16>, bool, &str)> = vec![
-        ("ztx-2", "ztx-1", Some(8080), true, "same domain"),
-        ("ztx-2", "ztx-1", None, true, "same domain ping"),
-        (
-            "ztx-1",
-            "zty-1",
-            Some(8080),
-            false,
-            "cross-domain, no policy",
-        ),
-        (
-            "ztx-1",
-            "zty-1",
-            None,
-            false,
-            "cross-domain ping, no policy",
-        ),
-        ("zty-2", "ztx-1", Some(8080), true, "policy port"),
-        (
-            "zty-2",
-            "ztx-2",
-            Some(8080),
-            true,
-            "policy port, whole domain",
-        ),
-        ("zty-2", "ztx-1", Some(9090), false, "another port"),
-        ("ztx-1", "zty-2", Some(8080), false, "policy is one-way"),
-        ("zty-1", "ztz-1", Some(2222), true, "machine policy"),
-        (
-            "zty-2",
-            "ztz-1",
-            Some(2222),
-            false,
-            "machine policy, other source",
-        ),
-        (
-            "zty-1",
-            "ztz-2",
-            Some(2222),
-            false,
-            "machine policy, other target",
-        ),
-        ("ztx-1", "ztz-2", Some(9090), true, "bidirectional, forward"),
-        ("ztz-2", "ztx-1", Some(9090), true, "bidirectional, reverse"),
-        ("ztx-1", "ztz-2", None, true, "ports: all includes ping"),
-        (
-            "ztx-2",
-            "ztz-2",
-            Some(9090),
-            false,
-            "bidirectional is machine-level",
-        ),
+    let (x1, x2, y1, y2, z1, z2) = (
+        "ankt-x1", "ankt-x2", "ankt-y1", "ankt-y2", "ankt-z1", "ankt-z2",
+    );
+    let probes = [
+        open(x2, x1, Some(8080), "same domain"),
+        open(x2, x1, None, "same domain ping"),
+        drop(x1, y1, Some(8080), "cross-domain, no policy", y2),
+        drop(x1, y1, None, "cross-domain ping, no policy", y2),
+        open(y2, x1, Some(8080), "policy port"),
+        open(y2, x2, Some(8080), "policy port, whole domain"),
+        drop(y2, x1, Some(9090), "another port", x2),
+        drop(x1, y2, Some(8080), "policy is one-way", y1),
+        open(y1, z1, Some(2222), "machine policy"),
+        drop(y2, z1, Some(2222), "machine policy, other source", y1),
+        drop(y1, z2, Some(2222), "machine policy, other target", z1),
+        open(x1, z2, Some(9090), "bidirectional, forward"),
+        open(z2, x1, Some(9090), "bidirectional, reverse"),
+        open(x1, z2, None, "ports: all includes ping"),
+        drop(x2, z2, Some(9090), "bidirectional is machine-level", x1),
     ];
     let mut failures = Vec::new();
-    let mut matrix = String::from("isolation matrix (from -> to: expected / measured):\n");
-    rt.block_on(async {
-        for (from, to, port, want, what) in &expectations {
-            let got = probe(&incus, from, to, *port).await;
-            let p = port.map_or("ping".to_string(), |p| format!("tcp/{p}"));
-            matrix.push_str(&format!(
-                "  {from:6} -> {to:6} {p:9} expected {:5} measured {:5}  {what}\n",
-                if *want { "open" } else { "drop" },
-                if got { "open" } else { "drop" }
-            ));
-            if got != *want {
-                failures.push(format!(
-                    "{from} -> {to} {p}: expected {want}, got {got} ({what})"
-                ));
-            }
-        }
-    });
+    let mut matrix = String::from(
+        "isolation matrix (from -> to: expected / measured; each drop under its positive control):\n",
+    );
+    rt.block_on(measure(&incus, &probes, &mut matrix, &mut failures));
 
     // Removing the bidirectional policy and re-applying closes that path.
     std::fs::write(dir.path().join("infra.yml"), infra(false)).unwrap();
@@ -202,18 +262,12 @@ fn isolation_matrix_with_real_traffic() {
     );
     let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    rt.block_on(async {
-        for (from, to) in [("ztx-1", "ztz-2"), ("ztz-2", "ztx-1")] {
-            let got = probe(&incus, from, to, Some(9090)).await;
-            matrix.push_str(&format!(
-                "  {from:6} -> {to:6} tcp/9090  expected drop  measured {:5}  after removing the policy\n",
-                if got { "open" } else { "drop" }
-            ));
-            if got {
-                failures.push(format!("{from} -> {to} tcp/9090 still open after removing the policy"));
-            }
-        }
-    });
+    matrix.push_str("  after removing the bidirectional policy:\n");
+    let removed = [
+        drop(x1, z2, Some(9090), "policy removed, forward", z1),
+        drop(z2, x1, Some(9090), "policy removed, reverse", x2),
+    ];
+    rt.block_on(measure(&incus, &removed, &mut matrix, &mut failures));
     // Converged: the ruleset is unchanged on a second apply.
     let o = anklume(
         dir.path(),
@@ -240,14 +294,9 @@ fn isolation_matrix_with_real_traffic() {
     );
     let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let got = rt.block_on(probe(&incus, "ztx-1", "zty-1", Some(8080)));
-    matrix.push_str(&format!(
-        "  ztx-1  -> zty-1  tcp/8080  expected drop  measured {:5}  after a hand flush and re-apply\n",
-        if got { "open" } else { "drop" }
-    ));
-    if got {
-        failures.push("ztx-1 -> zty-1 open after the flushed table was re-applied".into());
-    }
+    matrix.push_str("  after a hand flush of the table and a re-apply:\n");
+    let reapplied = [drop(x1, y1, Some(8080), "cross-domain, no policy", y2)];
+    rt.block_on(measure(&incus, &reapplied, &mut matrix, &mut failures));
     println!("{matrix}");
     // Shown by scripts/test.sh after the run (cargo captures test output).
     let _ = std::fs::write(
@@ -256,4 +305,106 @@ fn isolation_matrix_with_real_traffic() {
     );
     rt.block_on(cleanup(&incus));
     assert!(failures.is_empty(), "{matrix}\n{}", failures.join("\n"));
+}
+
+/// A table the tests loaded (a crashed run leaves one) is told from a
+/// foreign one by the bridges it names.
+#[test]
+fn test_tables_are_told_from_foreign_ones() {
+    let table = |rules: &str| {
+        format!("table inet anklume {{\n\tchain isolation {{\n\t\ttype filter hook forward priority -1; policy accept;\n\t\tct state established,related accept\n{rules}\t}}\n}}\n")
+    };
+    let ours = table(
+        "\t\tiifname \"net-ankt-x\" oifname \"net-ankt-x\" accept\n\t\tiifname { \"net-ankt-x\", \"net-ankt-y\" } oifname { \"net-ankt-x\", \"net-ankt-y\" } drop\n",
+    );
+    assert!(live::nft_table_is_tests(&ours), "{ours}");
+    for foreign in [
+        table("\t\tiifname \"net-pro\" oifname \"net-pro\" accept\n"),
+        table("\t\tiifname { \"net-ankt-x\", \"net-pro\" } oifname { \"net-ankt-x\", \"net-pro\" } drop\n"),
+        table("\t\tiifname \"001-net-ankt-x\" oifname \"001-net-ankt-x\" accept\n"),
+        table("\t\tiifname \"net-ankt-\" oifname \"net-ankt-\" accept\n"),
+        table(""),
+    ] {
+        assert!(!live::nft_table_is_tests(&foreign), "{foreign}");
+    }
+}
+
+fn nft_load(text: &str) {
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success(), "nft -f failed on\n{text}");
+}
+
+/// With a foreign `inet anklume` table (one naming a bridge the tests did
+/// not create, as on a real anklume host) the nft-loading tests refuse to
+/// run and say how to run them, the tests' nft cleanup leaves the table
+/// alone, and with the opt-in the table is put back after a test replaced
+/// it. The decoy table is this test's own and is removed at the end.
+#[test]
+fn a_foreign_nft_table_makes_the_nft_tests_refuse_and_survives() {
+    let _serial = serial();
+    if !incus_available() {
+        return;
+    }
+    if let Some(t) = live::nft_table() {
+        assert!(
+            live::nft_table_is_tests(&t),
+            "{}",
+            live::refusal(&["an `inet anklume` nftables table the tests did not create".into()])
+        );
+        live::delete_nft_table();
+    }
+    nft_load("table inet anklume {\n  chain isolation {\n    type filter hook forward priority -1; policy accept;\n    iifname \"net-pro\" oifname \"net-pro\" accept\n  }\n}\n");
+    let foreign = live::nft_table().expect("the decoy table is loaded");
+    let incus = Incus::from_env();
+    let rt = live::rt();
+
+    let refused = live::claim_nft_table_with(false).err();
+    let deleted = live::delete_nft_table();
+    rt.block_on(cleanup(&incus));
+    let state = rt.block_on(live::foreign_state(&incus));
+    let after_cleanup = live::nft_table();
+    // With the opt-in: a test replaces the table, and the drop puts it back.
+    let restored = {
+        let claim = live::claim_nft_table_with(true);
+        nft_load("table inet anklume\ndelete table inet anklume\ntable inet anklume {\n  chain isolation {\n    type filter hook forward priority -1; policy accept;\n    iifname \"net-ankt-x\" oifname \"net-ankt-x\" accept\n  }\n}\n");
+        assert!(live::nft_table().is_some_and(|t| live::nft_table_is_tests(&t)));
+        std::mem::drop(claim);
+        live::nft_table()
+    };
+    // Remove the decoy.
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", "anklume"])
+        .output();
+
+    let refused = refused.expect("the nft tests did not refuse a foreign table");
+    assert!(
+        refused.contains("refusing to run")
+            && refused.contains("inet anklume")
+            && refused.contains(common::ALLOW_FOREIGN),
+        "{refused}"
+    );
+    assert!(!deleted, "the tests' nft cleanup deleted a foreign table");
+    assert_eq!(
+        after_cleanup.as_ref(),
+        Some(&foreign),
+        "the foreign table changed"
+    );
+    assert!(
+        state.iter().any(|s| s.contains("inet anklume")),
+        "the foreign table is not reported as foreign state: {state:?}"
+    );
+    assert_eq!(
+        restored.as_ref(),
+        Some(&foreign),
+        "the opt-in did not put the foreign table back"
+    );
 }

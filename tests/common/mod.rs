@@ -9,8 +9,30 @@ use std::process::{Command, Output};
 /// The test image `scripts/incus-setup.sh` imports.
 pub const IMAGE: &str = "anklume-busybox";
 
+/// Every domain (so every Incus project), machine (instance) and volume the
+/// real-daemon tests create is named with this prefix, and so every bridge
+/// with `net-` and this prefix; the tests' cleanup refuses other names. A
+/// domain name holds at most 11 characters (its bridge `net-…` at most
+/// Linux's 15), so 6 are left after the prefix.
+pub const PREFIX: &str = "ankt-";
+
+/// Set to `1`, the real-daemon tests run on a host that has anklume state of
+/// its own (see `live::daemon`).
+pub const ALLOW_FOREIGN: &str = "ANKLUME_TESTS_ALLOW_FOREIGN_STATE";
+
+/// A domain, project, machine or volume name the tests own.
+pub fn is_test_name(name: &str) -> bool {
+    name.starts_with(PREFIX) && name.len() > PREFIX.len()
+}
+
+/// A bridge the tests own: `net-` and a test domain.
+pub fn is_test_bridge(name: &str) -> bool {
+    name.strip_prefix("net-").is_some_and(is_test_name)
+}
+
 /// `anklume ARGS` in `dir` with a pinned environment: no host-subnet check,
-/// an empty context dir and a state dir under `dir`, no colour.
+/// an empty context dir, a state dir and a home under `dir` (never the
+/// user's), no colour.
 pub fn anklume_command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_anklume"));
     c.args(args)
@@ -18,6 +40,7 @@ pub fn anklume_command(dir: &Path, args: &[&str]) -> Command {
         .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
         .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
         .env("ANKLUME_STATE_DIR", dir.join("state"))
+        .env("HOME", dir.join("home"))
         .env("NO_COLOR", "1");
     c
 }
