@@ -293,6 +293,10 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
 
 #[test]
 fn killed_applies_are_detected_rolled_back_and_converge() {
+    assert!(
+        anklume_executor::journal::FAILPOINTS,
+        "build the tests with --features failpoints (scripts/test.sh does)"
+    );
     let _serial = serial();
     let Some(incus) = daemon() else {
         return;
