@@ -612,10 +612,26 @@ domains:
         history,
         format!("pre-apply-{}\npre-apply-{}\n", js[3], js[4])
     );
+    // A pre-apply snapshot this state directory did not take (another
+    // anklume's, older than every kept one) is never pruned.
+    let foreign = "pre-apply-20000101-000000";
+    rt.block_on(incus.post(
+        &format!("/1.0/instances/{d}-one/snapshots?project={d}"),
+        &serde_json::json!({"name": foreign}),
+    ))
+    .unwrap();
     // --cleanup --keep 1 trims further.
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("1 snapshot(s) deleted"), "{}", text(&o));
+    let snaps = rt.block_on(get(
+        &incus,
+        &format!("/1.0/instances/{d}-one/snapshots?project={d}"),
+    ));
+    assert!(
+        snaps.to_string().contains(foreign),
+        "a foreign pre-apply snapshot was pruned: {snaps}"
+    );
     // --skip-snapshot takes none.
     write_plan(p, &infra(9), "plan.bin");
     let o = apply(p, "plan.bin", &["--no-nftables", "--skip-snapshot"]);

@@ -316,16 +316,24 @@ pub struct Cleanup {
 }
 
 /// Keep the newest `keep` pre-apply timestamps across all instances; delete
-/// the older pre-apply snapshots and trim `history` to match. User
-/// snapshots are never touched.
+/// the older pre-apply snapshots and trim `history` to match. Only the
+/// pre-apply snapshots this state directory took are considered (named in
+/// its `history` or by one of its journals): another anklume's snapshots
+/// (another user, a nested anklume, a test run) and user snapshots are
+/// never touched.
 pub async fn cleanup(incus: &Incus, state: &Path, keep: usize) -> Result<Cleanup, String> {
     let all = list_all(incus).await.map_err(|e| e.to_string())?;
+    let ours: BTreeSet<String> = read_history(state)
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(PRE_APPLY).map(str::to_string))
+        .chain(crate::journal::list(state))
+        .collect();
     let pre: Vec<&SnapInfo> = all
         .iter()
         .filter(|s| {
             s.name
                 .strip_prefix(PRE_APPLY)
-                .is_some_and(crate::journal::is_timestamp)
+                .is_some_and(|ts| crate::journal::is_timestamp(ts) && ours.contains(ts))
         })
         .collect();
     let stamps: BTreeSet<&str> = pre.iter().map(|s| &s.name[PRE_APPLY.len()..]).collect();
