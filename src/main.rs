@@ -67,6 +67,12 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // A write past the file-size limit (`ulimit -f`) fails with EFBIG and is
+    // reported like any write error, instead of killing the process midway
+    // (sync then says what was and was not written).
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

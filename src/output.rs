@@ -12,8 +12,43 @@ use std::path::Path;
 
 use anklume_compiler::ansible::fsio::write_atomic;
 
+/// The file descriptor of this process that `path` names, if it is one:
+/// `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N` (or a link
+/// to one of them).
+fn own_fd(path: &Path) -> Option<i32> {
+    let own = format!("/proc/{}/fd/", std::process::id());
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        let s = p.to_string_lossy();
+        for prefix in ["/proc/self/fd/", "/dev/fd/", own.as_str()] {
+            if let Some(n) = s.strip_prefix(prefix) {
+                return n.parse().ok();
+            }
+        }
+        let target = std::fs::read_link(&p).ok()?;
+        p = match p.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+    }
+    None
+}
+
 /// Write `bytes` to the output file `path`.
 pub fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(fd) = own_fd(path) {
+        // One of our own descriptors (`-o /dev/stdout` into `>> log`):
+        // write through it, at its offset and with its flags (append),
+        // never replace the file behind it.
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(dup) });
+        f.write_all(bytes)?;
+        return f.flush();
+    }
     let link = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => true,
         Ok(m) if m.file_type().is_file() => return write_atomic(path, bytes),
@@ -44,18 +79,12 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    // A device, FIFO or socket (or a link to one, or to a file reachable
-    // only through /proc): write through it, do not truncate what cannot be.
+    // A device, FIFO or socket (or a link to one): write through it.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOCTTY)
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (opening it for writing)")))?;
-    let t = f.metadata()?.file_type();
-    if t.is_file() {
-        // Reached through /proc/self/fd: a file our own stdout points to.
-        f.set_len(0)?;
-    }
     f.write_all(bytes)?;
     f.flush()?;
     Ok(())

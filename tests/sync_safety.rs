@@ -114,7 +114,7 @@ fn a_bom_and_invalid_utf8_survive_bit_for_bit() {
     std::fs::write(d.join("host_vars/work-dev.yml"), mine).unwrap();
     assert!(anklume(d, &["sync"]).status.success());
     let after = std::fs::read(d.join("host_vars/work-dev.yml")).unwrap();
-    assert!(after.starts_with(b"\xEF\xBB\xBF---\n# === MANAGED BY infra.yml ==="));
+    assert!(after.starts_with(b"\xEF\xBB\xBF---\r\n# === MANAGED BY infra.yml ==="));
     assert!(after.ends_with(b"\n\n# caf\xE9\r\nmine: \xFF\r\n"));
     assert!(!after.windows(3).skip(1).any(|w| w == b"\xEF\xBB\xBF"));
     assert!(!after.windows(3).any(|w| w == "\u{fffd}".as_bytes()));
@@ -304,4 +304,143 @@ fn a_failure_halfway_says_what_was_written() {
     let o = anklume(d, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(d.join("group_vars/work.yml").exists());
+}
+
+#[test]
+fn dash_o_dev_stdout_appends_to_what_stdout_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_infra(d, "w");
+    std::fs::write(d.join("log.txt"), "previous log line\n").unwrap();
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("log.txt"))
+        .unwrap();
+    let o = cmd(d, &["nftables", "-o", "/dev/stdout"])
+        .stdout(log)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(d.join("log.txt")).unwrap();
+    assert!(log.starts_with("previous log line\n"), "{log}");
+    assert!(log.contains("table inet anklume"), "{log}");
+}
+
+#[test]
+fn a_file_size_limit_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_infra(d, "w");
+    // `ulimit -f 0`: the first write raises SIGXFSZ, which must not kill
+    // sync before it says what was not written.
+    let mut c = cmd(d, &["sync"]);
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not written"),
+        "{}",
+        text(&o)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("host_vars"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_domains_dir_that_is_a_link_out_dangling_or_a_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("infra")).unwrap();
+    std::fs::write(
+        d.join("infra/base.yml"),
+        "project_name: t\nglobal:\n  addressing: {}\n  default_os_image: \"images:debian/13\"\ndomains:\n  a:\n    trust_level: trusted\n    machines:\n      a-one: {}\n",
+    )
+    .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("domains")).unwrap();
+    std::fs::write(
+        outside.path().join("domains/lab.yml"),
+        "lab:\n  trust_level: trusted\n  machines:\n    lab-web: {}\n",
+    )
+    .unwrap();
+    let domains = d.join("infra/domains");
+    let cases: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| std::os::unix::fs::symlink(outside.path().join("domains"), &domains).unwrap()),
+        Box::new(|| std::os::unix::fs::symlink("/nonexistent/anklume", &domains).unwrap()),
+        Box::new(|| std::fs::write(&domains, "lab: {}\n").unwrap()),
+    ];
+    for make in cases {
+        let _ = std::fs::remove_file(&domains);
+        make();
+        let o = anklume(d, &["check"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("domains"),
+            "{}",
+            text(&o)
+        );
+    }
+    // A link that stays inside infra/ is followed.
+    std::fs::remove_file(&domains).unwrap();
+    std::fs::create_dir(d.join("infra/real-domains")).unwrap();
+    std::fs::copy(
+        outside.path().join("domains/lab.yml"),
+        d.join("infra/real-domains/lab.yml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real-domains", &domains).unwrap();
+    let o = anklume(d, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(d.join("host_vars/lab-web.yml").exists());
+}
+
+#[test]
+fn a_file_whose_dash_line_carries_content_is_refused_not_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_infra(d, "w");
+    std::fs::create_dir_all(d.join("host_vars")).unwrap();
+    for mine in ["--- {mine: 1}\n", "--- |\n  text\n", "%YAML 1.1\nmine: 1\n"] {
+        std::fs::write(d.join("host_vars/work-dev.yml"), mine).unwrap();
+        let o = anklume(d, &["sync"]);
+        assert_eq!(o.status.code(), Some(2), "{mine:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("host_vars/work-dev.yml"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("host_vars/work-dev.yml")).unwrap(),
+            mine
+        );
+        assert!(!d.join("inventory/work.yml").exists(), "nothing written");
+    }
+    // A comment on the `---` line is kept, the block goes after the line.
+    std::fs::write(
+        d.join("host_vars/work-dev.yml"),
+        "--- # mine\r\nmine: 1\r\n",
+    )
+    .unwrap();
+    let o = anklume(d, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = std::fs::read_to_string(d.join("host_vars/work-dev.yml")).unwrap();
+    assert!(
+        after.starts_with("--- # mine\r\n# === MANAGED BY infra.yml ===\n"),
+        "{after:?}"
+    );
+    assert!(after.ends_with("\n\nmine: 1\r\n"), "{after:?}");
 }

@@ -83,6 +83,7 @@ fn orphans_that_cannot_be_read_are_kept_with_a_reason() {
         ("tagged.yml", b"instance_ephemeral: !unsafe false\n".to_vec()),
         ("alias.yml", b"x: &f false\ninstance_ephemeral: *f\n".to_vec()),
         ("gone.yml", b"instance_ephemeral: true\n".to_vec()),
+        (".hidden.yml", b"instance_ephemeral: true\n".to_vec()),
     ];
     for (n, b) in &cases {
         std::fs::write(hv.join(n), b).unwrap();
@@ -96,6 +97,8 @@ fn orphans_that_cannot_be_read_are_kept_with_a_reason() {
     let report = sync(&ir(&infra("w")), &opts(base, true)).unwrap();
     // Only the file proven unprotected is gone.
     assert_eq!(report.deleted, vec!["host_vars/gone.yml".to_string()]);
+    assert!(hv.join(".hidden.yml").exists());
+    assert!(!report.orphans.iter().any(|o| o.path.contains(".hidden")));
     for (n, b) in &cases[..7] {
         assert_eq!(&std::fs::read(hv.join(n)).unwrap(), b, "{n}");
     }

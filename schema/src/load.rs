@@ -192,6 +192,47 @@ fn entry(cwd: &Path, root: &Path, p: &Path) -> Result<Entry, IoError> {
     }
 }
 
+/// Whether the infra directory `root` has a `domains/` directory at `ddir`.
+/// A link there is followed only when it stays inside `root`; a dangling
+/// link, a link out of `root`, or a `domains` that is not a directory is an
+/// error: every domain under it would otherwise silently vanish.
+fn domains_dir(cwd: &Path, root: &Path, ddir: &Path) -> Result<bool, IoError> {
+    let full = cwd.join(ddir);
+    let err = |what: String| IoError {
+        message: format!("{}: {what}", ddir.display()),
+    };
+    let meta = match std::fs::symlink_metadata(&full) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    if meta.file_type().is_symlink() {
+        let real = std::fs::canonicalize(&full)
+            .map_err(|e| err(format!("a symbolic link that cannot be followed ({e})")))?;
+        let root = std::fs::canonicalize(cwd.join(root)).map_err(|e| err(e.to_string()))?;
+        if !real.starts_with(&root) {
+            return Err(err(format!(
+                "a symbolic link to {}, outside {}: anklume does not follow links out of the infra directory",
+                real.display(),
+                root.display()
+            )));
+        }
+        if !real.is_dir() {
+            return Err(err(
+                "a symbolic link to something that is not a directory".into()
+            ));
+        }
+        return Ok(true);
+    }
+    if meta.is_dir() {
+        Ok(true)
+    } else {
+        Err(err(
+            "not a directory (domain files go in infra/domains/)".into()
+        ))
+    }
+}
+
 /// Load from the file system (paths relative to `cwd` are shown relative).
 pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
     match origin {
@@ -220,7 +261,8 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
             let mut files = vec![(base.clone(), read(cwd, &base)?)];
             let mut domain_files = Vec::new();
             let ddir = d.join("domains");
-            if cwd.join(&ddir).is_dir() {
+            let has_domains_dir = domains_dir(cwd, d, &ddir)?;
+            if has_domains_dir {
                 let entries = std::fs::read_dir(cwd.join(&ddir)).map_err(|e| IoError {
                     message: format!("{}: {e}", ddir.display()),
                 })?;
@@ -262,7 +304,6 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                 Entry::File => Some((pol.clone(), read(cwd, &pol)?)),
                 Entry::Absent => None,
             };
-            let has_domains_dir = cwd.join(&ddir).is_dir();
             files.extend(domain_files);
             let npol = policies.is_some();
             files.extend(policies);

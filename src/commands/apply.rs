@@ -252,7 +252,7 @@ async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
             for o in &decisions.orphans {
                 out.push_str(&format!(
                     "  {} {}/{}{}\n",
-                    esc(&o.kind.to_string()),
+                    esc(o.kind),
                     esc(&o.project),
                     esc(&o.name),
                     if o.protected { " (protected)" } else { "" }

@@ -90,12 +90,29 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
     }
 }
 
+/// The largest ruleset file `deploy` reads.
+const MAX_RULESET_BYTES: u64 = 64 << 20;
+
 fn deploy(file: &Path) -> Outcome {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
+    // Read the file once, check those bytes, and hand nft exactly those
+    // bytes (a private copy): a FIFO or a file swapped between the check
+    // and nft's own reads cannot make nft load something else.
+    let bytes = match read_bounded(file) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
             return Outcome::Failed;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "error: {}: not UTF-8 text (byte {}); nothing was loaded",
+                file.display(),
+                e.utf8_error().valid_up_to()
+            );
+            return Outcome::Invalid;
         }
     };
     // Only what is known to stay inside table `inet anklume` is loaded.
@@ -107,7 +124,23 @@ fn deploy(file: &Path) -> Outcome {
         eprintln!("nothing was loaded");
         return Outcome::Invalid;
     }
-    let nft = |args: &[&str]| Command::new("nft").args(args).arg(file).output();
+    let copy = match tempfile::Builder::new()
+        .prefix("anklume-deploy-")
+        .suffix(".nft")
+        .tempfile()
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.as_file().sync_data()?;
+            Ok(f)
+        }) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot write a private copy of the ruleset: {e}; nothing was loaded");
+            return Outcome::Failed;
+        }
+    };
+    let checked = copy.path().to_path_buf();
+    let nft = |args: &[&str]| Command::new("nft").args(args).arg(&checked).output();
     match nft(&["-c", "-f"]) {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
@@ -144,6 +177,21 @@ fn deploy(file: &Path) -> Outcome {
             Outcome::Failed
         }
     }
+}
+
+/// The bytes of `file`, at most [`MAX_RULESET_BYTES`], read once.
+fn read_bounded(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?
+        .take(MAX_RULESET_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RULESET_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_RULESET_BYTES} bytes; not a ruleset anklume wrote"
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -34,10 +34,32 @@ pub fn protection(bytes: &[u8]) -> Protection {
         Err(e) => return Protection::Unknown(format!("not UTF-8 text (byte {})", e.valid_up_to())),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // anklume reads YAML 1.2, Ansible reads YAML 1.1 (PyYAML): where the
+    // two may disagree on the file's structure, anklume cannot tell.
+    if let Some((i, c)) = text.char_indices().find(|&(_, c)| !yaml11_printable(c)) {
+        return Protection::Unknown(format!(
+            "holds {:?} (byte {i}), which YAML 1.1 readers such as Ansible's reject",
+            c
+        ));
+    }
+    if let Some((i, c)) = text
+        .char_indices()
+        .find(|&(_, c)| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+    {
+        return Protection::Unknown(format!(
+            "holds {:?} (byte {i}), a line break for YAML 1.1 readers such as Ansible's but not for YAML 1.2",
+            c
+        ));
+    }
     match top_level_decision(text) {
         Ok(p) => p,
         Err(reason) => Protection::Unknown(reason),
     }
+}
+
+/// The characters PyYAML's reader accepts (its `NON_PRINTABLE` complement).
+fn yaml11_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\x20'..='\x7e' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
 }
 
 /// What one deciding key holds.
@@ -125,6 +147,14 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                     if value == "<<" && style == ScalarStyle::Plain {
                         return Err(format!("a `<<` merge key at line {line}"));
                     }
+                    if let Some(t) = tag {
+                        // `!!merge x:` merges like `<<`; any tag on a key
+                        // may change what it means.
+                        return Err(format!(
+                            "a key with the tag `{}{}` at line {line}",
+                            t.handle, t.suffix
+                        ));
+                    }
                     if !keys.insert(value.to_string()) {
                         return Err(format!("duplicate key `{value}` at line {line}"));
                     }
@@ -132,13 +162,25 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                     expecting_key = false;
                 } else {
                     if let Some(k) = current_key.take() {
+                        let core = |t: &saphyr_parser::Tag| {
+                            t.handle == "!!" || t.handle == "tag:yaml.org,2002:"
+                        };
                         let held = match tag {
                             None => scalar(&value, style),
-                            Some(t)
-                                if (t.handle == "!!" || t.handle == "tag:yaml.org,2002:")
-                                    && matches!(&*t.suffix, "bool" | "str") =>
-                            {
-                                scalar(&value, style)
+                            Some(t) if core(&t) && &*t.suffix == "str" => {
+                                scalar(&value, ScalarStyle::SingleQuoted)
+                            }
+                            Some(t) if core(&t) && &*t.suffix == "bool" => {
+                                match scalar(&value, ScalarStyle::Plain) {
+                                    h @ (Held::Truthy | Held::Falsy)
+                                        if is_bool_word(&value) =>
+                                    {
+                                        h
+                                    }
+                                    _ => Held::Undecidable(format!(
+                                        "`{k}: !!bool {value}` at line {line} is not a boolean YAML 1.1 knows"
+                                    )),
+                                }
                             }
                             Some(t) => Held::Undecidable(format!(
                                 "`{k}` has the tag `{}{}` at line {line}",
@@ -169,28 +211,66 @@ fn record(domain: &mut Option<Held>, instance: &mut Option<Held>, key: &str, hel
     }
 }
 
+/// YAML 1.1's boolean words (PyYAML's resolver).
+fn is_bool_word(v: &str) -> bool {
+    matches!(
+        v,
+        "yes"
+            | "Yes"
+            | "YES"
+            | "no"
+            | "No"
+            | "NO"
+            | "true"
+            | "True"
+            | "TRUE"
+            | "false"
+            | "False"
+            | "FALSE"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
 /// A scalar's truthiness as v1 (PyYAML, YAML 1.1) would see it, erring on
-/// the side of protection: every spelling of false, in any style, protects.
+/// the side of protection: every spelling of false, in any style, protects,
+/// and a plain scalar YAML 1.1 might read as a number (`0b0`, `0x_0`,
+/// `0:0.0`, `0_0`...) is truthy only when it is plainly a nonzero decimal.
 fn scalar(value: &str, style: ScalarStyle) -> Held {
     let lower = value.trim().to_ascii_lowercase();
-    let false_word = matches!(lower.as_str(), "false" | "no" | "off" | "n" | "0" | "");
-    if false_word {
+    if matches!(lower.as_str(), "false" | "no" | "off" | "n" | "0" | "") {
         return Held::Falsy;
     }
-    if style == ScalarStyle::Plain {
-        use anklume_schema::yaml::{resolve_plain, Kind};
-        let truthy = match resolve_plain(value) {
-            Kind::Null => false,
-            Kind::Bool(b) => b,
-            Kind::Int(i) => i != 0,
-            Kind::Float(f) => f != 0.0,
-            Kind::Str(s) => !s.is_empty(),
-            Kind::Seq(s) => !s.is_empty(),
-            Kind::Map(m) => !m.is_empty(),
-        };
-        return if truthy { Held::Truthy } else { Held::Falsy };
+    if style != ScalarStyle::Plain {
+        // A non-empty string: truthy for Python.
+        return Held::Truthy;
     }
-    Held::Truthy
+    if matches!(value, "~" | "null" | "Null" | "NULL") {
+        return Held::Falsy;
+    }
+    if matches!(
+        value,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON"
+    ) {
+        return Held::Truthy;
+    }
+    let first = value.as_bytes()[0];
+    if first.is_ascii_alphabetic() && !value.contains(':') {
+        // Not a number, null or boolean in YAML 1.1 or 1.2: a string.
+        return Held::Truthy;
+    }
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+    {
+        return Held::Truthy;
+    }
+    Held::Undecidable(format!(
+        "`{value}` may be a number YAML 1.1 reads differently"
+    ))
 }
 
 #[cfg(test)]
@@ -230,7 +310,6 @@ mod tests {
             "''",
             "'false'",
             "\"No\"",
-            "0.0",
             "!!bool false",
         ] {
             assert_eq!(
@@ -260,6 +339,48 @@ mod tests {
             p("\u{feff}instance_ephemeral: false\n"),
             Protection::Protected
         );
+    }
+
+    #[test]
+    fn yaml11_readings_are_not_taken_for_unprotected() {
+        // What PyYAML reads as protected (or cannot read at all).
+        for f in [
+            "a: 1\n# x\u{2028}instance_ephemeral: false\n",
+            "a: 1\n# x\u{2029}instance_ephemeral: false\n",
+            "a: 1\n# x\u{85}instance_ephemeral: false\n",
+            "!!merge \"x\": {instance_ephemeral: false}\n",
+            "!!merge x: {instance_ephemeral: false}\n",
+            "!<tag:yaml.org,2002:merge> x: {instance_ephemeral: false}\n",
+            "%TAG !e! tag:yaml.org,2002:\n---\n!e!merge x: {instance_ephemeral: false}\n",
+            "instance_ephemeral: true\n# \u{1}\n",
+            "instance_ephemeral: true\n# \u{7f}\n",
+            "instance_ephemeral: true\n# \u{86}\n",
+            "instance_ephemeral: true\n# \u{fffe}\n",
+            "instance_ephemeral: !!bool y\n",
+        ] {
+            assert!(unknown(f.as_bytes()), "{f:?}: {:?}", p(f));
+        }
+        for v in [
+            "0b0", "0b_0", "0_0", "0__", "0x_0", "-0x0", "0:0.0", "-0:00.", "0._", "0.0e1", "00",
+            ".0",
+        ] {
+            let f = format!("instance_ephemeral: {v}\n");
+            assert_ne!(p(&f), Protection::Unprotected, "{v}");
+        }
+        for v in [
+            "1",
+            "-3",
+            "yes",
+            "On",
+            "maybe",
+            "'false x'",
+            "\"x0 \"",
+            "!!str yes",
+            "!!bool yes",
+        ] {
+            let f = format!("instance_ephemeral: {v}\n");
+            assert_eq!(p(&f), Protection::Unprotected, "{v}");
+        }
     }
 
     #[test]

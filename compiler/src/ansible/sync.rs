@@ -179,7 +179,9 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
             let path = base.join(&f.path);
             let existing =
                 fsio::read_regular(&path, MAX_FILE_BYTES).map_err(|p| refused(&path, p))?;
-            let new = block::merge(existing.as_deref(), &f.yaml);
+            let new = block::merge(existing.as_deref(), &f.yaml).map_err(|e| {
+                refused(&path, format!("anklume cannot add its managed block: {e}"))
+            })?;
             Ok((existing.as_deref() != Some(new.as_slice())).then_some(new))
         })
         .collect();
@@ -224,7 +226,8 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
 }
 
 /// Files under inventory/, group_vars/ and host_vars/ that nothing owns,
-/// with what anklume knows of their protection. Links and other
+/// with what anklume knows of their protection. Hidden files are never
+/// orphans: anklume does not write them. Links and other
 /// non-regular files are listed as [`Protection::Unknown`], never followed.
 pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
     let (domains, machines) = known_stems(ir);
@@ -256,6 +259,10 @@ pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
             let Some(stem) = name.strip_suffix(".yml") else {
                 continue;
             };
+            if name.starts_with('.') {
+                // anklume never writes hidden files: not one of its orphans.
+                continue;
+            }
             if owned.contains(&stem) || (sub == "group_vars" && stem == "all") {
                 continue;
             }
