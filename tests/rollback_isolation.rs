@@ -2,16 +2,17 @@
 //! something (issue 9, item 14), against the real Incus daemon and the
 //! host's nftables.
 //!
-//! From no `inet anklume` table: apply A (domain `rbisoa`, without the
-//! ruleset), then B (adds an instance to `rbisoa`, domain `rbisob` with a
+//! From no `inet anklume` table: apply A (domain `ankt-rba`, without the
+//! ruleset), then B (adds an instance to `ankt-rba`, domain `ankt-rbb` with a
 //! protected instance, and the table isolating the two bridges). `rollback` without `--force` keeps the
-//! protected instance, so `rbisob`'s project and bridge stay: the table must
-//! stay too, still separating `net-rbisoa` from `net-rbisob`. `rollback
+//! protected instance, so `ankt-rbb`'s project and bridge stay: the table must
+//! stay too, still separating `net-ankt-rba` from `net-ankt-rbb`. `rollback
 //! --force` then deletes the rest, and the table goes (there was none).
 //!
 //! Needs root, Incus (scripts/incus-setup.sh) and `nft`; skipped without an
-//! Incus socket unless `ANKLUME_REQUIRE_INCUS=1`. Refuses to run when the host
-//! already has an `inet anklume` table (it is not this test's to remove).
+//! Incus socket unless `ANKLUME_REQUIRE_INCUS=1`. Like every real-daemon
+//! test, it refuses to run beside anklume state it did not create (a
+//! foreign `inet anklume` table included; see `tests/common/live.rs`).
 //! Run it under `flock /tmp/anklume-incus.lock`. Everything it creates is
 //! removed at the end, whether it passes or not.
 
@@ -23,21 +24,11 @@ use std::process::Command;
 
 use anklume_executor::nft::syntax;
 use anklume_executor::{journal, Incus};
-use common::live::{cleanup, rt};
-use common::{anklume, incus_available, text, IMAGE};
+use common::live::{claim_nft_table, cleanup, daemon, delete_nft_table, nft_table, rt};
+use common::{anklume, text, IMAGE};
 
-const A: &str = "rbisoa";
-const B: &str = "rbisob";
-
-fn nft_table() -> Option<String> {
-    let o = Command::new("nft")
-        .args(["list", "table", "inet", "anklume"])
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-}
+const A: &str = "ankt-rba";
+const B: &str = "ankt-rbb";
 
 fn nft_usable() -> bool {
     Command::new("nft")
@@ -78,8 +69,8 @@ domains:
     s
 }
 
-/// Removes what the test made, even when an assertion fails: both domains,
-/// and the `inet anklume` table (there was none when the test started).
+/// Removes what the test made, even when an assertion fails: both domains
+/// (the tests' `inet anklume` table goes with the [`claim_nft_table`] hold).
 struct Cleanup {
     incus: Incus,
 }
@@ -87,11 +78,6 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         rt().block_on(cleanup(&self.incus, &[A, B]));
-        if nft_table().is_some() {
-            let _ = Command::new("nft")
-                .args(["delete", "table", "inet", "anklume"])
-                .output();
-        }
     }
 }
 
@@ -103,9 +89,9 @@ fn plan(dir: &Path, with_b: bool, out: &str) {
 
 #[test]
 fn a_partial_rollback_keeps_the_table_that_isolates_what_it_kept() {
-    if !incus_available() {
+    let Some(incus) = daemon() else {
         return;
-    }
+    };
     if !nft_usable() {
         assert!(
             std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
@@ -114,11 +100,10 @@ fn a_partial_rollback_keeps_the_table_that_isolates_what_it_kept() {
         eprintln!("skipped: `nft list tables` does not run (needs root and nftables)");
         return;
     }
-    assert!(
-        nft_table().is_none(),
-        "refusing to run: this host already has an `inet anklume` table, which this test did not create and must not remove (`nft list table inet anklume`); remove it or run the test on another host"
-    );
-    let incus = Incus::from_env();
+    let _table = claim_nft_table().unwrap_or_else(|why| panic!("{why}"));
+    // Start from no table: only a table an earlier test run left can be
+    // there now.
+    delete_nft_table();
     let _cleanup = Cleanup {
         incus: incus.clone(),
     };
