@@ -310,16 +310,13 @@ impl Plan {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Domains in order of first appearance.
+    /// Domains in order of first appearance (one pass over the nodes).
     pub fn domains(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for n in &self.nodes {
-            if let Some(d) = n.domain.as_deref() {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.nodes
+            .iter()
+            .filter_map(|n| n.domain.as_deref())
+            .filter(|d| seen.insert(*d))
+            .collect()
     }
 }
