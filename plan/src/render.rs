@@ -35,25 +35,60 @@ pub fn counts(plan: &Plan) -> Vec<(Kind, usize)> {
         .collect()
 }
 
-/// Node indices grouped by domain, domains in order of first appearance,
-/// then the nodes without a domain (host). One pass over the nodes.
-pub(crate) fn groups(plan: &Plan) -> (Vec<(&str, Vec<usize>)>, Vec<usize>) {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut domains: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut host = Vec::new();
-    for (i, n) in plan.nodes.iter().enumerate() {
-        match n.domain.as_deref() {
-            Some(d) => {
-                let g = *index.entry(d).or_insert_with(|| {
-                    domains.push((d, Vec::new()));
-                    domains.len() - 1
-                });
-                domains[g].1.push(i);
-            }
-            None => host.push(i),
-        }
+/// Nodes grouped by domain, domains in order of first appearance, then the
+/// nodes without a domain (host), each group in plan order. Linear: one pass
+/// to number the groups, a counting sort to order the nodes, 4 bytes per
+/// node and one map entry per domain.
+pub(crate) struct Groups<'a> {
+    /// Each domain and the range of `order` holding its nodes.
+    pub(crate) domains: Vec<(&'a str, std::ops::Range<usize>)>,
+    /// The range of `order` holding the host nodes.
+    pub(crate) host: std::ops::Range<usize>,
+    /// Node indices, grouped.
+    pub(crate) order: Vec<u32>,
+}
+
+pub(crate) fn groups(plan: &Plan) -> Groups<'_> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    // Group of each node; the host group is numbered last, once all
+    // domains are known.
+    let group: Vec<u32> = plan
+        .nodes
+        .iter()
+        .map(|n| match n.domain.as_deref() {
+            Some(d) => *index.entry(d).or_insert_with(|| {
+                names.push(d);
+                names.len() as u32 - 1
+            }),
+            None => u32::MAX,
+        })
+        .collect();
+    drop(index);
+    let host = names.len();
+    let mut start = vec![0usize; host + 2];
+    for &g in &group {
+        start[(g as usize).min(host) + 1] += 1;
     }
-    (domains, host)
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; group.len()];
+    for (i, &g) in group.iter().enumerate() {
+        let slot = &mut next[(g as usize).min(host)];
+        order[*slot] = i as u32;
+        *slot += 1;
+    }
+    Groups {
+        domains: names
+            .into_iter()
+            .enumerate()
+            .map(|(g, d)| (d, start[g]..start[g + 1]))
+            .collect(),
+        host: start[host]..start[host + 1],
+        order,
+    }
 }
 
 fn string_of(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
@@ -82,7 +117,11 @@ pub fn text(file: &PlanFile) -> String {
 /// [`text`], written to `w`.
 pub fn write_text(w: &mut impl Write, file: &PlanFile) -> io::Result<()> {
     let plan = &file.plan;
-    let (domains, host) = groups(plan);
+    let Groups {
+        domains,
+        host,
+        order,
+    } = groups(plan);
     writeln!(
         w,
         "anklume plan: {} resource(s) in {} domain(s)",
@@ -111,8 +150,8 @@ pub fn write_text(w: &mut impl Write, file: &PlanFile) -> io::Result<()> {
     let deps = dependencies(plan);
     let sections = domains
         .iter()
-        .map(|(d, m)| (Some(*d), m))
-        .chain(std::iter::once((None, &host)));
+        .map(|(d, m)| (Some(*d), m.clone()))
+        .chain(std::iter::once((None, host)));
     for (group, members) in sections {
         if members.is_empty() {
             continue;
@@ -121,7 +160,8 @@ pub fn write_text(w: &mut impl Write, file: &PlanFile) -> io::Result<()> {
             Some(d) => writeln!(w, "\n== domain {} ==", Escaped(d))?,
             None => writeln!(w, "\n== host ==")?,
         }
-        for &i in members {
+        for &i in &order[members] {
+            let i = i as usize;
             let n = &plan.nodes[i];
             write!(w, "{}", Escaped(&n.id))?;
             if let Some(o) = &n.origin {
@@ -381,20 +421,18 @@ pub fn dot(plan: &Plan) -> String {
 /// DOT and distinct ids stay distinct nodes.
 pub fn write_dot(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
     w.write_all(b"digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n")?;
-    let (domains, host) = groups(plan);
-    for (ci, (d, members)) in domains.iter().enumerate() {
+    let g = groups(plan);
+    for (ci, (d, members)) in g.domains.iter().enumerate() {
         writeln!(w, "  subgraph cluster_{ci} {{\n    label={};", DotStr(d))?;
-        for &i in members {
-            writeln!(w, "    n{i} [label={}];", DotStr(&plan.nodes[i].id))?;
+        for &i in &g.order[members.clone()] {
+            let id = &plan.nodes[i as usize].id;
+            writeln!(w, "    n{i} [label={}];", DotStr(id))?;
         }
         w.write_all(b"  }\n")?;
     }
-    for i in host {
-        writeln!(
-            w,
-            "  n{i} [label={}, shape=octagon];",
-            DotStr(&plan.nodes[i].id)
-        )?;
+    for &i in &g.order[g.host.clone()] {
+        let id = &plan.nodes[i as usize].id;
+        writeln!(w, "  n{i} [label={}, shape=octagon];", DotStr(id))?;
     }
     let n = plan.nodes.len();
     for &(a, b) in &plan.edges {
@@ -571,9 +609,15 @@ pub(crate) mod tests {
         let v: serde_json::Value = serde_json::from_str(&json(&f)).unwrap();
         assert_eq!(v["schema"], JSON_SCHEMA);
         assert_eq!(v["nodes"].as_array().unwrap().len(), 3);
-        assert_eq!(
-            groups(&f.plan),
-            (vec![("d\u{2066}om\n", vec![0, 1])], vec![2])
-        );
+        let g = groups(&f.plan);
+        assert_eq!(g.domains, vec![("d\u{2066}om\n", 0..2)]);
+        assert_eq!((g.host, g.order), (2..3, vec![0, 1, 2]));
+        // Interleaved domains keep plan order within each group.
+        let mut p = f.plan.clone();
+        p.nodes.rotate_left(1);
+        p.nodes[2].domain = Some("other".into());
+        let g = groups(&p);
+        assert_eq!(g.domains, vec![("d\u{2066}om\n", 0..1), ("other", 1..2)]);
+        assert_eq!((g.host, g.order), (2..3, vec![0, 2, 1]));
     }
 }
