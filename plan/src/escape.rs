@@ -38,9 +38,24 @@ pub fn needs_escape(c: char) -> bool {
         | '\u{2066}'..='\u{2069}')
 }
 
+/// Printable ASCII only: nothing to escape (the common case, checked a
+/// byte at a time, which the compiler vectorises).
+fn is_plain_ascii(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// The byte offset of the first character to escape, if any.
+pub(crate) fn find_escape(s: &str) -> Option<usize> {
+    if is_plain_ascii(s) {
+        None
+    } else {
+        s.find(needs_escape)
+    }
+}
+
 fn write_escaped(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
     let mut rest = s;
-    while let Some(pos) = rest.find(needs_escape) {
+    while let Some(pos) = find_escape(rest) {
         out.write_str(&rest[..pos])?;
         let c = rest[pos..].chars().next().expect("found a char");
         match c {
@@ -65,7 +80,7 @@ fn write_escaped(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
 /// assert!(matches!(display("plain text"), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn display(s: &str) -> Cow<'_, str> {
-    if !s.contains(needs_escape) {
+    if find_escape(s).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

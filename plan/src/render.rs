@@ -322,7 +322,7 @@ struct SafeFormatter(serde_json::ser::PrettyFormatter<'static>);
 impl serde_json::ser::Formatter for SafeFormatter {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
         let mut rest = s;
-        while let Some(pos) = rest.find(crate::escape::needs_escape) {
+        while let Some(pos) = crate::escape::find_escape(rest) {
             w.write_all(&rest.as_bytes()[..pos])?;
             let c = rest[pos..].chars().next().expect("found a char");
             write!(w, "\\u{:04x}", c as u32)?;
