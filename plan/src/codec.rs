@@ -25,6 +25,20 @@ pub const MAGIC: &[u8; 8] = b"ANKPLAN\0";
 pub const FORMAT_VERSION: u32 = 1;
 /// Largest body accepted (guards allocations on hostile input).
 pub const MAX_BODY: u64 = 1 << 30;
+/// Largest plan file accepted: the largest body and its envelope.
+pub const MAX_FILE: u64 = MAX_BODY + 52;
+/// Decoding may allocate at most this many times the body's size (plus
+/// [`DECODE_SLACK`]) for the decoded plan; a body that would need more is
+/// refused as corrupt. Plans written by `anklume plan` are charged about 5
+/// times their size; a crafted body of empty nodes or one-entry maps would
+/// otherwise take over 100 times its size.
+pub const DECODE_FACTOR: usize = 32;
+/// Fixed allowance added to the decoding budget, for tiny plans.
+pub const DECODE_SLACK: usize = 64 * 1024;
+/// Longest node id accepted. Ids are built from Incus names (at most 63
+/// characters each); the bound keeps every rendering linear in the size of
+/// the plan, since an id is repeated once per edge that names it.
+pub const MAX_ID_LEN: usize = 1024;
 
 /// What the plan was computed from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -32,6 +46,7 @@ pub struct Header {
     /// Version of the anklume that wrote the plan.
     pub anklume_version: String,
     /// Every source file with its SHA-256 (hex), in load order.
+    #[serde(deserialize_with = "crate::budget::seq")]
     pub sources: Vec<SourceDigest>,
     /// The host facts that shaped the plan.
     pub facts: Facts,
@@ -126,6 +141,10 @@ pub fn encode(file: &PlanFile) -> Vec<u8> {
 
 /// Decode a plan file.
 pub fn decode(bytes: &[u8]) -> Result<PlanFile, DecodeError> {
+    decode_with_factor(bytes, DECODE_FACTOR)
+}
+
+fn decode_with_factor(bytes: &[u8], factor: usize) -> Result<PlanFile, DecodeError> {
     if bytes.len() < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
             DecodeError::Truncated
@@ -170,13 +189,119 @@ pub fn decode(bytes: &[u8]) -> Result<PlanFile, DecodeError> {
     if digest.as_slice() != &bytes[end..] {
         return Err(DecodeError::Corrupt("checksum mismatch".into()));
     }
-    let ((header, plan), used): ((Header, Plan), usize) =
-        bincode::serde::decode_from_slice(&bytes[20..end], config())
-            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let budget = (len as usize)
+        .saturating_mul(factor)
+        .saturating_add(DECODE_SLACK);
+    let guard = crate::budget::enter(budget);
+    let decoded: Result<((Header, Plan), usize), _> =
+        bincode::serde::decode_from_slice(&bytes[20..end], config());
+    let exceeded = guard.exceeded();
+    drop(guard);
+    let ((header, plan), used) = decoded.map_err(|e| {
+        DecodeError::Corrupt(if exceeded {
+            format!(
+                "the body would take more than {factor} times its size in memory \
+                 (at most {budget} bytes for {len} bytes)"
+            )
+        } else {
+            e.to_string()
+        })
+    })?;
     if used != len as usize {
         return Err(DecodeError::Corrupt("body longer than its content".into()));
     }
+    if let Some(n) = plan.nodes.iter().find(|n| n.id.len() > MAX_ID_LEN) {
+        return Err(DecodeError::Corrupt(format!(
+            "a node id is {} bytes long (at most {MAX_ID_LEN})",
+            n.id.len()
+        )));
+    }
     Ok(PlanFile { header, plan })
+}
+
+/// Why a plan file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    Io(std::io::Error),
+    /// It is a regular file larger than [`MAX_FILE`] bytes (checked before
+    /// reading it).
+    TooLarge,
+    /// It was read but is not a valid plan.
+    Decode(DecodeError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => e.fmt(f),
+            ReadError::TooLarge => write!(
+                f,
+                "not a plan file: larger than {MAX_FILE} bytes, the largest plan accepted"
+            ),
+            ReadError::Decode(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Read a plan from `r`, never more than the envelope announces (and never
+/// more than [`MAX_FILE`] bytes): the 20-byte prefix first, then only when
+/// it is a plan's, the announced body and checksum, plus one byte to notice
+/// trailing data. A foreign stream (`/dev/zero`, a FIFO fed anything) costs
+/// 20 bytes; [`decode`] then says what is wrong with what was read.
+pub fn read_bounded(r: impl std::io::Read) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    let mut r = r.take(MAX_FILE + 1);
+    let mut bytes = Vec::new();
+    (&mut r)
+        .take(20)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() < 20 || &bytes[..8] != MAGIC || bytes[8..12] != FORMAT_VERSION.to_le_bytes() {
+        return Ok(bytes);
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    if len > MAX_BODY {
+        return Ok(bytes);
+    }
+    r.take(len + 33)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    Ok(bytes)
+}
+
+/// Read and decode a plan file. A regular file's size is checked before
+/// anything is read; anything else (a FIFO, a device) goes through
+/// [`read_bounded`], so no input can make this allocate more than
+/// [`MAX_FILE`] bytes for the file, plus the decoding budget.
+pub fn read(path: &std::path::Path) -> Result<PlanFile, ReadError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if meta.is_dir() {
+        return Err(ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
+    }
+    let bytes = if meta.is_file() {
+        if meta.len() > MAX_FILE {
+            return Err(ReadError::TooLarge);
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(ReadError::Io)?;
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(ReadError::TooLarge);
+        }
+        bytes
+    } else {
+        read_bounded(file)?
+    };
+    decode(&bytes).map_err(ReadError::Decode)
 }
 
 /// Lower-case hex SHA-256 of some bytes.
@@ -255,5 +380,131 @@ mod tests {
         let mut longer = a.clone();
         longer.push(0);
         assert!(matches!(decode(&longer), Err(DecodeError::Corrupt(_))));
+    }
+
+    fn empty_network(id: String) -> Node {
+        Node {
+            id,
+            domain: None,
+            origin: None,
+            resource: Resource::Network(Network {
+                name: String::new(),
+                description: String::new(),
+                config: Default::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn crafted_bodies_cannot_decode_to_many_times_their_size() {
+        // 200,000 empty nodes: 7 bytes each on disk, hundreds in memory.
+        let mut f = PlanFile::default();
+        f.plan.nodes = (0..200_000).map(|_| empty_network(String::new())).collect();
+        let bytes = encode(&f);
+        let err = decode(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::Corrupt(m) if m.contains("times its size in memory")),
+            "{err}"
+        );
+        // One-entry device maps: each allocates a whole B-tree leaf.
+        let mut f = PlanFile::default();
+        let devices: crate::Devices = (0..100_000)
+            .map(|i| (format!("{i:x}"), [(String::new(), String::new())].into()))
+            .collect();
+        f.plan.nodes.push(Node {
+            id: "profile/p/x".into(),
+            domain: None,
+            origin: None,
+            resource: Resource::Profile(crate::Profile {
+                project: String::new(),
+                name: String::new(),
+                description: String::new(),
+                config: Default::default(),
+                devices,
+            }),
+        });
+        let err = decode(&encode(&f)).unwrap_err();
+        assert!(
+            err.to_string().contains("times its size in memory"),
+            "{err}"
+        );
+        // The budget is per decode: a normal plan decodes right after.
+        assert!(decode(&encode(&sample())).is_ok());
+    }
+
+    #[test]
+    fn the_budget_is_relative_to_the_body() {
+        // The same kind of content decodes when it is not pathological:
+        // the budget scales with the body, not a fixed size.
+        let mut f = sample();
+        let Resource::Network(n) = &mut f.plan.nodes[0].resource else {
+            unreachable!()
+        };
+        n.config = (0..200_000)
+            .map(|i| (format!("user.key.{i}"), format!("value {i}")))
+            .collect();
+        let bytes = encode(&f);
+        assert!(bytes.len() > 4_000_000);
+        assert_eq!(decode(&bytes).unwrap(), f);
+        assert!(decode_with_factor(&bytes, 1).is_err());
+    }
+
+    #[test]
+    fn overlong_ids_are_refused() {
+        let mut f = sample();
+        f.plan.nodes[0].id = "x".repeat(MAX_ID_LEN + 1);
+        let err = decode(&encode(&f)).unwrap_err();
+        assert!(err.to_string().contains("node id is 1025 bytes"), "{err}");
+        f.plan.nodes[0].id.pop();
+        assert!(decode(&encode(&f)).is_ok());
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("anklume-plan-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn endless_and_huge_inputs_are_refused_without_reading_them() {
+        // /dev/zero never ends: only its first 20 bytes are read.
+        let err = read(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Decode(DecodeError::Foreign)),
+            "{err}"
+        );
+        // A sparse regular file over the limit is refused before reading.
+        let big = scratch("big.bin");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE + 1).unwrap();
+        let err = read(&big).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        std::fs::remove_file(&big).unwrap();
+        // A stream announcing a huge body: only what it announces is read.
+        let mut head = Vec::new();
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&100u64.to_le_bytes());
+        let endless = std::io::Read::chain(&head[..], std::io::repeat(7));
+        let bytes = read_bounded(endless).unwrap();
+        assert_eq!(bytes.len(), 20 + 100 + 33);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Corrupt(_))));
+    }
+
+    #[test]
+    fn plans_are_read_from_fifos() {
+        let fifo = scratch("plan.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return; // no mkfifo here: nothing to test
+        }
+        let bytes = encode(&sample());
+        let (p, b) = (fifo.clone(), bytes.clone());
+        let writer = std::thread::spawn(move || std::fs::write(p, b).unwrap());
+        assert_eq!(read(&fifo).unwrap(), sample());
+        writer.join().unwrap();
+        std::fs::remove_file(&fifo).unwrap();
     }
 }

@@ -256,41 +256,79 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
     d
 }
 
-/// Render a diff for people.
+/// Render a diff for people: ids, keys and reachability lines escaped with
+/// [`crate::escape`], values quoted with Rust's debug escaping (which also
+/// escapes every control, bidi and separator character).
 pub fn render_text(d: &PlanDiff) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
+    write_text(&mut out, d).expect("writing to memory");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// [`render_text`], written to `w`.
+pub fn write_text(w: &mut impl std::io::Write, d: &PlanDiff) -> std::io::Result<()> {
+    use crate::escape::Escaped;
     if d.is_empty() {
-        out.push_str("plans are identical\n");
-        return out;
+        return w.write_all(b"plans are identical\n");
     }
-    out.push_str(&format!(
-        "{} to add, {} to change, {} to remove\n",
+    writeln!(
+        w,
+        "{} to add, {} to change, {} to remove",
         d.added.len(),
         d.changed.len(),
         d.removed.len()
-    ));
+    )?;
     for id in &d.added {
-        out.push_str(&format!("+ {id}\n"));
+        writeln!(w, "+ {}", Escaped(id))?;
     }
     for id in &d.removed {
-        out.push_str(&format!("- {id}\n"));
+        writeln!(w, "- {}", Escaped(id))?;
     }
     for c in &d.changed {
-        out.push_str(&format!("~ {}\n", c.id));
+        writeln!(w, "~ {}", Escaped(&c.id))?;
         for ch in &c.changes {
+            let key = Escaped(&ch.key);
             match (&ch.old, &ch.new) {
-                (Some(o), Some(n)) => out.push_str(&format!("    {}: {o:?} -> {n:?}\n", ch.key)),
-                (None, Some(n)) => out.push_str(&format!("    + {}: {n:?}\n", ch.key)),
-                (Some(o), None) => out.push_str(&format!("    - {}: {o:?}\n", ch.key)),
+                (Some(o), Some(n)) => writeln!(w, "    {key}: {o:?} -> {n:?}")?,
+                (None, Some(n)) => writeln!(w, "    + {key}: {n:?}")?,
+                (Some(o), None) => writeln!(w, "    - {key}: {o:?}")?,
                 (None, None) => {}
             }
         }
     }
     for p in &d.opens {
-        out.push_str(&format!("opens {p}\n"));
+        writeln!(w, "opens {}", Escaped(p))?;
     }
     for p in &d.closes {
-        out.push_str(&format!("closes {p}\n"));
+        writeln!(w, "closes {}", Escaped(p))?;
     }
-    out
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_text_escapes_ids_keys_and_values() {
+        let old = crate::render::tests::evil_plan().plan;
+        let mut new = old.clone();
+        new.nodes[0].id.push_str("\r\x1b[2K");
+        let Resource::Instance(i) = &mut new.nodes[1].resource else {
+            unreachable!()
+        };
+        i.config
+            .insert("user.k\n    + config.x".into(), "v\u{202e}\x1b[0m".into());
+        let Resource::Nftables(t) = &mut new.nodes[2].resource else {
+            unreachable!()
+        };
+        t.paths.push("c -> d\n+ instance/fake".into());
+        let out = render_text(&diff(&old, &new));
+        for line in out.lines() {
+            assert!(!line.contains(crate::escape::needs_escape), "{line:?}");
+        }
+        assert!(!out.lines().any(|l| l == "+ instance/fake"), "{out}");
+        assert!(out.contains("config.user.k\\n    + config.x"), "{out}");
+        assert!(out.contains("opens c -> d\\n+ instance/fake"), "{out}");
+    }
 }

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod budget;
 pub mod codec;
 pub mod diff;
+pub mod escape;
 pub mod render;
 
 /// Incus configuration: key → string value, sorted.
@@ -29,8 +31,10 @@ pub struct Plan {
     /// Resources in canonical order: by phase (networks, projects, profiles,
     /// volumes, instances, nftables, provision), then by id. This order is
     /// always a valid topological order of `edges`.
+    #[serde(deserialize_with = "budget::seq")]
     pub nodes: Vec<Node>,
     /// Dependencies: `(dependency, dependent)` as indices into `nodes`, sorted.
+    #[serde(deserialize_with = "budget::seq")]
     pub edges: Vec<(u32, u32)>,
 }
 
@@ -135,6 +139,7 @@ pub struct Network {
     /// Description.
     pub description: String,
     /// Config (`ipv4.address`, `ipv4.nat`, DHCP range, `user.anklume.*`…).
+    #[serde(deserialize_with = "budget::config")]
     pub config: Config,
 }
 
@@ -146,8 +151,10 @@ pub struct Project {
     /// Description.
     pub description: String,
     /// Config (`features.*`, `user.anklume.*`).
+    #[serde(deserialize_with = "budget::config")]
     pub config: Config,
     /// Devices of the project's `default` profile (`eth0`, `root`).
+    #[serde(deserialize_with = "budget::devices")]
     pub default_profile_devices: Devices,
 }
 
@@ -161,8 +168,10 @@ pub struct Profile {
     /// Description.
     pub description: String,
     /// Config.
+    #[serde(deserialize_with = "budget::config")]
     pub config: Config,
     /// Devices.
+    #[serde(deserialize_with = "budget::devices")]
     pub devices: Devices,
 }
 
@@ -176,6 +185,7 @@ pub struct Volume {
     /// Volume name.
     pub name: String,
     /// Config (`size`, `user.anklume.*`).
+    #[serde(deserialize_with = "budget::config")]
     pub config: Config,
 }
 
@@ -243,11 +253,14 @@ pub struct Instance {
     /// Image.
     pub source: ImageSource,
     /// Profiles, in order.
+    #[serde(deserialize_with = "budget::seq")]
     pub profiles: Vec<String>,
     /// Config: the user's keys, resource limits, protection, boot and
     /// snapshot keys, and `user.anklume.*` provenance.
+    #[serde(deserialize_with = "budget::config")]
     pub config: Config,
     /// Instance-local devices (static IP nic, gpu, `sv-*`, `pd-*`, volumes…).
+    #[serde(deserialize_with = "budget::devices")]
     pub devices: Devices,
     /// The static address, if any (also in the nic device).
     pub ip: Option<String>,
@@ -259,8 +272,10 @@ pub struct Nftables {
     /// Table (`inet anklume`).
     pub table: String,
     /// The ruleset file, one entry per line.
+    #[serde(deserialize_with = "budget::seq")]
     pub lines: Vec<String>,
     /// Reachability the ruleset opens, for review (`pro -> ai-tools tcp/11434`).
+    #[serde(deserialize_with = "budget::seq")]
     pub paths: Vec<String>,
 }
 
@@ -283,6 +298,7 @@ pub struct Provision {
     /// Incus project.
     pub project: String,
     /// Roles in the order they run.
+    #[serde(deserialize_with = "budget::seq")]
     pub roles: Vec<String>,
     /// Inventory file, relative to the Ansible tree.
     pub inventory: String,
@@ -294,16 +310,13 @@ impl Plan {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Domains in order of first appearance.
+    /// Domains in order of first appearance (one pass over the nodes).
     pub fn domains(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for n in &self.nodes {
-            if let Some(d) = n.domain.as_deref() {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.nodes
+            .iter()
+            .filter_map(|n| n.domain.as_deref())
+            .filter(|d| seen.insert(*d))
+            .collect()
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anklume_plan::diff;
 
-use super::show::read_plan;
+use super::show::{read_plan, to_stdout};
 use crate::Outcome;
 
 /// Rendering of `diff`.
@@ -39,14 +39,13 @@ pub fn run(args: Args) -> Outcome {
         }
     };
     let d = diff::diff(&old.plan, &new.plan);
-    match args.format {
-        DiffFormat::Text => print!("{}", diff::render_text(&d)),
-        DiffFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&d).expect("diff serialises")
-        ),
-    }
-    if d.is_empty() {
+    let written = to_stdout(|mut w| match args.format {
+        DiffFormat::Text => diff::write_text(&mut w, &d),
+        DiffFormat::Json => anklume_plan::render::write_json_value(&mut w, &d),
+    });
+    if !matches!(written, Outcome::Ok) {
+        written
+    } else if d.is_empty() {
         Outcome::Ok
     } else {
         Outcome::Invalid

@@ -1,5 +1,6 @@
 //! `anklume show`: render a plan file.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anklume_plan::codec::{self, PlanFile};
@@ -30,10 +31,26 @@ pub struct Args {
     pub format: ShowFormat,
 }
 
-/// Read and decode a plan file; the error is ready to print.
+/// Read and decode a plan file; the error is ready to print. The size is
+/// checked before reading, and a FIFO or device is read only as far as a
+/// plan's envelope announces (see `anklume_plan::codec::read`).
 pub fn read_plan(path: &Path) -> Result<PlanFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    codec::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    codec::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Write a rendering to stdout as it is produced. A closed pipe (`| head`)
+/// ends the output quietly; any other write error is reported.
+pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Outcome {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match write(&mut w).and_then(|()| w.flush()) {
+        Ok(()) => Outcome::Ok,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: writing the output: {e}");
+            Outcome::Failed
+        }
+    }
 }
 
 /// Run it.
@@ -45,12 +62,32 @@ pub fn run(args: Args) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    let out = match args.format {
-        ShowFormat::Text => render::text(&file),
-        ShowFormat::Ron => render::ron(&file.plan),
-        ShowFormat::Json => render::json(&file),
-        ShowFormat::Dot => render::dot(&file.plan),
-    };
-    print!("{out}");
-    Outcome::Ok
+    to_stdout(|mut w| match args.format {
+        ShowFormat::Text => render::write_text(&mut w, &file),
+        ShowFormat::Ron => render::write_ron(&mut w, &file.plan),
+        ShowFormat::Json => render::write_json(&mut w, &file),
+        ShowFormat::Dot => render::write_dot(&mut w, &file.plan),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endless_and_oversized_inputs_are_clear_errors() {
+        // Before: /dev/zero was read whole until the process ran out of memory.
+        let e = read_plan(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e, "/dev/zero: not an anklume plan (wrong magic bytes)");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.bin");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(codec::MAX_FILE + 1)
+            .unwrap();
+        let e = read_plan(&big).unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+        let e = read_plan(dir.path()).unwrap_err();
+        assert!(e.contains("directory"), "{e}");
+    }
 }
