@@ -7,7 +7,7 @@
 //!   were;
 //! - no control character quoted from the user reaches the terminal: messages,
 //!   labels, help lines and the source lines of snippets show them escaped
-//!   (`\x1b`, `\u202e`), see [`escape`];
+//!   (`\x1b`, `\u{202e}`), see [`escape`];
 //! - a snippet shows at most about [`MAX_COLUMNS`] columns of a long source
 //!   line, cut around the label and marked with `…`.
 
@@ -62,48 +62,12 @@ fn cap<'d>(diags: &'d [Diagnostic], omitted: &[Omitted]) -> (Vec<&'d Diagnostic>
     (kept, all)
 }
 
-/// The escaped form of a character that must not reach a terminal raw:
-/// C0 controls (tab and line feed included when `keep_layout` is false), DEL,
-/// C1 controls, the Unicode line and paragraph separators, bidirectional
-/// overrides and isolates, and the byte-order mark.
-fn escaped(c: char, keep_tab: bool) -> Option<String> {
-    match c {
-        '\t' if keep_tab => None,
-        '\t' => Some("\\t".into()),
-        '\n' => Some("\\n".into()),
-        '\r' => Some("\\r".into()),
-        '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' => Some(format!("\\x{:02x}", c as u32)),
-        '\u{200e}'
-        | '\u{200f}'
-        | '\u{2028}'
-        | '\u{2029}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{feff}' => Some(format!("\\u{:04x}", c as u32)),
-        _ => None,
-    }
-}
-
 /// `s` with every character that could drive a terminal (controls, line
 /// breaks, bidirectional overrides) written as an escape (`\x1b`, `\n`,
-/// `\u202e`). Borrowed when nothing needs escaping.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    escape_with(s, false)
-}
-
-fn escape_with(s: &str, keep_tab: bool) -> Cow<'_, str> {
-    if !s.chars().any(|c| escaped(c, keep_tab).is_some()) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match escaped(c, keep_tab) {
-            Some(e) => out.push_str(&e),
-            None => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+/// `\u{202e}`); borrowed when nothing needs escaping. anklume's one
+/// implementation, shared with the plan renderings and the CLI.
+pub use anklume_term::display as escape;
+use anklume_term::{display_keep_tab, escaped_len_keep_tab as escaped_len};
 
 /// Messages, labels and help lines longer than this many characters are cut.
 pub const MAX_MESSAGE: usize = 1000;
@@ -119,13 +83,6 @@ pub fn shown(s: &str) -> Cow<'_, str> {
             thousands(s.chars().count())
         )),
     }
-}
-
-/// Length in bytes of the escaped form of `s` (tabs kept).
-fn escaped_len(s: &str) -> usize {
-    s.chars()
-        .map(|c| escaped(c, true).map_or(c.len_utf8(), |e| e.len()))
-        .sum()
 }
 
 /// One source line as shown in a snippet.
@@ -283,7 +240,7 @@ impl<'s> View<'s> {
                     view.text.push('…');
                 }
                 let c0 = view.text.len();
-                view.text.push_str(&escape_with(&text[ws..we], true));
+                view.text.push_str(&display_keep_tab(&text[ws..we]));
                 let c1 = view.text.len();
                 let cut_end = we < content_end;
                 if cut_end {
@@ -582,8 +539,8 @@ mod tests {
         assert_eq!(escape("plain"), "plain");
         assert_eq!(escape("a\u{1b}[31mb"), "a\\x1b[31mb");
         assert_eq!(escape("a\r\nb\t"), "a\\r\\nb\\t");
-        assert_eq!(escape("\u{7f}\u{85}\u{9b}"), "\\x7f\\x85\\x9b");
-        assert_eq!(escape("x\u{202e}y"), "x\\u202ey");
+        assert_eq!(escape("\u{7f}\u{85}\u{9b}"), "\\x7f\\u{85}\\u{9b}");
+        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
     }
 
     #[test]

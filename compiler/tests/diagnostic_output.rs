@@ -102,7 +102,7 @@ fn no_control_character_reaches_the_output() {
     let text = render_text(&c.diags, &loaded.sources, false);
     assert!(text.contains("typo\\x1bc"), "{text}");
     assert!(
-        text.contains("title \\x1b]0;pwned\\x07 and \\x9b2J and \\u202ertl"),
+        text.contains("title \\x1b]0;pwned\\x07 and \\u{9b}2J and \\u{202e}rtl"),
         "{text}"
     );
     assert!(text.contains("error[E0209]"), "{text}");

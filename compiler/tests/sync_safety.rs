@@ -347,14 +347,17 @@ proptest! {
         machines in 1..4usize,
     ) {
         prop_assume!(!has_marker_line(&before) && !has_marker_line(&after));
-        let mut text = infra(&format!("{desc:?}"));
-        for i in 1..machines {
-            text.push_str(&format!("      work-m{i}: {{}}\n"));
-        }
-        let ir = ir(&text);
+        let text_for = |desc: &str| {
+            let mut text = infra(&format!("{desc:?}"));
+            for i in 1..machines {
+                text.push_str(&format!("      work-m{i}: {{}}\n"));
+            }
+            text
+        };
+        let first = ir(&text_for(&desc));
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path();
-        sync(&ir, &opts(base, false)).unwrap();
+        sync(&first, &opts(base, false)).unwrap();
         let f = base.join("host_vars/work-dev.yml");
         let generated = std::fs::read(&f).unwrap();
         // The user's bytes before the block (ending the line) and after it.
@@ -366,7 +369,7 @@ proptest! {
         mine.push(b'\n');
         mine.extend_from_slice(&after);
         std::fs::write(&f, &mine).unwrap();
-        let changed = ir_with_desc(&text);
+        let changed = ir(&text_for(&format!("changed-{desc}")));
         sync(&changed, &opts(base, false)).unwrap();
         let got = std::fs::read(&f).unwrap();
         let mut prefix = before.clone();
@@ -413,9 +416,4 @@ proptest! {
         prop_assert!(hv.join("damaged.yml").exists(), "{:?}", report);
         prop_assert_eq!(std::fs::read(hv.join("damaged.yml")).unwrap(), damaged);
     }
-}
-
-/// The same infra with another description (so the block changes).
-fn ir_with_desc(text: &str) -> Ir {
-    ir(&text.replacen("description: ", "description: changed-", 1))
 }

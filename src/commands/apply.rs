@@ -67,7 +67,7 @@ pub struct Args {
 /// A value from the plan or from Incus, with control characters escaped:
 /// a name, key or error can never move the cursor or fake a line.
 fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    anklume_compiler::render::escape(s)
+    anklume_term::display(s)
 }
 
 fn describe(action: &Action) -> String {

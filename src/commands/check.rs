@@ -20,7 +20,7 @@ pub fn run(args: Args) -> Outcome {
     let c = match load_and_compile(args.source.as_deref()) {
         Ok((c, _)) => c,
         Err(msg) => {
-            eprintln!("error: {}", anklume_compiler::render::escape(&msg));
+            eprintln!("error: {}", anklume_term::display(&msg));
             return Outcome::Failed;
         }
     };

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anklume_compiler::ansible::protect::Protection;
 use anklume_compiler::ansible::sync::{sync, FileStatus, SyncError, SyncOptions, SyncReport};
+use anklume_term::display as escape;
 
 use super::{load_and_compile, print_diags, summary, DiagFormat};
 use crate::Outcome;
@@ -95,7 +96,7 @@ pub fn run(args: Args) -> Outcome {
 fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> String {
     // One write at the end: 10,000 lines are 10,000 syscalls otherwise.
     let mut out = String::new();
-    let shown = |rel: &str| escape(&shown(base, rel));
+    let shown = |rel: &str| escape(&shown(base, rel)).into_owned();
     for t in &report.stale_temps {
         let _ = writeln!(
             out,
@@ -164,17 +165,4 @@ fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> Stri
         );
     }
     out
-}
-
-/// `s` with control characters shown as escapes.
-fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
