@@ -2,33 +2,12 @@
 //! them: files it cannot parse, marker text in values, user bytes, links,
 //! special files, a halfway failure.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn anklume(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir, args).output().expect("runs")
-}
-
-fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_anklume"));
-    c.args(args)
-        .current_dir(dir)
-        .env("ANKLUME_SKIP_HOST_SUBNET_CHECK", "1")
-        .env("ANKLUME_CONTEXT_DIR", dir.join("no-context"))
-        .env("ANKLUME_STATE_DIR", dir.join("state"))
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{anklume, anklume_command as cmd, text};
 
 const INFRA: &str = "project_name: t\nglobal:\n  addressing: {}\n  default_os_image: \"images:debian/13\"\ndomains:\n  work:\n    description: DESC\n    trust_level: trusted\n    machines:\n      work-dev:\n        roles: [base_system]\n      work-b: {}\n";
 

@@ -140,96 +140,56 @@ fn read(cwd: &Path, p: &Path) -> Result<String, IoError> {
     })
 }
 
-/// What is at a source path inside an `infra/` directory.
-enum Entry {
-    /// Nothing.
-    Absent,
-    /// A regular file (possibly through a link that stays inside `root`).
+/// What a source path inside an `infra/` directory must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A YAML file.
     File,
+    /// The `domains/` directory.
+    Dir,
 }
 
-/// Look at `p` (relative to `cwd`), a file of the infra directory `root`.
-/// A symbolic link is followed only when it resolves to a regular file
-/// inside `root`; a dangling link, a link leading outside `root`, a
-/// directory, a FIFO or a device is an error, never skipped: a source file
-/// that silently vanished would drop its domain (and `sync
-/// --clean-orphans` would then delete that domain's files).
-fn entry(cwd: &Path, root: &Path, p: &Path) -> Result<Entry, IoError> {
+/// Look at `p` (relative to `cwd`), inside the infra directory `root`:
+/// `Ok(false)` when nothing is there, `Ok(true)` when it is what `want`
+/// says. A symbolic link is followed only when it resolves inside `root`;
+/// a dangling link, a link leading outside `root`, or the wrong kind of
+/// file (a directory for a YAML file, a file for `domains/`, a FIFO, a
+/// device) is an error, never skipped: a source that silently vanished
+/// would drop its domains (and `sync --clean-orphans` would then delete
+/// their files).
+fn inspect(cwd: &Path, root: &Path, p: &Path, want: Want) -> Result<bool, IoError> {
     let full = cwd.join(p);
     let err = |what: String| IoError {
         message: format!("{}: {what}", p.display()),
     };
     let meta = match std::fs::symlink_metadata(&full) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Absent),
-        Err(e) => return Err(err(e.to_string())),
-    };
-    if meta.file_type().is_symlink() {
-        let real = std::fs::canonicalize(&full)
-            .map_err(|e| err(format!("a symbolic link that cannot be followed ({e})")))?;
-        let root = std::fs::canonicalize(cwd.join(root)).map_err(|e| err(e.to_string()))?;
-        if !real.starts_with(&root) {
-            return Err(err(format!(
-                "a symbolic link to {}, outside {}: anklume does not follow links out of the infra directory (copy the file in instead)",
-                real.display(),
-                root.display()
-            )));
-        }
-        let m = std::fs::metadata(&real).map_err(|e| err(e.to_string()))?;
-        if !m.is_file() {
-            return Err(err(
-                "a symbolic link to something that is not a regular file".into(),
-            ));
-        }
-        return Ok(Entry::File);
-    }
-    if meta.is_file() {
-        Ok(Entry::File)
-    } else if meta.is_dir() {
-        Err(err("a directory, not a YAML file".into()))
-    } else {
-        Err(err("not a regular file".into()))
-    }
-}
-
-/// Whether the infra directory `root` has a `domains/` directory at `ddir`.
-/// A link there is followed only when it stays inside `root`; a dangling
-/// link, a link out of `root`, or a `domains` that is not a directory is an
-/// error: every domain under it would otherwise silently vanish.
-fn domains_dir(cwd: &Path, root: &Path, ddir: &Path) -> Result<bool, IoError> {
-    let full = cwd.join(ddir);
-    let err = |what: String| IoError {
-        message: format!("{}: {what}", ddir.display()),
-    };
-    let meta = match std::fs::symlink_metadata(&full) {
-        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(err(e.to_string())),
     };
-    if meta.file_type().is_symlink() {
+    let meta = if meta.file_type().is_symlink() {
         let real = std::fs::canonicalize(&full)
             .map_err(|e| err(format!("a symbolic link that cannot be followed ({e})")))?;
         let root = std::fs::canonicalize(cwd.join(root)).map_err(|e| err(e.to_string()))?;
         if !real.starts_with(&root) {
             return Err(err(format!(
-                "a symbolic link to {}, outside {}: anklume does not follow links out of the infra directory",
+                "a symbolic link to {}, outside {}: anklume does not follow links out of the infra directory (copy it in instead)",
                 real.display(),
                 root.display()
             )));
         }
-        if !real.is_dir() {
-            return Err(err(
-                "a symbolic link to something that is not a directory".into()
-            ));
-        }
-        return Ok(true);
-    }
-    if meta.is_dir() {
-        Ok(true)
+        std::fs::metadata(&real).map_err(|e| err(e.to_string()))?
     } else {
-        Err(err(
+        meta
+    };
+    match want {
+        Want::File if meta.is_file() => Ok(true),
+        Want::File if meta.is_dir() => Err(err("a directory, not a YAML file".into())),
+        Want::File => Err(err("not a regular file".into())),
+        Want::Dir if meta.is_dir() => Ok(true),
+        Want::Dir => Err(err(
             "not a directory (domain files go in infra/domains/)".into()
-        ))
+        )),
     }
 }
 
@@ -244,7 +204,7 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
         }
         Origin::Dir(d) => {
             let base = d.join("base.yml");
-            if matches!(entry(cwd, d, &base)?, Entry::Absent) {
+            if !inspect(cwd, d, &base, Want::File)? {
                 return Ok(Loaded {
                     origin: Some(origin.clone()),
                     sources: Sources::default(),
@@ -261,7 +221,7 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
             let mut files = vec![(base.clone(), read(cwd, &base)?)];
             let mut domain_files = Vec::new();
             let ddir = d.join("domains");
-            let has_domains_dir = domains_dir(cwd, d, &ddir)?;
+            let has_domains_dir = inspect(cwd, d, &ddir, Want::Dir)?;
             if has_domains_dir {
                 let entries = std::fs::read_dir(cwd.join(&ddir)).map_err(|e| IoError {
                     message: format!("{}: {e}", ddir.display()),
@@ -293,16 +253,17 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                 names.sort();
                 for n in names {
                     let p = ddir.join(&n);
-                    if let Entry::File = entry(cwd, d, &p)? {
+                    if inspect(cwd, d, &p, Want::File)? {
                         let text = read(cwd, &p)?;
                         domain_files.push((p, text));
                     }
                 }
             }
             let pol = d.join("policies.yml");
-            let policies = match entry(cwd, d, &pol)? {
-                Entry::File => Some((pol.clone(), read(cwd, &pol)?)),
-                Entry::Absent => None,
+            let policies = if inspect(cwd, d, &pol, Want::File)? {
+                Some((pol.clone(), read(cwd, &pol)?))
+            } else {
+                None
             };
             files.extend(domain_files);
             let npol = policies.is_some();

@@ -192,7 +192,7 @@ pub fn resolves_to_non_str(s: &str) -> bool {
 
 /// Hand-written equivalents of the implicit resolvers of PyYAML's
 /// `resolver.py` (every pattern is ASCII-only, so byte matching is exact).
-mod resolver {
+pub(crate) mod resolver {
     /// `yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF`
     pub fn is_bool(s: &str) -> bool {
         matches!(

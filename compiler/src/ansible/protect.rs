@@ -173,7 +173,7 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                             Some(t) if core(&t) && &*t.suffix == "bool" => {
                                 match scalar(&value, ScalarStyle::Plain) {
                                     h @ (Held::Truthy | Held::Falsy)
-                                        if is_bool_word(&value) =>
+                                        if crate::ansible::emit::resolver::is_bool(&value) =>
                                     {
                                         h
                                     }
@@ -209,31 +209,6 @@ fn record(domain: &mut Option<Held>, instance: &mut Option<Held>, key: &str, hel
         "instance_ephemeral" => *instance = Some(held),
         _ => {}
     }
-}
-
-/// YAML 1.1's boolean words (PyYAML's resolver).
-fn is_bool_word(v: &str) -> bool {
-    matches!(
-        v,
-        "yes"
-            | "Yes"
-            | "YES"
-            | "no"
-            | "No"
-            | "NO"
-            | "true"
-            | "True"
-            | "TRUE"
-            | "false"
-            | "False"
-            | "FALSE"
-            | "on"
-            | "On"
-            | "ON"
-            | "off"
-            | "Off"
-            | "OFF"
-    )
 }
 
 /// A scalar's truthiness as v1 (PyYAML, YAML 1.1) would see it, erring on
