@@ -57,13 +57,6 @@ pub fn block(yaml: &str) -> String {
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Whether `line` (without its line break) is the marker `marker` as a
-/// whole line: the marker at column 0, then only spaces or tabs.
-fn is_marker_line(line: &[u8], marker: &str) -> bool {
-    line.strip_prefix(marker.as_bytes())
-        .is_some_and(|rest| rest.iter().all(|b| matches!(b, b' ' | b'\t')))
-}
-
 /// The length of the line break at the start of `text`, if any: `\n`,
 /// `\r\n`, a lone `\r`, and the breaks YAML 1.1 readers such as PyYAML (and
 /// so Ansible) also honour: NEL (U+0085), LS (U+2028) and PS (U+2029).
@@ -98,15 +91,41 @@ fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8], usize)> {
     })
 }
 
+/// Whether the marker text found at `at` in `text` stands on a line of its
+/// own: at the start of `text` or right after a line break, and followed
+/// only by spaces or tabs up to a line break or the end.
+fn marker_line_at(text: &[u8], at: usize, marker: &str) -> bool {
+    let starts_line = at == 0
+        || matches!(text[at - 1], b'\n' | b'\r')
+        || (at >= 2 && text[at - 2..at] == [0xC2, 0x85])
+        || (at >= 3 && matches!(text[at - 3..at], [0xE2, 0x80, 0xA8 | 0xA9]));
+    if !starts_line {
+        return false;
+    }
+    let rest = &text[at + marker.len()..];
+    let blanks = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    blanks == rest.len() || break_len(&rest[blanks..]).is_some()
+}
+
+/// The start of the first `marker` line at or after `from` (found with a
+/// vectorised substring search, then checked to be a whole line).
+fn find_marker_line(text: &[u8], from: usize, marker: &str) -> Option<usize> {
+    memchr::memmem::find_iter(&text[from..], marker.as_bytes())
+        .map(|i| from + i)
+        .find(|&at| marker_line_at(text, at, marker))
+}
+
 /// The byte range of the first managed span of `text`: from the start of
 /// the first [`BEGIN`] line up to and including the [`END`] marker text of
 /// the first [`END`] line after it. What follows the end marker on its line
 /// (trailing blanks) and the line break stay outside the span, so CRLF
 /// files keep their line breaks.
 fn first_span(text: &[u8]) -> Option<std::ops::Range<usize>> {
-    let mut it = lines(text);
-    let start = it.find(|(_, l, _)| is_marker_line(l, BEGIN))?.0;
-    let end = it.find(|(_, l, _)| is_marker_line(l, END))?.0 + END.len();
+    let start = find_marker_line(text, 0, BEGIN)?;
+    let end = find_marker_line(text, start + BEGIN.len(), END)? + END.len();
     Some(start..end)
 }
 
@@ -244,7 +263,8 @@ pub fn managed_body(existing: &[u8]) -> Option<&[u8]> {
 
 /// Whether some line of `yaml` would be taken for a marker line.
 pub fn holds_marker_line(yaml: &str) -> bool {
-    lines(yaml.as_bytes()).any(|(_, l, _)| is_marker_line(l, BEGIN) || is_marker_line(l, END))
+    let t = yaml.as_bytes();
+    find_marker_line(t, 0, BEGIN).is_some() || find_marker_line(t, 0, END).is_some()
 }
 
 /// `text` without one leading `\n` or `\r\n`.
@@ -257,6 +277,13 @@ fn skip_line_break(text: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `line` (without its line break) is the marker `marker` as a
+    /// whole line: the marker at column 0, then only spaces or tabs.
+    fn is_marker_line(line: &[u8], marker: &str) -> bool {
+        line.strip_prefix(marker.as_bytes())
+            .is_some_and(|rest| rest.iter().all(|b| matches!(b, b' ' | b'\t')))
+    }
     use proptest::prelude::*;
 
     const YAML: &str = "a: 1\nb:\n  - x\n";

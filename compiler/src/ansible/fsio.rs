@@ -57,6 +57,11 @@ pub fn kind_name(t: std::fs::FileType) -> &'static str {
 /// without blocking on a FIFO; refuse anything but a regular file. `None`
 /// when nothing is there.
 pub fn open_regular(path: &Path) -> Result<Option<File>, PathProblem> {
+    Ok(open_regular_sized(path)?.map(|(f, _)| f))
+}
+
+/// [`open_regular`], with the file's size.
+fn open_regular_sized(path: &Path) -> Result<Option<(File, u64)>, PathProblem> {
     let f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -74,28 +79,32 @@ pub fn open_regular(path: &Path) -> Result<Option<File>, PathProblem> {
             return Err(PathProblem::Io(e));
         }
     };
-    let t = f.metadata().map_err(PathProblem::Io)?.file_type();
-    if !t.is_file() {
-        return Err(PathProblem::Kind(kind_name(t)));
+    let m = f.metadata().map_err(PathProblem::Io)?;
+    if !m.file_type().is_file() {
+        return Err(PathProblem::Kind(kind_name(m.file_type())));
     }
-    Ok(Some(f))
+    Ok(Some((f, m.len())))
 }
 
 /// The bytes of the regular file at `path` (`None` when absent), read
 /// without following links. At most `limit` bytes are read: a longer file
 /// is an error.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PathProblem> {
-    let Some(f) = open_regular(path)? else {
+    let Some((f, len)) = open_regular_sized(path)? else {
         return Ok(None);
     };
-    let mut bytes = Vec::new();
+    let too_big = || PathProblem::Io(std::io::Error::other(format!("larger than {limit} bytes")));
+    if len > limit {
+        return Err(too_big());
+    }
+    // Sized from the file's length: one read, plus the one that sees the
+    // end (the bound still holds if the file grows meanwhile).
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     f.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(PathProblem::Io)?;
     if bytes.len() as u64 > limit {
-        return Err(PathProblem::Io(std::io::Error::other(format!(
-            "larger than {limit} bytes"
-        ))));
+        return Err(too_big());
     }
     Ok(Some(bytes))
 }
@@ -226,30 +235,6 @@ pub fn lock_tree(base: &Path) -> Result<TreeLock, LockError> {
         Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(path)),
         Err(std::fs::TryLockError::Error(e)) => Err(LockError::Problem(path, PathProblem::Io(e))),
     }
-}
-
-/// Remove the temporary files a killed sync left in `dir` (regular files
-/// named like [`write_atomic`]'s); returns their names. Only call it while
-/// holding the tree lock: then no running sync owns them.
-pub fn remove_stale_temps(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut removed = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
-        Err(e) => return Err(e),
-    };
-    for e in entries {
-        let e = e?;
-        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if is_temp_name(&name) && e.file_type()?.is_file() {
-            std::fs::remove_file(e.path())?;
-            removed.push(name);
-        }
-    }
-    removed.sort();
-    Ok(removed)
 }
 
 #[cfg(test)]

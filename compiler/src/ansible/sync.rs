@@ -141,15 +141,6 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     if gen.is_empty() {
         return Ok(SyncReport::default());
     }
-    if let Some(f) = gen.iter().find(|f| block::holds_marker_line(&f.yaml)) {
-        // Cannot happen with the PyYAML-style emitter (it quotes and
-        // indents multi-line strings); refuse rather than write a block the
-        // next sync would misread.
-        return Err(refused(
-            Path::new(&f.path),
-            "internal error: the generated YAML holds a managed-block marker line",
-        ));
-    }
     let base = &opts.base_dir;
     let mut report = SyncReport::default();
     let _lock = if opts.dry_run {
@@ -164,12 +155,6 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     for sub in TREE_DIRS {
         let dir = base.join(sub);
         fsio::ensure_dir(&dir, !opts.dry_run).map_err(|p| refused(&dir, p))?;
-        if !opts.dry_run {
-            let removed = fsio::remove_stale_temps(&dir).map_err(|e| refused(&dir, e))?;
-            report
-                .stale_temps
-                .extend(removed.into_iter().map(|n| format!("{sub}/{n}")));
-        }
     }
     // Read and merge everything first: a file anklume cannot read stops the
     // sync before anything is written.
@@ -177,6 +162,15 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
         .par_iter()
         .map(|f| {
             let path = base.join(&f.path);
+            if block::holds_marker_line(&f.yaml) {
+                // Cannot happen with the PyYAML-style emitter (it quotes
+                // and indents multi-line strings); refuse rather than write
+                // a block the next sync would misread.
+                return Err(refused(
+                    &path,
+                    "internal error: the generated YAML holds a managed-block marker line",
+                ));
+            }
             let existing =
                 fsio::read_regular(&path, MAX_FILE_BYTES).map_err(|p| refused(&path, p))?;
             let new = block::merge(existing.as_deref(), &f.yaml).map_err(|e| {
@@ -204,7 +198,11 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
             Err(e) => failures.push((f.path.clone(), e)),
         }
     }
-    report.orphans = orphans(ir, base);
+    // One listing of each directory finds the orphans and, under the lock,
+    // the temporary files a killed sync left behind.
+    let (orphans, temps) = scan(ir, base, !opts.dry_run);
+    report.orphans = orphans;
+    report.stale_temps = temps;
     if !failures.is_empty() {
         return Err(SyncError::Partial { report, failures });
     }
@@ -230,8 +228,15 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
 /// orphans: anklume does not write them. Links and other
 /// non-regular files are listed as [`Protection::Unknown`], never followed.
 pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
+    scan(ir, base, false).0
+}
+
+/// The orphans under `base`, and (with `remove_temps`, only while holding
+/// the tree lock) the temporary files of a killed sync, removed.
+fn scan(ir: &Ir, base: &Path, remove_temps: bool) -> (Vec<Orphan>, Vec<String>) {
     let (domains, machines) = known_stems(ir);
     let mut out = Vec::new();
+    let mut temps = Vec::new();
     for (sub, owned) in [
         ("inventory", &domains),
         ("group_vars", &domains),
@@ -256,6 +261,14 @@ pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
                 }
                 continue;
             };
+            if remove_temps
+                && fsio::is_temp_name(name)
+                && e.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                temps.push(format!("{sub}/{name}"));
+                continue;
+            }
             let Some(stem) = name.strip_suffix(".yml") else {
                 continue;
             };
@@ -283,5 +296,6 @@ pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
             protection,
         }));
     }
-    out
+    temps.sort();
+    (out, temps)
 }
