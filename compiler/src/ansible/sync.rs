@@ -75,6 +75,16 @@ pub struct SyncOptions {
     pub clean_orphans: bool,
 }
 
+/// What the read phase found for one file.
+enum Pending {
+    /// The file holds exactly the right bytes.
+    Unchanged,
+    /// No file yet.
+    New,
+    /// The file's new bytes.
+    Changed(Vec<u8>),
+}
+
 /// Why a sync failed.
 #[derive(Debug)]
 pub enum SyncError {
@@ -158,7 +168,7 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     }
     // Read and merge everything first: a file anklume cannot read stops the
     // sync before anything is written.
-    let merged: Vec<Result<Option<Vec<u8>>, SyncError>> = gen
+    let merged: Vec<Result<Pending, SyncError>> = gen
         .par_iter()
         .map(|f| {
             let path = base.join(&f.path);
@@ -171,23 +181,38 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
                     "internal error: the generated YAML holds a managed-block marker line",
                 ));
             }
-            let existing =
-                fsio::read_regular(&path, MAX_FILE_BYTES).map_err(|p| refused(&path, p))?;
-            let new = block::merge(existing.as_deref(), &f.yaml).map_err(|e| {
+            let Some(existing) =
+                fsio::read_regular(&path, MAX_FILE_BYTES).map_err(|p| refused(&path, p))?
+            else {
+                // Built when written: nothing to hold meanwhile.
+                return Ok(Pending::New);
+            };
+            let new = block::merge(Some(&existing), &f.yaml).map_err(|e| {
                 refused(&path, format!("anklume cannot add its managed block: {e}"))
             })?;
-            Ok((existing.as_deref() != Some(new.as_slice())).then_some(new))
+            Ok(if existing == new {
+                Pending::Unchanged
+            } else {
+                Pending::Changed(new)
+            })
         })
         .collect();
-    let merged: Vec<Option<Vec<u8>>> = merged.into_iter().collect::<Result<_, _>>()?;
+    let merged: Vec<Pending> = merged.into_iter().collect::<Result<_, _>>()?;
     let outcomes: Vec<Result<FileStatus, std::io::Error>> = gen
         .par_iter()
         .zip(merged.par_iter())
-        .map(|(f, new)| match new {
-            None => Ok(FileStatus::Unchanged),
-            Some(_) if opts.dry_run => Ok(FileStatus::Written),
-            Some(bytes) => {
-                fsio::write_atomic(&base.join(&f.path), bytes).map(|()| FileStatus::Written)
+        .map(|(f, pending)| {
+            let path = base.join(&f.path);
+            match pending {
+                Pending::Unchanged => Ok(FileStatus::Unchanged),
+                _ if opts.dry_run => Ok(FileStatus::Written),
+                Pending::New => {
+                    let bytes = block::merge(None, &f.yaml).expect("a new file always merges");
+                    fsio::write_atomic(&path, &bytes).map(|()| FileStatus::Written)
+                }
+                Pending::Changed(bytes) => {
+                    fsio::write_atomic(&path, bytes).map(|()| FileStatus::Written)
+                }
             }
         })
         .collect();
