@@ -1,7 +1,7 @@
 //! Host facts, gathered before compiling (the compiler does no I/O):
 //! nesting context files, host CPU and memory, host interface networks.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,20 +46,19 @@ pub fn gather(wanted: Wanted) -> HostFacts {
     }
 }
 
-/// `GET /1.0/resources` over the Incus socket: (cpu.total, memory.total).
+/// `GET /1.0/resources` through the executor's Incus client (its socket
+/// discovery, timeouts and envelope decoding): (cpu.total, memory.total).
+/// `None` when there is no Incus to ask.
 fn incus_resources() -> Option<(f64, u64)> {
-    let path = anklume_executor::client::socket_path();
-    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /1.0/resources HTTP/1.0\r\nHost: incus\r\n\r\n")
+    let incus = anklume_executor::Incus::from_env();
+    if !incus.socket().exists() {
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let body = text.split_once("\r\n\r\n")?.1;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let md = v.get("metadata")?;
+    let md = rt.block_on(incus.get("/1.0/resources")).ok()?.metadata;
     let cpu = md.get("cpu")?.get("total")?.as_u64()?;
     let mem = md.get("memory")?.get("total")?.as_u64()?;
     (cpu > 0 && mem > 0).then_some((cpu as f64, mem))
