@@ -18,7 +18,7 @@ pub struct Wanted {
 pub fn gather(wanted: Wanted) -> HostFacts {
     let ctx = std::env::var_os("ANKLUME_CONTEXT_DIR").unwrap_or_else(|| "/etc/anklume".into());
     let ctx = Path::new(&ctx);
-    let read = |name: &str| std::fs::read_to_string(ctx.join(name)).ok();
+    let read = |name: &str| read_context_file(&ctx.join(name));
     let is_true = |s: &str| s.trim().eq_ignore_ascii_case("true");
     let skip_subnet_check = std::env::var("ANKLUME_SKIP_HOST_SUBNET_CHECK").as_deref() == Ok("1");
     let (cpu, memory) = if wanted.resources {
@@ -44,6 +44,28 @@ pub fn gather(wanted: Wanted) -> HostFacts {
         },
         skip_subnet_check,
     }
+}
+
+/// A nesting context file: a regular file (never a FIFO or a device, which
+/// could block or never end), at most 4 KiB, UTF-8; anything else counts as
+/// absent.
+fn read_context_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        eprintln!(
+            "warning: {} is not a regular file: ignored",
+            anklume_term::display(&path.to_string_lossy())
+        );
+        return None;
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// `GET /1.0/resources` through the executor's Incus client (its socket

@@ -34,6 +34,12 @@ fn own_fd(path: &Path) -> Option<i32> {
     None
 }
 
+/// A path as printed in messages: control characters escaped (a file name
+/// may hold anything).
+pub fn shown(path: &Path) -> String {
+    anklume_term::display(&path.to_string_lossy()).into_owned()
+}
+
 /// Write `bytes` to the output file `path`.
 pub fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(fd) = own_fd(path) {

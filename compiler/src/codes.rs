@@ -33,7 +33,7 @@ codes! {
     "E0203" "missing-key" "A required key is missing.";
     "E0204" "not-allowed-value" "A value is not one of the allowed words.";
     "E0205" "out-of-range" "A number is outside its allowed range.";
-    "E0206" "invalid-name" "A domain, machine or volume name breaks the naming rule.";
+    "E0206" "invalid-name" "A domain, machine, volume, profile or device name breaks the naming rule (Incus's rules for profiles and devices).";
     "E0207" "not-absolute-path" "A path must be absolute.";
     "E0208" "invalid-format" "A value has the wrong format (cron schedule, duration, percentage, size, base_subnet).";
     "E0209" "control-character" "A name, key, image alias or reference contains a control character.";
@@ -42,7 +42,7 @@ codes! {
     "E0303" "unknown-profile" "A machine uses a profile its domain does not define.";
     "E0304" "reserved-device-prefix" "A user device is named sv-* or pd-*, prefixes reserved for generated devices.";
     "E0305" "duplicate-mount-path" "Two volumes are mounted at the same path in one machine.";
-    "E0306" "reserved-name" "A domain or machine takes a name Ansible, anklume or Incus reserves (all, ungrouped, localhost, host, a number).";
+    "E0306" "reserved-name" "A name Ansible, anklume or Incus reserves: a domain or machine named all, ungrouped, localhost, host or a number; a profile named firewall-multi-nic; a volume device named eth0, root, sv-*, pd-* or like a device of its machine.";
     "E0307" "machine-named-like-domain" "A machine has the name of a domain.";
     "E0308" "name-too-long" "A name anklume derives (instance, device) is over Incus's 63-character limit.";
     "E0401" "subnet-id-taken" "Two domains claim the same subnet_id.";

@@ -206,6 +206,7 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     check_reserved_names(&mut cx, &ir);
     check_name_lengths(&mut cx, &ir);
     check_control_chars(&mut cx);
+    check_incus_object_names(&mut cx);
     check_ips(&mut cx, &ir, &subnets);
     check_policies(&mut cx, &ir);
     check_volumes(&mut cx, &ir);
@@ -519,7 +520,7 @@ fn domain_rules(cx: &mut Cx, ir: &Ir) {
                 .label("the bridge is named after the domain")
                 .with_help(format!(
                     "shorten the domain name to at most {} characters",
-                    15 - (dom.network_name.len() - d.name.text.len())
+                    15usize.saturating_sub(dom.network_name.len() - d.name.text.len())
                 )),
             );
         }
@@ -1995,5 +1996,129 @@ fn check_control_chars(cx: &mut Cx) {
             .label("control character in a name or key")
             .with_help("names, keys, image aliases and references are one line of printable text: remove the control character (free text such as descriptions and config values may keep them)"),
         );
+    }
+}
+
+/// The profile name anklume generates for the firewall VM's NICs.
+const FIREWALL_PROFILE: &str = "firewall-multi-nic";
+
+/// What is wrong with a name Incus takes as a device name
+/// (`IsDeviceName`: 1–63 characters of `[A-Za-z0-9/.:_-]`, not starting
+/// with `.`), if anything. Lengths are E0308's.
+fn device_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.starts_with('.') {
+        return Some("starts with `.`");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b':' | b'_'))
+    {
+        return Some("holds a character Incus refuses in a device name (allowed: letters, digits, `/ . - : _`)");
+    }
+    None
+}
+
+/// What is wrong with a profile name, if anything (Incus refuses an empty
+/// name, `/`, `.` and `..`; anklume also refuses blanks).
+fn profile_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name == "." || name == ".." {
+        return Some("is `.` or `..`");
+    }
+    if name.contains('/') || name.contains(char::is_whitespace) {
+        return Some("holds `/` or a blank, which Incus refuses in a profile name");
+    }
+    None
+}
+
+/// Names that become Incus objects without going through the domain and
+/// machine name pattern: profile names, device names, and the names of
+/// storage volumes with a `path` (each becomes a disk device of that name).
+/// Invalid ones are E0206; a user profile named like the one anklume
+/// generates, or a volume device taking the name of the instance's network
+/// card (`eth0`) or of a user device, is E0306. Control characters are
+/// E0209's.
+fn check_incus_object_names(cx: &mut Cx) {
+    let src = cx.src;
+    let mut out = Vec::new();
+    for d in &src.domains {
+        for p in &d.profiles {
+            let name = &p.name.text;
+            if has_control(name) {
+                continue;
+            }
+            if let Some(why) = profile_name_problem(name) {
+                out.push(
+                    Diagnostic::error(
+                        "E0206",
+                        format!("profile name '{}' {why}", short(name)),
+                        p.name.span,
+                    )
+                    .label("an Incus profile name")
+                    .with_help("name profiles with letters, digits, `-`, `_` and `.`"),
+                );
+            } else if name == FIREWALL_PROFILE {
+                out.push(Diagnostic::error("E0306", format!("profile name '{FIREWALL_PROFILE}' is reserved: anklume generates that profile for the firewall VM"), p.name.span)
+                    .label("reserved profile name")
+                    .with_help("give this profile another name"));
+            }
+        }
+        for m in &d.machines {
+            let mut device_names = Vec::new();
+            if let Some(devs) = m.devices.get() {
+                for dv in devs {
+                    let name = &dv.name.text;
+                    device_names.push(name.clone());
+                    if has_control(name) {
+                        continue;
+                    }
+                    if let Some(why) = device_name_problem(name) {
+                        out.push(Diagnostic::error("E0206", format!("device name '{}' {why}", short(name)), dv.name.span)
+                            .label("an Incus device name")
+                            .with_help("name devices with letters, digits and `/ . - : _`, not starting with `.`"));
+                    }
+                }
+            }
+            if let Field::Set(Value::Map(vols), sp) = &m.storage_volumes {
+                for (k, v) in vols {
+                    let Value::Str(name) = k else { continue };
+                    let has_path = matches!(v, Value::Map(e) if e.iter().any(|(k, _)| matches!(k, Value::Str(s) if s == "path")));
+                    if !has_path || has_control(name) {
+                        continue;
+                    }
+                    let why = if name.contains('/') {
+                        Some("holds `/`, which Incus refuses in a storage volume name")
+                    } else {
+                        device_name_problem(name)
+                    };
+                    if let Some(why) = why {
+                        out.push(Diagnostic::error("E0206", format!("storage volume '{}' of machine '{}' becomes a device of that name, and it {why}", short(name), m.name.text), *sp)
+                            .label("in these storage volumes")
+                            .with_help("name volumes with letters, digits and `/ . - : _`, not starting with `.`"));
+                    } else if name.chars().count() > 63 {
+                        out.push(Diagnostic::error("E0308", format!("storage volume '{}' of machine '{}' becomes a device name of {} characters; Incus allows 63", short(name), m.name.text, name.chars().count()), *sp)
+                            .label("in these storage volumes")
+                            .with_help("shorten the volume name to at most 63 characters"));
+                    } else if name == "eth0"
+                        || name == "root"
+                        || name.starts_with("sv-")
+                        || name.starts_with("pd-")
+                        || device_names.contains(name)
+                    {
+                        out.push(Diagnostic::error("E0306", format!("storage volume '{}' of machine '{}' becomes a device that would replace the instance's own device '{}'", short(name), m.name.text, short(name)), *sp)
+                            .label("in these storage volumes")
+                            .with_help("`eth0` (the network card), `root`, `sv-*`, `pd-*` and the machine's own device names are taken: rename the volume"));
+                    }
+                }
+            }
+        }
+    }
+    for d in out {
+        cx.push(d);
     }
 }

@@ -216,7 +216,50 @@ fn decode_with_factor(bytes: &[u8], factor: usize) -> Result<PlanFile, DecodeErr
             n.id.len()
         )));
     }
+    check_shape(&plan).map_err(DecodeError::Corrupt)?;
     Ok(PlanFile { header, plan })
+}
+
+/// The longest config key, device name or device option key a plan may
+/// hold. Renderings repeat a device's name on each of its option lines, so
+/// unbounded names made them quadratic; Incus's own keys and device names
+/// are far shorter (device names at most 63).
+pub const MAX_KEY_LEN: usize = 256;
+
+/// What the decoder's types cannot say: edges name existing nodes, once
+/// each, and keys and device names are of bounded length. Linear.
+fn check_shape(plan: &crate::Plan) -> Result<(), String> {
+    use crate::{Config, Devices, Resource};
+    let n = plan.nodes.len();
+    let mut seen = std::collections::HashSet::with_capacity(plan.edges.len());
+    for &(a, b) in &plan.edges {
+        if a as usize >= n || b as usize >= n {
+            return Err(format!("an edge names node {} of {n}", a.max(b)));
+        }
+        if !seen.insert((a, b)) {
+            return Err(format!("the edge {a} -> {b} is listed twice"));
+        }
+    }
+    let long = |k: &String| k.len() > MAX_KEY_LEN;
+    let config_ok = |c: &Config| !c.keys().any(long);
+    let devices_ok = |d: &Devices| d.iter().all(|(name, opts)| !long(name) && config_ok(opts));
+    for node in &plan.nodes {
+        let ok = match &node.resource {
+            Resource::Network(r) => config_ok(&r.config),
+            Resource::Project(r) => config_ok(&r.config) && devices_ok(&r.default_profile_devices),
+            Resource::Profile(r) => config_ok(&r.config) && devices_ok(&r.devices),
+            Resource::Volume(r) => config_ok(&r.config),
+            Resource::Instance(r) => config_ok(&r.config) && devices_ok(&r.devices),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!(
+                "node {} has a config key or device name over {MAX_KEY_LEN} bytes",
+                anklume_term::display(&node.id)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why a plan file could not be read.
@@ -315,6 +358,45 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_or_dangling_edges_and_long_names_are_refused() {
+        let node = |id: &str, devices: crate::Devices| Node {
+            id: id.into(),
+            domain: None,
+            origin: None,
+            resource: Resource::Profile(crate::Profile {
+                project: String::new(),
+                name: String::new(),
+                description: String::new(),
+                config: Default::default(),
+                devices,
+            }),
+        };
+        let mut f = PlanFile::default();
+        f.plan.nodes.push(node("a", Default::default()));
+        f.plan.nodes.push(node("b", Default::default()));
+        f.plan.edges = vec![(0, 1)];
+        decode(&encode(&f)).unwrap();
+        f.plan.edges = vec![(0, 1), (0, 1)];
+        assert!(decode(&encode(&f))
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        f.plan.edges = vec![(0, 2)];
+        assert!(decode(&encode(&f)).is_err());
+        f.plan.edges.clear();
+        let long: crate::Devices = [(
+            "x".repeat(MAX_KEY_LEN + 1),
+            [("k".to_string(), "v".to_string())].into(),
+        )]
+        .into();
+        f.plan.nodes.push(node("c", long));
+        assert!(decode(&encode(&f))
+            .unwrap_err()
+            .to_string()
+            .contains("over"));
+    }
     use crate::{Kind, Network, Node, Resource};
 
     fn sample() -> PlanFile {

@@ -128,7 +128,10 @@ pub fn ruleset(ir: &Ir) -> Nftables {
             .description
             .clone()
             .unwrap_or_else(|| format!("policy {}", i + 1));
-        let desc = desc.replace('\n', " ");
+        // A comment line of the ruleset: every control character escaped,
+        // so a description can neither end the comment nor reach a
+        // terminal raw.
+        let desc = anklume_plan::escape::display(&desc).into_owned();
         let (Some(from), Some(to)) = (resolve(ir, &p.from), resolve(ir, &p.to)) else {
             continue;
         };

@@ -73,13 +73,13 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
             Ok(()) => {
                 eprintln!(
                     "wrote {} (load it with `anklume nftables deploy {}`)",
-                    path.display(),
-                    path.display()
+                    crate::output::shown(path),
+                    crate::output::shown(path)
                 );
                 Outcome::Ok
             }
             Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
+                eprintln!("error: {}: {e}", crate::output::shown(path));
                 Outcome::Failed
             }
         },
@@ -100,7 +100,7 @@ fn deploy(file: &Path) -> Outcome {
     let bytes = match read_bounded(file) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
+            eprintln!("error: {}: {e}", crate::output::shown(file));
             return Outcome::Failed;
         }
     };
@@ -109,7 +109,7 @@ fn deploy(file: &Path) -> Outcome {
         Err(e) => {
             eprintln!(
                 "error: {}: not UTF-8 text (byte {}); nothing was loaded",
-                file.display(),
+                crate::output::shown(file),
                 e.utf8_error().valid_up_to()
             );
             return Outcome::Invalid;
@@ -119,7 +119,7 @@ fn deploy(file: &Path) -> Outcome {
     if let Err(refused) = anklume_executor::nft::syntax::check(&text) {
         eprintln!(
             "error: {}",
-            anklume_executor::nft::syntax::refusal_message(&file.display().to_string(), &refused)
+            anklume_executor::nft::syntax::refusal_message(&crate::output::shown(file), &refused)
         );
         eprintln!("nothing was loaded");
         return Outcome::Invalid;
@@ -146,7 +146,7 @@ fn deploy(file: &Path) -> Outcome {
         Ok(o) => {
             eprintln!(
                 "error: `nft -c -f {}` rejected the ruleset; nothing was loaded:\n{}",
-                file.display(),
+                crate::output::shown(file),
                 String::from_utf8_lossy(&o.stderr)
             );
             return Outcome::Invalid;
@@ -160,14 +160,14 @@ fn deploy(file: &Path) -> Outcome {
         Ok(o) if o.status.success() => {
             println!(
                 "loaded {} (table inet anklume replaced atomically)",
-                file.display()
+                crate::output::shown(file)
             );
             Outcome::Ok
         }
         Ok(o) => {
             eprintln!(
                 "error: `nft -f {}` failed; the previous table is unchanged:\n{}",
-                file.display(),
+                crate::output::shown(file),
                 String::from_utf8_lossy(&o.stderr)
             );
             Outcome::Invalid

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Outcome {
     match &args.output {
         Some(path) => {
             if let Err(e) = crate::output::write_output(path, &bytes) {
-                eprintln!("error: {}: {e}", path.display());
+                eprintln!("error: {}: {e}", crate::output::shown(path));
                 return Outcome::Failed;
             }
         }

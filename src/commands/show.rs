@@ -35,7 +35,7 @@ pub struct Args {
 /// checked before reading, and a FIFO or device is read only as far as a
 /// plan's envelope announces (see `anklume_plan::codec::read`).
 pub fn read_plan(path: &Path) -> Result<PlanFile, String> {
-    codec::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    codec::read(path).map_err(|e| format!("{}: {e}", crate::output::shown(path)))
 }
 
 /// Write a rendering to stdout as it is produced. A closed pipe (`| head`)
