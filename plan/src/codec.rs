@@ -359,9 +359,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn duplicate_or_dangling_edges_and_long_names_are_refused() {
-        let node = |id: &str, devices: crate::Devices| Node {
+    /// A profile node with these devices.
+    fn profile_node(id: &str, devices: crate::Devices) -> Node {
+        Node {
             id: id.into(),
             domain: None,
             origin: None,
@@ -372,7 +372,12 @@ mod tests {
                 config: Default::default(),
                 devices,
             }),
-        };
+        }
+    }
+
+    #[test]
+    fn duplicate_or_dangling_edges_and_long_names_are_refused() {
+        let node = profile_node;
         let mut f = PlanFile::default();
         f.plan.nodes.push(node("a", Default::default()));
         f.plan.nodes.push(node("b", Default::default()));
@@ -493,18 +498,7 @@ mod tests {
         let devices: crate::Devices = (0..100_000)
             .map(|i| (format!("{i:x}"), [(String::new(), String::new())].into()))
             .collect();
-        f.plan.nodes.push(Node {
-            id: "profile/p/x".into(),
-            domain: None,
-            origin: None,
-            resource: Resource::Profile(crate::Profile {
-                project: String::new(),
-                name: String::new(),
-                description: String::new(),
-                config: Default::default(),
-                devices,
-            }),
-        });
+        f.plan.nodes.push(profile_node("profile/p/x", devices));
         let err = decode(&encode(&f)).unwrap_err();
         assert!(
             err.to_string().contains("times its size in memory"),

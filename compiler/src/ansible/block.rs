@@ -57,17 +57,23 @@ pub fn block(yaml: &str) -> String {
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// The length of the line break at the start of `text`, if any: `\n`,
-/// `\r\n`, a lone `\r`, and the breaks YAML 1.1 readers such as PyYAML (and
-/// so Ansible) also honour: NEL (U+0085), LS (U+2028) and PS (U+2029).
+/// The line breaks: `\n`, a lone `\r` (with `\r\n` read as one break),
+/// and the breaks YAML 1.1 readers such as PyYAML (and so Ansible) also
+/// honour: NEL (U+0085), LS (U+2028) and PS (U+2029).
+const BREAKS: [&[u8]; 5] = [
+    b"\n",
+    b"\r",
+    "\u{85}".as_bytes(),
+    "\u{2028}".as_bytes(),
+    "\u{2029}".as_bytes(),
+];
+
+/// The length of the line break at the start of `text`, if any.
 fn break_len(text: &[u8]) -> Option<usize> {
-    match text {
-        [b'\r', b'\n', ..] => Some(2),
-        [b'\n' | b'\r', ..] => Some(1),
-        [0xC2, 0x85, ..] => Some(2),
-        [0xE2, 0x80, 0xA8 | 0xA9, ..] => Some(3),
-        _ => None,
+    if text.starts_with(b"\r\n") {
+        return Some(2);
     }
+    BREAKS.iter().find(|b| text.starts_with(b)).map(|b| b.len())
 }
 
 /// The lines of `text` as `(start, line without its break, break length)`.
@@ -95,10 +101,7 @@ fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8], usize)> {
 /// own: at the start of `text` or right after a line break, and followed
 /// only by spaces or tabs up to a line break or the end.
 fn marker_line_at(text: &[u8], at: usize, marker: &str) -> bool {
-    let starts_line = at == 0
-        || matches!(text[at - 1], b'\n' | b'\r')
-        || (at >= 2 && text[at - 2..at] == [0xC2, 0x85])
-        || (at >= 3 && matches!(text[at - 3..at], [0xE2, 0x80, 0xA8 | 0xA9]));
+    let starts_line = at == 0 || BREAKS.iter().any(|b| text[..at].ends_with(b));
     if !starts_line {
         return false;
     }
@@ -188,6 +191,12 @@ fn insertion(body: &[u8]) -> Result<Insert, MergeError> {
     Ok(Insert::AtStart)
 }
 
+/// The content of a generated file that does not exist yet: `---`, the
+/// block, and a "custom variables" trailer.
+pub fn new_file(yaml: &str) -> Vec<u8> {
+    format!("---\n{}{NEW_FILE_TAIL}", block(yaml)).into_bytes()
+}
+
 /// The new content of a generated file, given its current bytes (`None` if
 /// it does not exist) and the YAML to manage:
 ///
@@ -203,10 +212,10 @@ fn insertion(body: &[u8]) -> Result<Insert, MergeError> {
 /// marker right after it is still a marker). A file whose `---` line carries
 /// content is refused ([`MergeError`]) rather than broken.
 pub fn merge(existing: Option<&[u8]>, yaml: &str) -> Result<Vec<u8>, MergeError> {
-    let block = block(yaml);
     let Some(existing) = existing else {
-        return Ok(format!("---\n{block}{NEW_FILE_TAIL}").into_bytes());
+        return Ok(new_file(yaml));
     };
+    let block = block(yaml);
     let (bom, body) = match existing.strip_prefix(BOM) {
         Some(rest) => (BOM, rest),
         None => (&b""[..], existing),
@@ -277,6 +286,7 @@ fn skip_line_break(text: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Whether `line` (without its line break) is the marker `marker` as a
     /// whole line: the marker at column 0, then only spaces or tabs.
@@ -284,7 +294,6 @@ mod tests {
         line.strip_prefix(marker.as_bytes())
             .is_some_and(|rest| rest.iter().all(|b| matches!(b, b' ' | b'\t')))
     }
-    use proptest::prelude::*;
 
     const YAML: &str = "a: 1\nb:\n  - x\n";
 

@@ -35,7 +35,7 @@ impl std::fmt::Display for PathProblem {
 }
 
 /// The name of a file type, for messages.
-pub fn kind_name(t: std::fs::FileType) -> &'static str {
+fn kind_name(t: std::fs::FileType) -> &'static str {
     if t.is_symlink() {
         "symbolic link"
     } else if t.is_dir() {
@@ -54,14 +54,9 @@ pub fn kind_name(t: std::fs::FileType) -> &'static str {
 }
 
 /// Open `path` for reading without following a final symbolic link and
-/// without blocking on a FIFO; refuse anything but a regular file. `None`
-/// when nothing is there.
-pub fn open_regular(path: &Path) -> Result<Option<File>, PathProblem> {
-    Ok(open_regular_sized(path)?.map(|(f, _)| f))
-}
-
-/// [`open_regular`], with the file's size.
-fn open_regular_sized(path: &Path) -> Result<Option<(File, u64)>, PathProblem> {
+/// without blocking on a FIFO; refuse anything but a regular file. Gives
+/// the file and its size, `None` when nothing is there.
+fn open_regular(path: &Path) -> Result<Option<(File, u64)>, PathProblem> {
     let f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -90,7 +85,7 @@ fn open_regular_sized(path: &Path) -> Result<Option<(File, u64)>, PathProblem> {
 /// without following links. At most `limit` bytes are read: a longer file
 /// is an error.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PathProblem> {
-    let Some((f, len)) = open_regular_sized(path)? else {
+    let Some((f, len)) = open_regular(path)? else {
         return Ok(None);
     };
     let too_big = || PathProblem::Io(std::io::Error::other(format!("larger than {limit} bytes")));

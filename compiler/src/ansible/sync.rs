@@ -206,10 +206,8 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
             match pending {
                 Pending::Unchanged => Ok(FileStatus::Unchanged),
                 _ if opts.dry_run => Ok(FileStatus::Written),
-                Pending::New => {
-                    let bytes = block::merge(None, &f.yaml).expect("a new file always merges");
-                    fsio::write_atomic(&path, &bytes).map(|()| FileStatus::Written)
-                }
+                Pending::New => fsio::write_atomic(&path, &block::new_file(&f.yaml))
+                    .map(|()| FileStatus::Written),
                 Pending::Changed(bytes) => {
                     fsio::write_atomic(&path, bytes).map(|()| FileStatus::Written)
                 }
