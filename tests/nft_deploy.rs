@@ -22,6 +22,19 @@ fn netns_available() -> bool {
     ok
 }
 
+/// Run `script` with `sh` in a fresh network namespace; it leaves
+/// `out.txt` (what anklume printed) and `ruleset.txt` (`nft list ruleset`
+/// at the end) in `dir`, which are returned.
+fn in_netns(dir: &std::path::Path, script: &str) -> (String, String) {
+    let o = Command::new("unshare")
+        .args(["-n", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    (read("out.txt"), read("ruleset.txt"))
+}
+
 #[test]
 fn a_fifo_cannot_feed_nft_other_bytes_than_the_checked_ones() {
     if !netns_available() {
@@ -49,13 +62,7 @@ nft list ruleset > ruleset.txt
         dir = d.display(),
         bin = env!("CARGO_BIN_EXE_anklume"),
     );
-    let o = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = std::fs::read_to_string(d.join("out.txt")).unwrap();
-    let ruleset = std::fs::read_to_string(d.join("ruleset.txt")).unwrap();
+    let (out, ruleset) = in_netns(d, &script);
     assert!(ruleset.contains("table ip victim"), "{out}\n{ruleset}");
     assert!(!ruleset.contains("evil"), "{out}\n{ruleset}");
     assert!(ruleset.contains("table inet anklume"), "{out}\n{ruleset}");
@@ -83,13 +90,7 @@ nft list ruleset > ruleset.txt
         dir = d.display(),
         bin = env!("CARGO_BIN_EXE_anklume"),
     );
-    let o = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = std::fs::read_to_string(d.join("out.txt")).unwrap();
-    let ruleset = std::fs::read_to_string(d.join("ruleset.txt")).unwrap();
+    let (out, ruleset) = in_netns(d, &script);
     assert!(out.contains("exit 1") && out.contains("line 3"), "{out}");
     assert!(
         !ruleset.contains("anklume") && !ruleset.contains("drop"),
