@@ -6,6 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+// Names, keys, orphans and errors come from the plan or from Incus: printed
+// escaped, they can never move the cursor or fake a line.
+use anklume_term::display as esc;
+
 use anklume_executor::apply::{
     execute, pre_apply_snapshots, touched_instances, Event, Outcome as NodeOutcome,
 };
@@ -62,12 +66,6 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
-}
-
-/// A value from the plan or from Incus, with control characters escaped:
-/// a name, key or error can never move the cursor or fake a line.
-fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    anklume_term::display(s)
 }
 
 fn describe(action: &Action) -> String {

@@ -74,12 +74,8 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
     let mut depth = 0usize;
     let mut documents = 0;
     let mut root_is_map = false;
-    // In the root mapping: the key whose value comes next.
-    let mut expecting_key = true;
-    let mut current_key: Option<String> = None;
+    let mut top = Top::default();
     let mut keys = std::collections::HashSet::new();
-    let mut domain: Option<Held> = None;
-    let mut instance: Option<Held> = None;
     loop {
         let (event, span) = match parser.next_event() {
             None => break,
@@ -107,43 +103,29 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                 if depth == 0 {
                     root_is_map = matches!(event, Event::MappingStart(..));
                 } else if depth == 1 && root_is_map {
-                    if expecting_key {
+                    if top.expecting_key() {
                         return Err(format!("a complex key at line {line}"));
                     }
-                    if let Some(k) = current_key.take() {
-                        record(
-                            &mut domain,
-                            &mut instance,
-                            &k,
-                            Held::Undecidable(format!("`{k}` holds a collection at line {line}")),
-                        );
-                    }
-                    expecting_key = true;
+                    top.value(|k| {
+                        Held::Undecidable(format!("`{k}` holds a collection at line {line}"))
+                    });
                 }
                 depth += 1;
             }
             Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
             Event::Alias(_) => {
                 if depth == 1 && root_is_map {
-                    if expecting_key {
+                    if top.expecting_key() {
                         return Err(format!("an alias used as a key at line {line}"));
                     }
-                    if let Some(k) = current_key.take() {
-                        record(
-                            &mut domain,
-                            &mut instance,
-                            &k,
-                            Held::Undecidable(format!("`{k}` is an alias at line {line}")),
-                        );
-                    }
-                    expecting_key = true;
+                    top.value(|k| Held::Undecidable(format!("`{k}` is an alias at line {line}")));
                 }
             }
             Event::Scalar(value, style, _anchor, tag) => {
                 if depth != 1 || !root_is_map {
                     continue;
                 }
-                if expecting_key {
+                if top.expecting_key() {
                     if value == "<<" && style == ScalarStyle::Plain {
                         return Err(format!("a `<<` merge key at line {line}"));
                     }
@@ -158,14 +140,13 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                     if !keys.insert(value.to_string()) {
                         return Err(format!("duplicate key `{value}` at line {line}"));
                     }
-                    current_key = Some(value.to_string());
-                    expecting_key = false;
+                    top.key = Some(value.to_string());
                 } else {
-                    if let Some(k) = current_key.take() {
+                    top.value(|k| {
                         let core = |t: &saphyr_parser::Tag| {
                             t.handle == "!!" || t.handle == "tag:yaml.org,2002:"
                         };
-                        let held = match tag {
+                        match tag {
                             None => scalar(&value, style),
                             Some(t) if core(&t) && &*t.suffix == "str" => {
                                 scalar(&value, ScalarStyle::SingleQuoted)
@@ -186,15 +167,13 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
                                 "`{k}` has the tag `{}{}` at line {line}",
                                 t.handle, t.suffix
                             )),
-                        };
-                        record(&mut domain, &mut instance, &k, held);
-                    }
-                    expecting_key = true;
+                        }
+                    });
                 }
             }
         }
     }
-    let decisive = domain.or(instance);
+    let decisive = top.domain.or(top.instance);
     Ok(match decisive {
         None => Protection::Unprotected,
         Some(Held::Truthy) => Protection::Unprotected,
@@ -203,11 +182,32 @@ fn top_level_decision(text: &str) -> Result<Protection, String> {
     })
 }
 
-fn record(domain: &mut Option<Held>, instance: &mut Option<Held>, key: &str, held: Held) {
-    match key {
-        "domain_ephemeral" => *domain = Some(held),
-        "instance_ephemeral" => *instance = Some(held),
-        _ => {}
+/// The walk's state in the root mapping.
+#[derive(Default)]
+struct Top {
+    /// The key whose value comes next; `None` when a key comes next.
+    key: Option<String>,
+    /// What `domain_ephemeral` holds, if present.
+    domain: Option<Held>,
+    /// What `instance_ephemeral` holds, if present.
+    instance: Option<Held>,
+}
+
+impl Top {
+    fn expecting_key(&self) -> bool {
+        self.key.is_none()
+    }
+
+    /// The value of the current key was read: record what `held` says of
+    /// it when the key is a deciding one (`held` is only called then).
+    fn value(&mut self, held: impl FnOnce(&str) -> Held) {
+        let Some(k) = self.key.take() else { return };
+        let slot = match k.as_str() {
+            "domain_ephemeral" => &mut self.domain,
+            "instance_ephemeral" => &mut self.instance,
+            _ => return,
+        };
+        *slot = Some(held(&k));
     }
 }
 
