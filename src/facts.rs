@@ -72,7 +72,8 @@ fn read_context_file(path: &Path) -> Option<String> {
 /// discovery, timeouts and envelope decoding): (cpu.total, memory.total).
 /// `None` when there is no Incus to ask.
 fn incus_resources() -> Option<(f64, u64)> {
-    let incus = anklume_executor::Incus::from_env();
+    use anklume_executor::Api;
+    let incus = crate::commands::incus();
     if !incus.socket().exists() {
         return None;
     }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use anklume_executor::Incus;
+use anklume_executor::{Api, Incus};
 use common::live::{
     apply_json, cleanup, daemon, foreign_state, get, planned, refusal, rt, state as snapshot,
     summary,

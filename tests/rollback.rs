@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use anklume_executor::{journal, Incus};
+use anklume_executor::{journal, Api, Incus};
 use common::live::{
     self, cleanup, daemon, delete_nft_table, exec, get, nft_table, planned, rt, state,
 };

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anklume_executor::nft::syntax;
-use anklume_executor::{journal, Incus};
+use anklume_executor::{journal, Api, Incus};
 use common::live::{claim_nft_table, cleanup, daemon, delete_nft_table, nft_table, rt};
 use common::{anklume, text, IMAGE};
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::client::{enc, project_query, Incus, IncusError};
+use crate::incus::{enc, project_query, Api, Incus, IncusError};
 use crate::journal::{Change, Journal, Record, Target, PROFILE_FIELDS};
 use crate::reconcile::{Action, Decisions};
 use crate::snapshot::InstanceRef;

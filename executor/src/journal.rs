@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{enc, project_query};
+use crate::incus::{enc, project_query};
 
 /// What a change is made to, named so that rollback can find it again
 /// without the plan.

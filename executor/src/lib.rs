@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
-pub mod client;
+pub mod incus;
 pub mod journal;
 pub mod live;
 pub mod nft;
@@ -17,4 +17,4 @@ pub mod rollback;
 pub mod snapshot;
 pub mod state;
 
-pub use client::{Incus, IncusError};
+pub use incus::{Api, Incus, IncusError};

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::client::{enc, Incus, IncusError};
+use crate::incus::{enc, Api, Incus, IncusError};
 
 /// What Incus has now.
 #[derive(Debug, Default, Clone)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::client::{enc, project_query, Incus, IncusError};
+use crate::incus::{enc, project_query, Api, Incus, IncusError};
 use crate::journal::{self, Change, Record, Target, PROFILE_FIELDS};
 use crate::snapshot::{self, InstanceRef};
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::client::{enc, Incus, IncusError};
+use crate::incus::{enc, Api, Incus, IncusError};
 
 /// Prefix of the snapshots apply takes.
 pub const PRE_APPLY: &str = "pre-apply-";

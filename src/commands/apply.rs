@@ -14,7 +14,7 @@ use anklume_executor::apply::{
     execute, pre_apply_snapshots, touched_instances, Event, Outcome as NodeOutcome,
 };
 use anklume_executor::reconcile::{decide, preflight, Action};
-use anklume_executor::{journal, live, snapshot, state, Incus};
+use anklume_executor::{journal, live, snapshot, state, Api, Incus};
 use anklume_plan::{Plan, Resource};
 use serde_json::json;
 
@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Outcome {
 
 async fn run_async(args: Args, plan: Plan, json_out: bool) -> Outcome {
     let start = Instant::now();
-    let incus = Incus::from_env();
+    let incus = super::incus();
     let live = match live::read(&incus, &pools(&plan)).await {
         Ok(l) => l,
         Err(e) => {

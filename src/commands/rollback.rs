@@ -55,7 +55,7 @@ pub fn run(args: Args) -> Outcome {
 }
 
 async fn run_async(args: Args) -> Outcome {
-    let incus = Incus::from_env();
+    let incus = super::incus();
     let state_dir = state::state_dir();
     if args.list {
         return list(&incus, &state_dir).await;

@@ -99,7 +99,7 @@ fn print(list: &[SnapInfo]) {
 }
 
 async fn run_async(action: Action) -> Outcome {
-    let incus = Incus::from_env();
+    let incus = super::incus();
     match action {
         Action::Create {
             instance,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use anklume_executor::Incus;
+use anklume_executor::{Api, Incus};
 use serde_json::{json, Value};
 
 use super::{anklume, incus_available, is_test_bridge, is_test_name, text, ALLOW_FOREIGN, PREFIX};

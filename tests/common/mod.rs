@@ -63,7 +63,7 @@ pub fn text(o: &Output) -> String {
 /// Whether an Incus socket is there. Without one the caller skips, unless
 /// `ANKLUME_REQUIRE_INCUS=1` (as in CI), where this fails the test.
 pub fn incus_available() -> bool {
-    let socket = anklume_executor::client::socket_path();
+    let socket = anklume_executor::incus::socket_path();
     if socket.exists() {
         return true;
     }

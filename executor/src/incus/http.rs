@@ -5,16 +5,22 @@
 //! a converged apply writes nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request};
+use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::{UnixConnector, Uri};
 use serde_json::Value;
+
+use super::{Api, Counters, IncusError, Method, Reply};
+
+/// Where request traces go (the CLI sends them to stderr with
+/// `ANKLUME_TRACE_HTTP=1`):
+/// the library never prints; its user decides.
+pub type Tracer = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How long to wait for one operation, in seconds.
 pub const OPERATION_TIMEOUT: u64 = 600;
@@ -22,57 +28,7 @@ pub const OPERATION_TIMEOUT: u64 = 600;
 /// answering becomes an error, not a hang.
 pub const REQUEST_TIMEOUT: u64 = 120;
 
-/// An error from Incus or from talking to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncusError {
-    /// HTTP-like code (404, 409, 500…); 0 when the socket could not be used.
-    pub code: u16,
-    /// Incus's message, or the transport error.
-    pub message: String,
-}
-
-impl std::fmt::Display for IncusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.code == 0 {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{} (HTTP {})", self.message, self.code)
-        }
-    }
-}
-
-impl std::error::Error for IncusError {}
-
-impl IncusError {
-    pub(crate) fn transport(message: impl Into<String>) -> IncusError {
-        IncusError {
-            code: 0,
-            message: message.into(),
-        }
-    }
-
-    /// Whether Incus said the object does not exist.
-    pub fn is_not_found(&self) -> bool {
-        self.code == 404
-    }
-}
-
-/// The result of a successful call.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// `metadata` of the sync response, or of the finished operation.
-    pub metadata: Value,
-    /// `ETag` header of a single-object GET.
-    pub etag: Option<String>,
-}
-
 /// Where the Incus socket is: `INCUS_SOCKET`, `INCUS_DIR/unix.socket`,
-/// `ANKLUME_TRACE_HTTP=1` prints every request to stderr.
-fn trace() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("ANKLUME_TRACE_HTTP").is_some_and(|v| v == "1"))
-}
-
 /// `/run/incus/unix.socket`, `/var/lib/incus/unix.socket`.
 pub fn socket_path() -> PathBuf {
     if let Some(s) = std::env::var_os("INCUS_SOCKET") {
@@ -88,31 +44,13 @@ pub fn socket_path() -> PathBuf {
     PathBuf::from("/var/lib/incus/unix.socket")
 }
 
-/// Request counters.
-#[derive(Debug, Default)]
-pub struct Counters {
-    reads: AtomicU64,
-    writes: AtomicU64,
-}
-
-impl Counters {
-    /// GET requests so far (operation waits included).
-    pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
-    }
-
-    /// Requests that change something (POST, PUT, PATCH, DELETE).
-    pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::Relaxed)
-    }
-}
-
 /// A client for one Incus daemon.
 #[derive(Clone)]
 pub struct Incus {
     socket: PathBuf,
     client: Client<UnixConnector, Full<Bytes>>,
     counters: Arc<Counters>,
+    tracer: Option<Tracer>,
 }
 
 impl Incus {
@@ -134,6 +72,7 @@ impl Incus {
             socket: socket.into(),
             client,
             counters: Arc::new(Counters::default()),
+            tracer: None,
         }
     }
 
@@ -147,9 +86,16 @@ impl Incus {
         &self.socket
     }
 
-    /// Request counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    /// Send a line per request and per reply to `tracer`.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Incus {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    fn trace(&self, line: impl FnOnce() -> String) {
+        if let Some(t) = &self.tracer {
+            t(&line());
+        }
     }
 
     async fn raw(
@@ -159,16 +105,10 @@ impl Incus {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<(u16, Option<String>, Value), IncusError> {
-        if method == Method::GET {
-            self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        }
-        if trace() {
-            eprintln!("incus: {method} {path} ...");
-        }
+        self.counters.count(method);
+        self.trace(|| format!("incus: {method} {path} ..."));
         let uri: hyper::Uri = Uri::new(&self.socket, path).into();
-        let mut req = Request::builder().method(method.clone()).uri(uri);
+        let mut req = Request::builder().method(method.as_str()).uri(uri);
         if body.is_some() {
             req = req.header("Content-Type", "application/json");
         }
@@ -202,9 +142,7 @@ impl Incus {
             ))
         })?;
         let status = resp.status().as_u16();
-        if trace() {
-            eprintln!("incus: {method} {path} -> {status}");
-        }
+        self.trace(|| format!("incus: {method} {path} -> {status}"));
         let etag = resp
             .headers()
             .get("etag")
@@ -233,7 +171,7 @@ impl Incus {
     }
 
     /// One call: a sync reply is returned; an async one is waited for.
-    pub async fn call(
+    async fn call_impl(
         &self,
         method: Method,
         path: &str,
@@ -255,7 +193,7 @@ impl Incus {
                         message: "async reply without an operation".into(),
                     })?
                     .to_string();
-                self.wait(&op).await
+                self.wait_impl(&op).await
             }
             _ => Err(error_of(status, &json)),
         }
@@ -263,15 +201,15 @@ impl Incus {
 
     /// Wait for an operation. After an error body, the operation is read
     /// again: a timed-out wait and a failure can look alike.
-    pub async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
+    async fn wait_impl(&self, op: &str) -> Result<Reply, IncusError> {
         let base = op.split('?').next().unwrap_or(op);
         let path = format!("{base}/wait?timeout={OPERATION_TIMEOUT}");
-        let (status, _, json) = self.raw(Method::GET, &path, None, None).await?;
+        let (status, _, json) = self.raw(Method::Get, &path, None, None).await?;
         if json.get("type").and_then(Value::as_str) == Some("sync") {
             return check_operation(json.get("metadata").cloned().unwrap_or(Value::Null));
         }
         let first = error_of(status, &json);
-        match self.raw(Method::GET, base, None, None).await {
+        match self.raw(Method::Get, base, None, None).await {
             Ok((_, _, op_json)) if op_json.get("type").and_then(Value::as_str) == Some("sync") => {
                 let md = op_json.get("metadata").cloned().unwrap_or(Value::Null);
                 match md.get("status_code").and_then(Value::as_u64) {
@@ -293,49 +231,25 @@ impl Incus {
             _ => Err(first),
         }
     }
+}
 
-    /// GET a path.
-    pub async fn get(&self, path: &str) -> Result<Reply, IncusError> {
-        self.call(Method::GET, path, None, None).await
-    }
-
-    /// GET a path; `None` when Incus says it does not exist.
-    pub async fn get_opt(&self, path: &str) -> Result<Option<Reply>, IncusError> {
-        match self.get(path).await {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// POST a body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Reply, IncusError> {
-        self.call(Method::POST, path, Some(body), None).await
-    }
-
-    /// PUT a body, guarded by an ETag.
-    pub async fn put(
+impl Api for Incus {
+    async fn call(
         &self,
+        method: Method,
         path: &str,
-        body: &Value,
-        etag: Option<&str>,
+        body: Option<&Value>,
+        if_match: Option<&str>,
     ) -> Result<Reply, IncusError> {
-        self.call(Method::PUT, path, Some(body), etag).await
+        self.call_impl(method, path, body, if_match).await
     }
 
-    /// PATCH a body, guarded by an ETag.
-    pub async fn patch(
-        &self,
-        path: &str,
-        body: &Value,
-        etag: Option<&str>,
-    ) -> Result<Reply, IncusError> {
-        self.call(Method::PATCH, path, Some(body), etag).await
+    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
+        self.wait_impl(op).await
     }
 
-    /// DELETE a path.
-    pub async fn delete(&self, path: &str) -> Result<Reply, IncusError> {
-        self.call(Method::DELETE, path, None, None).await
+    fn counters(&self) -> &Counters {
+        &self.counters
     }
 }
 
@@ -371,23 +285,4 @@ fn check_operation(md: Value) -> Result<Reply, IncusError> {
                 .to_string(),
         }),
     }
-}
-
-/// The `project=<p>` query parameter, encoded.
-pub fn project_query(project: &str) -> String {
-    format!("project={}", enc(project))
-}
-
-/// Percent-encode a path segment or query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
