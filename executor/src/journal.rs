@@ -14,99 +14,13 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::incus::{enc, project_query};
+pub use crate::kind::Target;
+use crate::Error;
 
-/// What a change is made to, named so that rollback can find it again
-/// without the plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Target {
-    /// A managed bridge (in the default project).
-    Network {
-        /// Its name.
-        name: String,
-    },
-    /// A project.
-    Project {
-        /// Its name.
-        name: String,
-    },
-    /// A profile in a project.
-    Profile {
-        /// The project.
-        project: String,
-        /// Its name.
-        name: String,
-    },
-    /// A custom storage volume.
-    Volume {
-        /// The project.
-        project: String,
-        /// The storage pool.
-        pool: String,
-        /// Its name.
-        name: String,
-    },
-    /// An instance.
-    Instance {
-        /// The project.
-        project: String,
-        /// Its name.
-        name: String,
-    },
-    /// The host's `inet anklume` nftables table.
-    Nftables,
-}
-
-/// The fields of a profile (a project's `default` one included).
-pub const PROFILE_FIELDS: &[&str] = &["config", "description", "devices"];
-
-impl Target {
-    /// Its REST path; `None` for the nftables table, which is not in Incus.
-    pub fn path(&self) -> Option<String> {
-        let q = project_query;
-        Some(match self {
-            Target::Network { name } => format!("/1.0/networks/{}", enc(name)),
-            Target::Project { name } => format!("/1.0/projects/{}", enc(name)),
-            Target::Profile { project, name } => {
-                format!("/1.0/profiles/{}?{}", enc(name), q(project))
-            }
-            Target::Volume {
-                project,
-                pool,
-                name,
-            } => format!(
-                "/1.0/storage-pools/{}/volumes/custom/{}?{}",
-                enc(pool),
-                enc(name),
-                q(project)
-            ),
-            Target::Instance { project, name } => {
-                format!("/1.0/instances/{}?{}", enc(name), q(project))
-            }
-            Target::Nftables => return None,
-        })
-    }
-
-    /// The writable fields apply journals as the prior state and rollback
-    /// puts back. Instances also keep their run state (`status`); a project
-    /// also keeps its `default` profile ([`PROFILE_FIELDS`]).
-    pub fn fields(&self) -> &'static [&'static str] {
-        match self {
-            Target::Network { .. } | Target::Project { .. } | Target::Volume { .. } => {
-                &["config", "description"]
-            }
-            Target::Profile { .. } => PROFILE_FIELDS,
-            Target::Instance { .. } => &["config", "devices", "profiles", "description"],
-            Target::Nftables => &[],
-        }
-    }
-}
-
-/// The two kinds of change apply makes.
+/// The two kinds of change apply makes (the `change` field of an intent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Change {
+pub enum Verb {
     /// The object did not exist.
     Create,
     /// The object existed; `prior` holds what it was.
@@ -151,7 +65,7 @@ pub enum Record {
         /// What it changes.
         target: Target,
         /// Create or update.
-        change: Change,
+        change: Verb,
         /// Plan ids of the nodes this one depends on.
         #[serde(default)]
         deps: Vec<String>,
@@ -245,9 +159,9 @@ pub struct Journal {
 impl Journal {
     /// Create a new journal named by the current time. Two applies within
     /// one second get distinct names: the second waits for the next second.
-    pub fn create(state_dir: &Path) -> Result<Journal, String> {
+    pub fn create(state_dir: &Path) -> Result<Journal, Error> {
         let d = dir(state_dir);
-        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         for _ in 0..3 {
             let ts = timestamp();
             let path = d.join(format!("{ts}.jsonl"));
@@ -270,10 +184,16 @@ impl Journal {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     std::thread::sleep(std::time::Duration::from_millis(1000));
                 }
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        Err(format!("{}: cannot find a free journal name", d.display()))
+        Err(Error::io(
+            &d,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "cannot find a free journal name",
+            ),
+        ))
     }
 
     /// The next intent number.
@@ -282,7 +202,7 @@ impl Journal {
     }
 
     /// Append one record and fsync it.
-    pub fn append(&self, record: &Record) -> Result<(), String> {
+    pub fn append(&self, record: &Record) -> Result<(), Error> {
         append_to(&self.file, &self.path, record)?;
         let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
         if self.kill_after == Some(n) {
@@ -318,19 +238,19 @@ fn kill_after_from_env() -> Option<u64> {
     }
 }
 
-fn append_to(file: &Mutex<File>, path: &Path, record: &Record) -> Result<(), String> {
-    let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
+fn append_to(file: &Mutex<File>, path: &Path, record: &Record) -> Result<(), Error> {
+    let mut line = serde_json::to_string(record).map_err(|e| Error::io(path, e.into()))?;
     line.push('\n');
     let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
     f.write_all(line.as_bytes())
         .and_then(|()| f.sync_data())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Append a record to an existing journal file (rollback's own records).
 /// A torn last line (a crash while writing it) is cut off first.
-pub fn append_file(path: &Path, record: &Record) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+pub fn append_file(path: &Path, record: &Record) -> Result<(), Error> {
+    let err = |e: std::io::Error| Error::io(path, e);
     let bytes = std::fs::read(path).map_err(err)?;
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
         let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -409,8 +329,8 @@ impl Read {
 }
 
 /// Read one journal.
-pub fn read(path: &Path) -> Result<Read, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Read, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let ts = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -426,11 +346,11 @@ pub fn read(path: &Path) -> Result<Read, String> {
             // A torn final line: the process died while writing it.
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
             Err(e) => {
-                return Err(format!(
-                    "{}:{}: not a journal record: {e}",
-                    path.display(),
-                    i + 1
-                ))
+                return Err(Error::Journal {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -482,11 +402,11 @@ mod tests {
         let intent = Record::Intent {
             seq: j.next_seq(),
             node: "instance/pro/pro-dev".into(),
-            target: Target::Instance {
+            target: Target::Instance(crate::kind::instance::Address {
                 project: "pro".into(),
                 name: "pro-dev".into(),
-            },
-            change: Change::Update,
+            }),
+            change: Verb::Update,
             deps: vec!["project/pro".into()],
             prior: Some(serde_json::json!({"config": {"limits.cpu": "1"}})),
         };

@@ -2,19 +2,29 @@
 //! the daemon's Unix socket. It depends on the plan format only, never on the
 //! compiler, and never shells out to the `incus` command.
 //!
-//! `apply --dry-run` and `apply` share one path: [`live::read`] the state in
-//! bulk, [`reconcile::decide`] per node, check [`reconcile::preflight`], then
-//! print the decisions or [`apply::execute`] them.
+//! - [`incus`]: Incus behind the [`Api`] trait (the real client, a fake).
+//! - [`kind`]: one module per resource kind (address, decide, apply, prior
+//!   state, undo, delete, orphans) and the registry that dispatches to them.
+//! - [`live`] reads Incus's state in bulk; [`decide`] compares it with the
+//!   plan; [`schedule`] carries the decisions out in dependency order;
+//!   [`undo`] plans and runs a rollback from a [`journal`].
+//! - [`transaction`]: the apply and rollback transactions (lock, journal,
+//!   snapshots, retention, interruption), which report typed events and
+//!   never print or exit.
 #![warn(missing_docs)]
 
-pub mod apply;
+pub mod decide;
+pub mod error;
 pub mod incus;
 pub mod journal;
+pub mod kind;
 pub mod live;
 pub mod nft;
-pub mod reconcile;
-pub mod rollback;
+pub mod schedule;
 pub mod snapshot;
 pub mod state;
+pub mod transaction;
+pub mod undo;
 
+pub use error::Error;
 pub use incus::{Api, Incus, IncusError};

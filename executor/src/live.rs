@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::incus::{enc, Api, Incus, IncusError};
+use crate::incus::{enc, Api, IncusError};
 
 /// What Incus has now.
 #[derive(Debug, Default, Clone)]
@@ -25,7 +25,7 @@ pub struct Live {
     pub aliases: HashSet<String>,
     /// The host's nftables state; `None` when apply does not manage it
     /// (`--no-nftables`, or `nft` unusable here).
-    pub nftables: Option<crate::nft::NftState>,
+    pub nftables: Option<crate::nft::NftLive>,
 }
 
 fn list(v: &Value) -> impl Iterator<Item = &Value> {
@@ -38,7 +38,7 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// Read everything anklume compares. `pools` are the storage pools the plan
 /// puts custom volumes in.
-pub async fn read(incus: &Incus, pools: &[String]) -> Result<Live, IncusError> {
+pub async fn read<A: Api>(incus: &A, pools: &[String]) -> Result<Live, IncusError> {
     let (networks, projects, profiles, instances, aliases) = tokio::try_join!(
         incus.get("/1.0/networks?recursion=1"),
         incus.get("/1.0/projects?recursion=1"),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::incus::{enc, Api, Incus, IncusError};
+use crate::incus::{enc, Api, IncusError};
+use crate::Error;
 
 /// Prefix of the snapshots apply takes.
 pub const PRE_APPLY: &str = "pre-apply-";
@@ -68,11 +69,8 @@ pub struct SnapInfo {
 /// The project of an instance given by name alone. Instance names are
 /// globally unique in anklume (ADR-008); a name found in several projects is
 /// reported as ambiguous rather than guessed.
-pub async fn resolve(incus: &Incus, name: &str) -> Result<InstanceRef, String> {
-    let all = incus
-        .get("/1.0/instances?all-projects=true")
-        .await
-        .map_err(|e| format!("listing instances: {e}"))?;
+pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error> {
+    let all = incus.get("/1.0/instances?all-projects=true").await?;
     let mut found = Vec::new();
     for url in all.metadata.as_array().into_iter().flatten() {
         let Some(url) = url.as_str() else { continue };
@@ -93,16 +91,18 @@ pub async fn resolve(incus: &Incus, name: &str) -> Result<InstanceRef, String> {
         });
     }
     match found.len() {
-        0 => Err(format!("instance '{name}' not found in any Incus project")),
+        0 => Err(Error::Lookup(format!(
+            "instance '{name}' not found in any Incus project"
+        ))),
         1 => Ok(found.remove(0)),
-        _ => Err(format!(
+        _ => Err(Error::Lookup(format!(
             "instance '{name}' exists in several projects ({}); anklume expects globally unique names",
             found
                 .iter()
                 .map(|r| r.project.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -126,25 +126,27 @@ fn decode(s: &str) -> String {
 }
 
 /// This machine's host name: what `self` means.
-pub fn hostname() -> Result<String, String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+pub fn hostname() -> Result<String, Error> {
+    let p = Path::new("/proc/sys/kernel/hostname");
+    std::fs::read_to_string(p)
         .map(|s| s.trim().to_string())
-        .map_err(|e| format!("cannot read the host name: {e}"))
+        .map_err(|e| Error::io(p, e))
 }
 
 /// Resolve `instance`, where `self` is the instance this runs in.
-pub async fn resolve_target(incus: &Incus, instance: &str) -> Result<InstanceRef, String> {
+pub async fn resolve_target<A: Api>(incus: &A, instance: &str) -> Result<InstanceRef, Error> {
     if instance == "self" {
         let host = hostname()?;
-        return resolve(incus, &host).await.map_err(|_| {
-            format!("'self' is this machine's host name '{host}', which is not an Incus instance (run it inside an instance, or name the instance)")
+        return resolve(incus, &host).await.map_err(|e| match e {
+            Error::Lookup(_) => Error::Lookup(format!("'self' is this machine's host name '{host}', which is not an Incus instance (run it inside an instance, or name the instance)")),
+            e => e,
         });
     }
     resolve(incus, instance).await
 }
 
 /// Take a snapshot (not stateful).
-pub async fn create(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
+pub async fn create<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
     incus
         .post(&i.snapshots(), &json!({"name": snap, "stateful": false}))
         .await
@@ -154,7 +156,7 @@ pub async fn create(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<(), In
 /// Restore a snapshot: Incus stops a running instance, restores, and starts
 /// it again. It also brings back the snapshot's configuration, devices and
 /// profiles.
-pub async fn restore(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
+pub async fn restore<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
     let cur = incus.get(&i.path()).await?;
     incus
         .put(&i.path(), &json!({"restore": snap}), cur.etag.as_deref())
@@ -163,17 +165,17 @@ pub async fn restore(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<(), I
 }
 
 /// Delete a snapshot.
-pub async fn delete(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
+pub async fn delete<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> Result<(), IncusError> {
     incus.delete(&i.snapshot(snap)).await.map(|_| ())
 }
 
 /// Whether the snapshot exists.
-pub async fn exists(incus: &Incus, i: &InstanceRef, snap: &str) -> Result<bool, IncusError> {
+pub async fn exists<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> Result<bool, IncusError> {
     Ok(incus.get_opt(&i.snapshot(snap)).await?.is_some())
 }
 
 /// Snapshots of one instance, oldest first.
-pub async fn list_one(incus: &Incus, i: &InstanceRef) -> Result<Vec<SnapInfo>, IncusError> {
+pub async fn list_one<A: Api>(incus: &A, i: &InstanceRef) -> Result<Vec<SnapInfo>, IncusError> {
     let r = incus.get(&format!("{}&recursion=1", i.snapshots())).await?;
     let mut v: Vec<SnapInfo> = r
         .metadata
@@ -204,7 +206,7 @@ fn snap_info(project: &str, instance: &str, s: &Value) -> SnapInfo {
 
 /// Every snapshot of every instance in every project (one request), sorted
 /// by project, instance, then age.
-pub async fn list_all(incus: &Incus) -> Result<Vec<SnapInfo>, IncusError> {
+pub async fn list_all<A: Api>(incus: &A) -> Result<Vec<SnapInfo>, IncusError> {
     let r = incus
         .get("/1.0/instances?all-projects=true&recursion=2")
         .await?;
@@ -236,18 +238,18 @@ pub async fn list_all(incus: &Incus) -> Result<Vec<SnapInfo>, IncusError> {
 }
 
 /// Instances of one project (a domain), sorted.
-pub async fn instances_of(incus: &Incus, project: &str) -> Result<Vec<InstanceRef>, String> {
+pub async fn instances_of<A: Api>(incus: &A, project: &str) -> Result<Vec<InstanceRef>, Error> {
     let r = incus
         .get_opt(&format!("/1.0/projects/{}", enc(project)))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if r.is_none() {
-        return Err(format!("domain '{project}' has no Incus project"));
+        return Err(Error::Lookup(format!(
+            "domain '{project}' has no Incus project"
+        )));
     }
     let list = incus
         .get(&format!("/1.0/instances?project={}", enc(project)))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut v: Vec<InstanceRef> = list
         .metadata
         .as_array()
@@ -272,12 +274,12 @@ pub fn state_dir(state: &Path) -> PathBuf {
 }
 
 /// Record a pre-apply snapshot in v1's state files.
-pub fn record(state: &Path, ts: &str, scope: &str) -> Result<(), String> {
+pub fn record(state: &Path, ts: &str, scope: &str) -> Result<(), Error> {
     let d = state_dir(state);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     let w = |name: &str, text: &str| {
         let p = d.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
     };
     w("latest", &format!("{ts}\n"))?;
     w("latest-scope", &format!("{scope}\n"))?;
@@ -321,8 +323,8 @@ pub struct Cleanup {
 /// its `history` or by one of its journals): another anklume's snapshots
 /// (another user, a nested anklume, a test run) and user snapshots are
 /// never touched.
-pub async fn cleanup(incus: &Incus, state: &Path, keep: usize) -> Result<Cleanup, String> {
-    let all = list_all(incus).await.map_err(|e| e.to_string())?;
+pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cleanup, Error> {
+    let all = list_all(incus).await?;
     let ours: BTreeSet<String> = read_history(state)
         .into_iter()
         .filter_map(|n| n.strip_prefix(PRE_APPLY).map(str::to_string))
@@ -373,7 +375,7 @@ pub async fn cleanup(incus: &Incus, state: &Path, keep: usize) -> Result<Cleanup
     let d = state_dir(state);
     if d.exists() {
         let p = d.join("history");
-        std::fs::write(&p, lines(&trimmed)).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(&p, lines(&trimmed)).map_err(|e| Error::io(&p, e))?;
     }
     Ok(out)
 }

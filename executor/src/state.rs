@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anklume_plan::codec::{sha256_hex, Header};
 
+use crate::Error;
+
 /// The state directory.
 pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("ANKLUME_STATE_DIR") {
@@ -25,22 +27,19 @@ pub struct ApplyLock {
 }
 
 /// Take the apply lock (`<state dir>/apply.lock`), or say who holds it.
-pub fn lock(dir: &Path) -> Result<ApplyLock, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn lock(dir: &Path) -> Result<ApplyLock, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join("apply.lock");
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| Error::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(ApplyLock { _file: file, path }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another anklume apply is running (lock held on {}); wait for it to finish",
-            path.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 
@@ -67,8 +66,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("anklume-lock-test-{}", std::process::id()));
         let first = lock(&dir).unwrap();
         let second = lock(&dir).unwrap_err();
+        assert!(matches!(second, Error::Locked { .. }), "{second}");
         assert!(
-            second.contains("another anklume apply is running"),
+            second
+                .to_string()
+                .contains("another anklume apply is running"),
             "{second}"
         );
         drop(first);

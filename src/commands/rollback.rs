@@ -2,11 +2,14 @@
 //! snapshots; list what can be rolled back; clean old snapshots up.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::sync::Arc;
 
-use anklume_executor::journal::{self, Record};
-use anklume_executor::rollback::{self, Options, Step, StepResult};
-use anklume_executor::{snapshot, state, Incus};
+use anklume_executor::journal;
+use anklume_executor::transaction::rollback::{self as tx, Options};
+use anklume_executor::transaction::{Event, Sink, TxError};
+use anklume_executor::undo::StepResult;
+use anklume_executor::{snapshot, state};
+use anklume_term::display as esc;
 
 use crate::Outcome;
 
@@ -47,36 +50,77 @@ pub fn run(args: Args) -> Outcome {
     if let Some(ts) = &args.timestamp {
         let ts = ts.strip_prefix(snapshot::PRE_APPLY).unwrap_or(ts);
         if !journal::is_timestamp(ts) {
-            eprintln!("error: '{ts}' is not a timestamp like 20260219-143022\nhint: `anklume rollback --list` shows them");
+            eprintln!(
+                "error: '{}' is not a timestamp like 20260219-143022\nhint: `anklume rollback --list` shows them",
+                esc(ts)
+            );
             return Outcome::Failed;
         }
     }
     super::block_on(run_async(args))
 }
 
+fn sink() -> Sink {
+    Arc::new(|event: &Event| match event {
+        Event::Settled { operations } => {
+            println!("Waited for {operations} Incus operation(s) of the interrupted apply.")
+        }
+        Event::Step { step, result, ms } => {
+            let node = esc(&step.node);
+            match result {
+                StepResult::Restored { detail } => {
+                    println!("restored {node}: {} ({ms} ms)", esc(detail))
+                }
+                StepResult::AlreadyDone { detail } => println!("unchanged {node}: {}", esc(detail)),
+                StepResult::Skipped { why } => println!("skipped {node}: {}", esc(why)),
+                StepResult::Failed { error } => println!("FAILED {node}: {}", esc(error)),
+            }
+        }
+        Event::Warning { message } => eprintln!("warning: {}", esc(message)),
+        _ => {}
+    })
+}
+
+fn refused(e: &TxError) -> Outcome {
+    let hint = match e {
+        TxError::NoJournal { .. } => "\nhint: `anklume rollback --list` shows what can be rolled back; name a pre-apply snapshot's timestamp to restore it",
+        TxError::AlreadyRolledBack { .. } => "\nhint: name an older apply to undo it too: `anklume rollback --list`",
+        TxError::NothingToUndo { .. } => "\nhint: `anklume rollback --list` shows what can be rolled back",
+        _ => "",
+    };
+    let msg = match e {
+        TxError::ReadLive(i) => format!("reading Incus state: {i}"),
+        e => e.to_string(),
+    };
+    eprintln!("error: {}{hint}", esc(&msg));
+    Outcome::Invalid
+}
+
 async fn run_async(args: Args) -> Outcome {
     let incus = super::incus();
     let state_dir = state::state_dir();
+    let sink = sink();
     if args.list {
-        return list(&incus, &state_dir).await;
+        return list(&incus, &state_dir, &sink).await;
     }
-    let _lock = match state::lock(&state_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Invalid;
-        }
-    };
     if args.cleanup {
-        return match snapshot::cleanup(&incus, &state_dir, args.keep).await {
+        return match tx::cleanup(&incus, &state_dir, args.keep).await {
             Ok(c) => {
                 for s in &c.deleted {
-                    println!("deleted {} of {}/{}", s.name, s.project, s.instance);
+                    println!(
+                        "deleted {} of {}/{}",
+                        esc(&s.name),
+                        esc(&s.project),
+                        esc(&s.instance)
+                    );
                 }
                 for (s, e) in &c.failed {
                     eprintln!(
-                        "error: cannot delete {} of {}/{}: {e}",
-                        s.name, s.project, s.instance
+                        "error: cannot delete {} of {}/{}: {}",
+                        esc(&s.name),
+                        esc(&s.project),
+                        esc(&s.instance),
+                        esc(e)
                     );
                 }
                 println!(
@@ -95,80 +139,21 @@ async fn run_async(args: Args) -> Outcome {
                     Outcome::Invalid
                 }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Outcome::Invalid
-            }
+            Err(e) => refused(&e),
         };
     }
-    let journals = journal::list(&state_dir);
-    let ts = match &args.timestamp {
-        Some(t) => t.strip_prefix(snapshot::PRE_APPLY).unwrap_or(t).to_string(),
-        None => match journals.last() {
-            Some(t) => t.clone(),
-            None => {
-                eprintln!(
-                    "error: nothing to roll back: no apply journal in {}\nhint: `anklume rollback --list` shows what can be rolled back; name a pre-apply snapshot's timestamp to restore it",
-                    journal::dir(&state_dir).display()
-                );
-                return Outcome::Invalid;
-            }
-        },
+    let opts = Options {
+        state_dir: state_dir.clone(),
+        timestamp: args.timestamp.clone(),
+        force: args.force,
+        parallelism: args.parallelism,
     };
-    let jpath = journal::path(&state_dir, &ts);
-    let read = if jpath.exists() {
-        match journal::read(&jpath) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::Invalid;
-            }
-        }
-    } else {
-        None
+    let prepared = match tx::prepare(incus, opts, &sink).await {
+        Ok(p) => p,
+        Err(e) => return refused(&e),
     };
-    if let Some(r) = &read {
-        if args.timestamp.is_none() && r.rolled_back() == Some("complete") {
-            eprintln!(
-                "error: the latest apply ({ts}) is already rolled back\nhint: name an older apply to undo it too: `anklume rollback --list`"
-            );
-            return Outcome::Invalid;
-        }
-        if r.ended().is_none() {
-            // The apply died: let its operations finish before undoing.
-            match rollback::settle(&incus).await {
-                Ok(0) => {}
-                Ok(n) => println!("Waited for {n} Incus operation(s) of the interrupted apply."),
-                Err(e) => {
-                    eprintln!("error: reading Incus operations: {e}");
-                    return Outcome::Invalid;
-                }
-            }
-        }
-    }
-    let steps: Vec<Step> = match &read {
-        Some(r) => rollback::steps(r),
-        None => match rollback::snapshot_only_steps(&incus, &ts).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::Invalid;
-            }
-        },
-    };
-    if steps.is_empty() {
-        eprintln!(
-            "error: nothing to roll back for {ts}: {}\nhint: `anklume rollback --list` shows what can be rolled back",
-            if read.is_some() {
-                "its journal records no change"
-            } else {
-                "no journal and no instance has that pre-apply snapshot"
-            }
-        );
-        return Outcome::Invalid;
-    }
-    let later: Vec<&String> = journals.iter().filter(|t| **t > ts).collect();
-    match &read {
+    let ts = prepared.ts.clone();
+    match &prepared.journal {
         Some(r) => println!(
             "Rollback of the apply of {ts} ({}; journal {}):",
             r.status(),
@@ -179,18 +164,14 @@ async fn run_async(args: Args) -> Outcome {
             snapshot::PRE_APPLY
         ),
     }
-    for s in &steps {
-        println!("  {}", s.describe());
+    for s in &prepared.steps {
+        println!("  {}", esc(&s.describe()));
     }
-    if !later.is_empty() {
+    if !prepared.later.is_empty() {
         eprintln!(
             "warning: {} later apply(s) ({}) may have changed the same objects; their changes to them are overwritten",
-            later.len(),
-            later
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            prepared.later.len(),
+            prepared.later.join(", ")
         );
     }
     if !args.yes {
@@ -204,153 +185,40 @@ async fn run_async(args: Args) -> Outcome {
             return Outcome::Invalid;
         }
     }
-    let results = rollback::run(
-        &incus,
-        &steps,
-        &state_dir,
-        Options {
-            force: args.force,
-            parallelism: args.parallelism,
-        },
-        |step, result, ms| match result {
-            StepResult::Restored { detail } => {
-                println!("restored {}: {detail} ({ms} ms)", step.node)
-            }
-            StepResult::AlreadyDone { detail } => {
-                println!("unchanged {}: {detail}", step.node)
-            }
-            StepResult::Skipped { why } => println!("skipped {}: {why}", step.node),
-            StepResult::Failed { error } => println!("FAILED {}: {error}", step.node),
-        },
-    )
-    .await;
-    let count = |f: fn(&StepResult) -> bool| results.iter().filter(|r| f(r)).count();
-    let restored = count(|r| matches!(r, StepResult::Restored { .. }));
-    let already = count(|r| matches!(r, StepResult::AlreadyDone { .. }));
-    let skipped = count(|r| matches!(r, StepResult::Skipped { .. }));
-    let failed = count(|r| matches!(r, StepResult::Failed { .. }));
-    let outcome = if restored + already == 0 {
-        "nothing"
-    } else if skipped + failed == 0 {
-        "complete"
-    } else {
-        "partial"
-    };
-    if read.is_some() {
-        let rec = Record::Rollback {
-            at: journal::timestamp(),
-            outcome: outcome.into(),
-            restored,
-            skipped,
-            failed,
-        };
-        if let Err(e) = journal::append_file(&jpath, &rec) {
-            eprintln!("warning: {e}");
-        }
-    }
+    let s = prepared.run(&sink).await;
     println!(
-        "Rollback: {restored} restored, {already} already as before, {skipped} skipped, {failed} failed."
+        "Rollback: {} restored, {} already as before, {} skipped, {} failed.",
+        s.restored, s.already, s.skipped, s.failed
     );
-    let isolation_kept = steps.iter().zip(&results).any(|(s, r)| {
-        s.target == journal::Target::Nftables && matches!(r, StepResult::Skipped { .. })
-    });
-    if isolation_kept {
+    if s.isolation_kept {
         eprintln!(
             "warning: partial rollback: the nftables table of the apply stays in force, because bridges it isolates are still there (see `skipped nftables/anklume` above); `anklume rollback {ts} --force` finishes the rollback"
         );
-    } else if outcome == "partial" && failed == 0 {
+    } else if s.outcome == "partial" && s.failed == 0 {
         eprintln!("note: partial rollback: the skipped steps above were left as they are; `anklume rollback {ts}` again (with --force for protected instances) finishes it");
     }
-    if failed > 0 {
-        eprintln!("{failed} step(s) failed: see the FAILED lines above");
+    if s.failed > 0 {
+        eprintln!("{} step(s) failed: see the FAILED lines above", s.failed);
         return Outcome::Invalid;
     }
-    if outcome == "nothing" {
+    if s.outcome == "nothing" {
         eprintln!("error: nothing could be restored\nhint: `anklume rollback --list` shows what can be rolled back");
         return Outcome::Invalid;
     }
     Outcome::Ok
 }
 
-async fn list(incus: &Incus, state_dir: &Path) -> Outcome {
-    let snaps = match snapshot::list_all(incus).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("warning: cannot read snapshots from Incus: {e}");
-            None
-        }
-    };
-    let count = |ts: &str| -> Option<usize> {
-        let name = format!("{}{ts}", snapshot::PRE_APPLY);
-        snaps
-            .as_ref()
-            .map(|s| s.iter().filter(|x| x.name == name).count())
-    };
-    let mut rows: Vec<(String, String, String, String)> = Vec::new();
-    let journals = journal::list(state_dir);
-    for ts in &journals {
-        let Ok(r) = journal::read(&journal::path(state_dir, ts)) else {
-            rows.push((
-                ts.clone(),
-                "unreadable journal".into(),
-                String::new(),
-                String::new(),
-            ));
-            continue;
-        };
-        let changes = r.changes();
-        let created = changes
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.0,
-                    Record::Intent {
-                        change: journal::Change::Create,
-                        ..
-                    }
-                )
-            })
-            .count();
-        let snap = match (r.snapshot(), count(ts)) {
-            (Some(n), Some(k)) => format!("{n} ({k} instance(s))"),
-            (Some(n), None) => n.to_string(),
-            (None, _) => "-".into(),
-        };
-        rows.push((
-            ts.clone(),
-            r.status(),
-            format!("{created} created, {} updated", changes.len() - created),
-            snap,
-        ));
-    }
-    // Pre-apply snapshots without a journal (anklume v1, or a lost state dir).
-    if let Some(s) = &snaps {
-        let mut orphan: Vec<&str> = s
-            .iter()
-            .filter_map(|x| x.name.strip_prefix(snapshot::PRE_APPLY))
-            .filter(|ts| journal::is_timestamp(ts) && !journals.iter().any(|j| j == ts))
-            .collect();
-        orphan.sort();
-        orphan.dedup();
-        for ts in orphan {
-            rows.push((
-                ts.to_string(),
-                "no journal (snapshots only)".into(),
-                "-".into(),
-                format!(
-                    "{}{ts} ({} instance(s))",
-                    snapshot::PRE_APPLY,
-                    count(ts).unwrap_or(0)
-                ),
-            ));
-        }
-    }
-    rows.sort();
+async fn list(
+    incus: &anklume_executor::Incus,
+    state_dir: &std::path::Path,
+    sink: &Sink,
+) -> Outcome {
+    let rows = tx::history(incus, state_dir, sink).await;
     if rows.is_empty() {
         println!("Nothing to roll back: no apply journal and no pre-apply snapshot.");
         return Outcome::Ok;
     }
-    let w = |f: fn(&(String, String, String, String)) -> &String, h: &str| {
+    let w = |f: fn(&tx::HistoryRow) -> &String, h: &str| {
         rows.iter()
             .map(|r| f(r).len())
             .max()
@@ -358,16 +226,19 @@ async fn list(incus: &Incus, state_dir: &Path) -> Outcome {
             .max(h.len())
     };
     let (w1, w2, w3) = (
-        w(|r| &r.0, "TIMESTAMP"),
-        w(|r| &r.1, "STATUS"),
-        w(|r| &r.2, "CHANGES"),
+        w(|r| &r.ts, "TIMESTAMP"),
+        w(|r| &r.status, "STATUS"),
+        w(|r| &r.changes, "CHANGES"),
     );
     println!(
         "{:w1$}  {:w2$}  {:w3$}  SNAPSHOT",
         "TIMESTAMP", "STATUS", "CHANGES"
     );
     for r in rows.iter().rev() {
-        println!("{:w1$}  {:w2$}  {:w3$}  {}", r.0, r.1, r.2, r.3);
+        println!(
+            "{:w1$}  {:w2$}  {:w3$}  {}",
+            r.ts, r.status, r.changes, r.snapshot
+        );
     }
     Outcome::Ok
 }

@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::Error;
+
 /// What the host has.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NftState {
+pub struct NftLive {
     /// `nft list table inet anklume`, when the table exists.
     pub live_table: Option<String>,
     /// The ruleset anklume last loaded (from the state directory).
@@ -22,7 +24,7 @@ pub struct NftState {
     pub applied_listing: Option<String>,
 }
 
-impl NftState {
+impl NftLive {
     /// Whether the live table is exactly what anklume loaded last.
     pub fn untouched(&self) -> bool {
         self.live_table.is_some() && self.live_table == self.applied_listing
@@ -36,11 +38,11 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 
 /// Read the host's state. `Err` when `nft` cannot be run (missing, or not
 /// allowed): apply then reports the ruleset as not run.
-pub fn read(state_dir: &Path) -> Result<NftState, String> {
+pub fn read(state_dir: &Path) -> Result<NftLive, Error> {
     let out = Command::new("nft")
         .args(["list", "table", "inet", "anklume"])
         .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
+        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
     let live_table = if out.status.success() {
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -48,12 +50,15 @@ pub fn read(state_dir: &Path) -> Result<NftState, String> {
         if err.contains("No such file or directory") || err.contains("does not exist") {
             None
         } else {
-            return Err(format!("nft list table inet anklume: {}", err.trim()));
+            return Err(Error::Nft(format!(
+                "nft list table inet anklume: {}",
+                err.trim()
+            )));
         }
     };
     let last_applied = std::fs::read_to_string(dir(state_dir).join("applied.nft")).ok();
     let applied_listing = std::fs::read_to_string(dir(state_dir).join("applied.listing")).ok();
-    Ok(NftState {
+    Ok(NftLive {
         live_table,
         last_applied,
         applied_listing,
@@ -71,26 +76,26 @@ pub fn rules(text: &str) -> Vec<String> {
 
 /// Check, then load `text`; save the previous live table and the new
 /// ruleset under the state directory.
-pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), String> {
-    syntax::check(text).map_err(|r| syntax::refusal_message("the ruleset", &r))?;
+pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), Error> {
+    syntax::check(text).map_err(|r| Error::Nft(syntax::refusal_message("the ruleset", &r)))?;
     let d = dir(state_dir);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     let file = d.join("pending.nft");
-    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let run = |args: &[&str]| -> Result<(), String> {
+    std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
+    let run = |args: &[&str]| -> Result<(), Error> {
         let out = Command::new("nft")
             .args(args)
             .arg(&file)
             .output()
-            .map_err(|e| format!("cannot run nft: {e}"))?;
+            .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
+            Err(Error::Nft(format!(
                 "nft {} rejected the ruleset: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            )))
         }
     };
     run(&["-c", "-f"])?;
@@ -99,16 +104,15 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let saved = d.join(format!("previous-{stamp}.nft"));
-        std::fs::write(&saved, prev).map_err(|e| format!("{}: {e}", saved.display()))?;
+        std::fs::write(&saved, prev).map_err(|e| Error::io(&saved, e))?;
     }
     run(&["-f"])?;
-    std::fs::rename(&file, d.join("applied.nft")).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::rename(&file, d.join("applied.nft")).map_err(|e| Error::io(&d, e))?;
     let listing = Command::new("nft")
         .args(["list", "table", "inet", "anklume"])
         .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    std::fs::write(d.join("applied.listing"), &listing.stdout)
-        .map_err(|e| format!("{}: {e}", d.display()))?;
+        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
+    std::fs::write(d.join("applied.listing"), &listing.stdout).map_err(|e| Error::io(&d, e))?;
     Ok(())
 }
 
@@ -120,12 +124,13 @@ pub fn restore(
     applied: Option<&str>,
     applied_listing: Option<&str>,
     state_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if let Some(t) = table {
-        syntax::check(t).map_err(|r| syntax::refusal_message("the previous table", &r))?;
+        syntax::check(t)
+            .map_err(|r| Error::Nft(syntax::refusal_message("the previous table", &r)))?;
     }
     let d = dir(state_dir);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     let file = d.join("rollback.nft");
     // Declaring the table first makes the delete valid when it is absent;
     // the whole file is one transaction.
@@ -133,17 +138,17 @@ pub fn restore(
         "table inet anklume {{}}\ndelete table inet anklume\n{}",
         table.unwrap_or("")
     );
-    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
     let out = Command::new("nft")
         .arg("-f")
         .arg(&file)
         .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
+        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(Error::Nft(format!(
             "nft -f rejected the previous table: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     let _ = std::fs::remove_file(&file);
     for (name, content) in [
@@ -152,7 +157,7 @@ pub fn restore(
     ] {
         let p = d.join(name);
         match content {
-            Some(c) => std::fs::write(&p, c).map_err(|e| format!("{}: {e}", p.display()))?,
+            Some(c) => std::fs::write(&p, c).map_err(|e| Error::io(&p, e))?,
             None => {
                 let _ = std::fs::remove_file(&p);
             }
@@ -247,10 +252,10 @@ mod tests {
             Some("table inet anklume {\n}\n"),
         )
         .unwrap_err();
-        assert!(e.contains("line 2: `flush ruleset`"), "{e}");
+        assert!(e.to_string().contains("line 2: `flush ruleset`"), "{e}");
         assert!(!dir.exists(), "nothing written");
         let e = restore(Some("table ip filter {\n}\n"), None, None, &dir).unwrap_err();
-        assert!(e.contains("`ip filter`"), "{e}");
+        assert!(e.to_string().contains("`ip filter`"), "{e}");
         assert!(!dir.exists(), "nothing written");
     }
 

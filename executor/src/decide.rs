@@ -1,0 +1,159 @@
+//! Deciding what to do: for each plan node, create, update (with the changed
+//! keys), unchanged, or not run; plus the orphans anklume manages that the
+//! plan lacks, and the checks that must pass before anything changes. Only
+//! keys the plan declares are compared, so keys Incus adds (`volatile.*`,
+//! `image.*`, defaults) are never drift. Each kind's comparison is in its
+//! module under [`crate::kind`].
+
+use std::collections::BTreeMap;
+
+use anklume_plan::{ImageSource, Plan, Resource};
+use serde::Serialize;
+
+use crate::kind::instance::Address as InstanceAddress;
+use crate::live::{instance_ips, Live};
+
+/// One changed setting (the same shape `anklume diff` reports).
+pub use anklume_plan::diff::Change;
+
+/// What to do with one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// It does not exist: create it.
+    Create,
+    /// It exists and differs: these keys change.
+    Update {
+        /// The differences.
+        changes: Vec<Change>,
+    },
+    /// It exists as desired.
+    Unchanged,
+    /// Not executed by apply (yet).
+    NotRun {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A managed object Incus has that the plan does not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// `network`, `project`, `profile`, `instance`.
+    pub kind: &'static str,
+    /// Project (`default` for networks).
+    pub project: String,
+    /// Name.
+    pub name: String,
+    /// Instances: `security.protection.delete` is true.
+    pub protected: bool,
+}
+
+/// All decisions for a plan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Decisions {
+    /// One action per plan node, in plan order.
+    pub actions: Vec<Action>,
+    /// Orphans, sorted.
+    pub orphans: Vec<Orphan>,
+}
+
+/// Problems found before anything is changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preflight {
+    /// One message per problem.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for Preflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for Preflight {}
+
+/// Compare the plan with what Incus has.
+pub fn decide(plan: &Plan, live: &Live) -> Decisions {
+    Decisions {
+        actions: plan
+            .nodes
+            .iter()
+            .map(|n| crate::kind::decide(&n.resource, live))
+            .collect(),
+        orphans: crate::kind::orphans(plan, live),
+    }
+}
+
+impl Decisions {
+    /// Creates and updates: what a run changes.
+    pub fn changes(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Create | Action::Update { .. }))
+            .count()
+    }
+
+    /// The instances a run changes that exist already: what pre-apply
+    /// snapshots cover.
+    pub fn touched_instances(&self, plan: &Plan) -> Vec<InstanceAddress> {
+        plan.nodes
+            .iter()
+            .zip(&self.actions)
+            .filter_map(|(node, action)| match (&node.resource, action) {
+                (Resource::Instance(i), Action::Update { .. }) => {
+                    Some(crate::kind::instance::address(i))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Checks that must pass before anything changes: local images exist, and
+/// no static address of the plan is held by another instance (Incus accepts
+/// a duplicate at create time, then refuses to start both).
+pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
+    let mut problems = Vec::new();
+    let mut missing_images: Vec<&str> = Vec::new();
+    let mut wanted: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for n in &plan.nodes {
+        let Resource::Instance(i) = &n.resource else {
+            continue;
+        };
+        if let ImageSource::Local { alias } = &i.source {
+            if !live.aliases.contains(alias) && !missing_images.contains(&alias.as_str()) {
+                missing_images.push(alias);
+            }
+        }
+        if let Some(ip) = &i.ip {
+            wanted.insert(ip, (&i.project, &i.name));
+        }
+    }
+    for alias in missing_images {
+        problems.push(format!(
+            "image '{alias}' is not a local image alias in Incus (add it with `incus image import … --alias {alias}`, or use a remote image such as images:debian/13)"
+        ));
+    }
+    let mut live_ips: Vec<(String, &str, &str)> = Vec::new();
+    for ((project, name), v) in &live.instances {
+        for ip in instance_ips(v) {
+            live_ips.push((ip, project, name));
+        }
+    }
+    live_ips.sort();
+    for (ip, project, name) in live_ips {
+        if let Some((wp, wn)) = wanted.get(ip.as_str()) {
+            if (*wp, *wn) != (project, name) {
+                problems.push(format!(
+                    "static address {ip} of instance '{wn}' (project {wp}) is already used by instance '{name}' (project {project})"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Preflight { problems })
+    }
+}

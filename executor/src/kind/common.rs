@@ -1,0 +1,236 @@
+//! What the kinds share: reading Incus's config maps one way, comparing the
+//! declared keys, the JSON bodies apply sends, and the undo helpers (put a
+//! prior state back, delete if it exists).
+
+use std::collections::BTreeMap;
+
+use anklume_plan::{Config, Devices};
+use serde_json::{json, Map, Value};
+
+use super::{Action, Change, StepResult};
+use crate::incus::{Api, IncusError};
+
+/// An Incus config map as strings. A non-string value (Incus sends only
+/// strings, but a foreign tool may not) is compared by its JSON text, so it
+/// is drift, never silently equal to `""`.
+pub fn config_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A string field of an Incus object (`""` when absent).
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The declared config keys whose live value differs, as `prefix.key`.
+pub fn config_changes(prefix: &str, desired: &Config, live: Option<&Value>, out: &mut Vec<Change>) {
+    let live = config_of(live);
+    for (k, v) in desired {
+        let cur = live.get(k);
+        if cur != Some(v) {
+            out.push(Change {
+                key: format!("{prefix}.{k}"),
+                old: cur.cloned(),
+                new: Some(v.clone()),
+            });
+        }
+    }
+}
+
+fn show_device(d: &BTreeMap<String, String>) -> String {
+    d.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The declared devices that are missing or differ, as `prefix.name`.
+pub fn device_changes(
+    prefix: &str,
+    desired: &Devices,
+    live: Option<&Value>,
+    out: &mut Vec<Change>,
+) {
+    let live: BTreeMap<String, BTreeMap<String, String>> = live
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), config_of(Some(v))))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, dev) in desired {
+        let cur = live.get(name);
+        if cur != Some(dev) {
+            out.push(Change {
+                key: format!("{prefix}.{name}"),
+                old: cur.map(show_device),
+                new: Some(show_device(dev)),
+            });
+        }
+    }
+}
+
+/// The description, when it differs.
+pub fn description_change(desired: &str, live: &Value, out: &mut Vec<Change>) {
+    let cur = str_of(live, "description");
+    if cur != desired {
+        out.push(Change {
+            key: "description".into(),
+            old: Some(cur.to_string()),
+            new: Some(desired.to_string()),
+        });
+    }
+}
+
+/// Unchanged when nothing differs.
+pub fn verdict(changes: Vec<Change>) -> Action {
+    if changes.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update { changes }
+    }
+}
+
+/// Whether anklume made it (`user.anklume.managed: "true"`).
+pub fn is_managed(v: &Value) -> bool {
+    v.get("config")
+        .and_then(|c| c.get("user.anklume.managed"))
+        .and_then(Value::as_str)
+        == Some("true")
+}
+
+/// A config map as the JSON object Incus takes.
+pub fn config_json(c: &Config) -> Value {
+    Value::Object(
+        c.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Devices as the JSON object Incus takes.
+pub fn devices_json(d: &Devices) -> Value {
+    Value::Object(d.iter().map(|(k, v)| (k.clone(), config_json(v))).collect())
+}
+
+/// The named fields of an object (null when absent): a journaled prior state.
+pub fn pick(md: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), md.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect(),
+    )
+}
+
+/// An object's current fields, when it exists.
+pub async fn read_prior<A: Api>(
+    api: &A,
+    path: &str,
+    keys: &[&str],
+) -> Result<Option<Value>, IncusError> {
+    Ok(api
+        .get_opt(path)
+        .await?
+        .map(|cur| pick(&cur.metadata, keys)))
+}
+
+/// Whether `live` already has `prior`'s fields (empty and missing alike).
+pub fn same(live: &Value, prior: &Value, keys: &[&str]) -> bool {
+    keys.iter().all(|k| {
+        let a = live.get(*k).cloned().unwrap_or(Value::Null);
+        let b = prior.get(*k).cloned().unwrap_or(Value::Null);
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        a == b
+            || (empty(&a) && empty(&b))
+            || (a.is_null() && b == json!(""))
+            || (b.is_null() && a == json!(""))
+    })
+}
+
+/// PUT `prior`'s fields back (GET first for the ETag). Returns whether it
+/// wrote.
+pub async fn put_back<A: Api>(
+    api: &A,
+    path: &str,
+    prior: &Value,
+    keys: &[&str],
+) -> Result<bool, IncusError> {
+    let cur = api.get(path).await?;
+    if same(&cur.metadata, prior, keys) {
+        return Ok(false);
+    }
+    let mut body = Map::new();
+    for k in keys {
+        let v = prior.get(*k).cloned().unwrap_or(Value::Null);
+        let v = match (*k, v) {
+            ("description", Value::Null) => json!(""),
+            (_, Value::Null) => json!({}),
+            (_, v) => v,
+        };
+        body.insert(k.to_string(), v);
+    }
+    api.put(path, &Value::Object(body), cur.etag.as_deref())
+        .await?;
+    Ok(true)
+}
+
+/// Undo an update by putting `prior` back: restored, already as before, or
+/// skipped when the journal kept no prior state.
+pub async fn restore_fields<A: Api>(
+    api: &A,
+    path: &str,
+    prior: Option<&Value>,
+    keys: &[&str],
+) -> Result<StepResult, IncusError> {
+    let Some(prior) = prior else {
+        return Ok(StepResult::Skipped {
+            why: "no prior state in the journal".into(),
+        });
+    };
+    Ok(restored(put_back(api, path, prior, keys).await?))
+}
+
+/// The result of a configuration restore that wrote (or did not).
+pub fn restored(wrote: bool) -> StepResult {
+    if wrote {
+        StepResult::Restored {
+            detail: "configuration as before the apply".into(),
+        }
+    } else {
+        StepResult::AlreadyDone {
+            detail: "configuration already as before the apply".into(),
+        }
+    }
+}
+
+/// Delete the object at `path` unless it is already gone.
+pub async fn delete_if_exists<A: Api>(api: &A, path: &str) -> Result<StepResult, IncusError> {
+    if api.get_opt(path).await?.is_none() {
+        return Ok(StepResult::AlreadyDone {
+            detail: "does not exist".into(),
+        });
+    }
+    api.delete(path).await?;
+    Ok(StepResult::Restored {
+        detail: "deleted".into(),
+    })
+}
+
+/// PATCH `body` onto the object at `path`, guarded by its current ETag.
+pub async fn patch<A: Api>(api: &A, path: &str, body: &Value) -> Result<(), IncusError> {
+    let cur = api.get(path).await?;
+    api.patch(path, body, cur.etag.as_deref()).await?;
+    Ok(())
+}

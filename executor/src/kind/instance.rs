@@ -1,0 +1,413 @@
+//! A container or VM (`/1.0/instances/<name>?project=<p>`), with its run
+//! state and its pre-apply snapshot.
+
+use std::collections::BTreeSet;
+
+use anklume_plan::{ImageSource, Instance};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::common::{
+    config_changes, config_json, description_change, device_changes, devices_json, is_managed,
+    pick, same, str_of, verdict,
+};
+use super::{Action, Change, NodeError, Orphan, StepResult, Target, Undo};
+use crate::incus::{enc, project_query, Api, IncusError};
+use crate::live::Live;
+use crate::snapshot::{self, InstanceRef};
+
+/// Where it is: project and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Address {
+    /// The project.
+    pub project: String,
+    /// The instance's name.
+    pub name: String,
+}
+
+impl Address {
+    /// Its REST path.
+    pub fn path(&self) -> String {
+        format!(
+            "/1.0/instances/{}?{}",
+            enc(&self.name),
+            project_query(&self.project)
+        )
+    }
+
+    /// The REST path of its run state.
+    pub fn state(&self) -> String {
+        format!(
+            "/1.0/instances/{}/state?{}",
+            enc(&self.name),
+            project_query(&self.project)
+        )
+    }
+
+    /// As the snapshot functions name it.
+    pub fn instance_ref(&self) -> InstanceRef {
+        InstanceRef {
+            project: self.project.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The writable fields the journal keeps and rollback puts back; the run
+/// state (`status`) is kept too.
+pub const FIELDS: &[&str] = &["config", "devices", "profiles", "description"];
+
+/// Its address.
+pub fn address(i: &Instance) -> Address {
+    Address {
+        project: i.project.clone(),
+        name: i.name.clone(),
+    }
+}
+
+/// Everything that differs between the plan and the instance Incus has:
+/// declared config keys and devices, the profile list, the description,
+/// the run state and the type. Apply's re-check reads the instance the same
+/// way.
+pub fn changes(i: &Instance, live: &Value) -> Vec<Change> {
+    let mut c = Vec::new();
+    config_changes("config", &i.config, live.get("config"), &mut c);
+    device_changes("devices", &i.devices, live.get("devices"), &mut c);
+    let profiles: Vec<&str> = live
+        .get("profiles")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if profiles != i.profiles {
+        c.push(Change {
+            key: "profiles".into(),
+            old: Some(profiles.join(", ")),
+            new: Some(i.profiles.join(", ")),
+        });
+    }
+    description_change(&i.description, live, &mut c);
+    let status = str_of(live, "status");
+    if status != "Running" {
+        c.push(Change {
+            key: "state".into(),
+            old: Some(status.to_string()),
+            new: Some("Running".into()),
+        });
+    }
+    let ltype = live
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("container");
+    if ltype != i.instance_type.incus_name() {
+        c.push(Change {
+            key: "type".into(),
+            old: Some(ltype.to_string()),
+            new: Some(i.instance_type.incus_name().to_string()),
+        });
+    }
+    c
+}
+
+/// Compare with Incus.
+pub fn decide(i: &Instance, live: &Live) -> Action {
+    match live.instances.get(&(i.project.clone(), i.name.clone())) {
+        None => Action::Create,
+        Some(l) => verdict(changes(i, l)),
+    }
+}
+
+/// Create and start it, or bring it back to the plan: its declared
+/// settings (one PATCH), then started. Incus cannot change an instance's
+/// type: that is an error, before anything is sent.
+pub async fn apply<A: Api>(api: &A, i: &Instance, create: bool) -> Result<(), NodeError> {
+    let a = address(i);
+    if create {
+        return create_started(api, i, &a).await;
+    }
+    let cur = api.get(&a.path()).await?;
+    let c = changes(i, &cur.metadata);
+    if let Some(t) = c.iter().find(|c| c.key == "type") {
+        return Err(NodeError::new(format!(
+            "is a {} but the plan wants a {}: Incus cannot convert an instance; delete it (after saving its data) and apply again",
+            t.old.as_deref().unwrap_or(""),
+            i.instance_type.incus_name()
+        )));
+    }
+    if c.iter().any(|c| c.key != "state") {
+        let body = json!({
+            "config": config_json(&i.config),
+            "devices": devices_json(&i.devices),
+            "profiles": i.profiles,
+            "description": i.description,
+        });
+        api.patch(&a.path(), &body, cur.etag.as_deref()).await?;
+    }
+    if c.iter().any(|c| c.key == "state") {
+        api.put(&a.state(), &json!({"action": "start"}), None)
+            .await
+            .map_err(|e| NodeError::new(format!("failed to start: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn create_started<A: Api>(api: &A, i: &Instance, a: &Address) -> Result<(), NodeError> {
+    let source = match &i.source {
+        ImageSource::Remote {
+            server,
+            protocol,
+            alias,
+            ..
+        } => {
+            json!({"type": "image", "mode": "pull", "server": server, "protocol": protocol, "alias": alias})
+        }
+        ImageSource::Local { alias } => json!({"type": "image", "alias": alias}),
+    };
+    let body = json!({
+        "name": i.name,
+        "type": i.instance_type.incus_name(),
+        "description": i.description,
+        "source": source,
+        "profiles": i.profiles,
+        "config": config_json(&i.config),
+        "devices": devices_json(&i.devices),
+        "start": true,
+    });
+    let Err(e) = api
+        .post(
+            &format!("/1.0/instances?{}", project_query(&i.project)),
+            &body,
+        )
+        .await
+    else {
+        return Ok(());
+    };
+    let mut msg = e.to_string();
+    if let ImageSource::Remote { image, .. } = &i.source {
+        if e.message.contains("remote image") || e.message.contains("Failed getting image") {
+            msg = format!(
+                "image '{image}' cannot be fetched from its remote: {msg} (offline? import the image locally and use its alias instead)"
+            );
+        }
+    }
+    // Created but not started? (`start: true` keeps the instance.)
+    if matches!(api.get_opt(&a.path()).await, Ok(Some(_))) {
+        return Err(NodeError {
+            message: format!("created but failed to start: {msg}"),
+            half_created: true,
+        });
+    }
+    Err(NodeError::new(msg))
+}
+
+/// What the journal keeps before an update: the writable fields (without
+/// the `volatile.*` keys Incus owns) and the run state.
+pub async fn prior<A: Api>(api: &A, a: &Address) -> Result<Option<Value>, IncusError> {
+    let Some(cur) = api.get_opt(&a.path()).await? else {
+        return Ok(None);
+    };
+    let mut v = pick(&cur.metadata, FIELDS);
+    v["status"] = cur.metadata.get("status").cloned().unwrap_or(Value::Null);
+    if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
+        c.retain(|k, _| !k.starts_with("volatile."));
+    }
+    Ok(Some(v))
+}
+
+/// Undo: delete what the apply created (protected ones only with
+/// `force`); for what it updated, restore the pre-apply snapshot, then the
+/// prior configuration and run state (a restore brings back the
+/// snapshot's configuration, which is not always the one anklume saw).
+pub async fn undo<A: Api>(
+    api: &A,
+    a: &Address,
+    undo: &Undo,
+    force: bool,
+) -> Result<StepResult, IncusError> {
+    let (prior, snapshot) = match undo {
+        Undo::Delete => return delete(api, a, force).await,
+        Undo::Restore { prior, snapshot } => (prior, snapshot),
+    };
+    if api.get_opt(&a.path()).await?.is_none() {
+        return Ok(StepResult::Failed {
+            error: "the instance no longer exists: nothing to restore".into(),
+        });
+    }
+    let i = a.instance_ref();
+    let mut done = Vec::new();
+    let mut note = None;
+    if let Some(snap) = snapshot {
+        if snapshot::exists(api, &i, snap).await? {
+            snapshot::restore(api, &i, snap).await?;
+            done.push(format!("snapshot {snap} restored"));
+        } else {
+            note = Some(format!(
+                "snapshot {snap} is gone (cleaned up?): data not restored"
+            ));
+        }
+    }
+    if let Some(prior) = prior {
+        if restore_config(api, a, prior).await? {
+            done.push("configuration as before the apply".into());
+        } else if done.is_empty() {
+            done.push("configuration already as before the apply".into());
+        }
+    }
+    let mut detail = done.join("; ");
+    if let Some(n) = note {
+        if detail.is_empty() {
+            return Ok(StepResult::Skipped { why: n });
+        }
+        detail = format!("{detail}; {n}");
+    }
+    Ok(StepResult::Restored { detail })
+}
+
+/// Put the prior config, devices, profiles and description back, keeping
+/// the `volatile.*` keys Incus has now, and the prior run state. Returns
+/// whether it changed anything.
+async fn restore_config<A: Api>(api: &A, a: &Address, prior: &Value) -> Result<bool, IncusError> {
+    let path = a.path();
+    let cur = api.get(&path).await?;
+    let md = &cur.metadata;
+    let obj = |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut live_cfg: Map<String, Value> = obj(md.get("config"));
+    let volatile: Map<String, Value> = live_cfg
+        .iter()
+        .filter(|(k, _)| k.starts_with("volatile."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    live_cfg.retain(|k, _| !k.starts_with("volatile."));
+    let prior_cfg = obj(prior.get("config"));
+    let mut wrote = false;
+    if live_cfg != prior_cfg || !same(md, prior, &["devices", "profiles", "description"]) {
+        let mut config = prior_cfg;
+        config.extend(volatile);
+        let mut body = json!({
+            "config": config,
+            "devices": prior.get("devices").cloned().unwrap_or(json!({})),
+            "profiles": prior.get("profiles").cloned().unwrap_or(json!([])),
+            "description": prior.get("description").cloned().unwrap_or(json!("")),
+        });
+        for k in ["architecture", "ephemeral", "stateful"] {
+            if let Some(v) = md.get(k) {
+                body[k] = v.clone();
+            }
+        }
+        api.put(&path, &body, cur.etag.as_deref()).await?;
+        wrote = true;
+    }
+    let want = prior.get("status").and_then(Value::as_str);
+    let now = api.get(&path).await?;
+    match (want, now.metadata.get("status").and_then(Value::as_str)) {
+        (Some("Running"), Some(s)) if s != "Running" => {
+            api.put(&a.state(), &json!({"action": "start"}), None)
+                .await?;
+            wrote = true;
+        }
+        (Some("Stopped"), Some("Running")) => {
+            stop(api, a).await?;
+            wrote = true;
+        }
+        _ => {}
+    }
+    Ok(wrote)
+}
+
+/// Whether Incus reports it stopped (a failed read counts as not stopped).
+async fn is_stopped<A: Api>(api: &A, a: &Address) -> bool {
+    matches!(
+        api.get(&a.path()).await,
+        Ok(r) if str_of(&r.metadata, "status") != "Running"
+    )
+}
+
+/// A forced stop. An error from a stop that finds the instance stopped
+/// anyway (it stopped meanwhile) is not one.
+async fn force_stop<A: Api>(api: &A, a: &Address) -> Result<(), IncusError> {
+    match api
+        .put(&a.state(), &json!({"action": "stop", "force": true}), None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(_) if is_stopped(api, a).await => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A clean stop with a timeout, then a forced one.
+async fn stop<A: Api>(api: &A, a: &Address) -> Result<(), IncusError> {
+    if api
+        .put(&a.state(), &json!({"action": "stop", "timeout": 10}), None)
+        .await
+        .is_ok()
+        || is_stopped(api, a).await
+    {
+        return Ok(());
+    }
+    force_stop(api, a).await
+}
+
+/// Whether Incus would refuse to delete it (`security.protection.delete`).
+pub fn is_protected(md: &Value) -> bool {
+    md.get("config")
+        .and_then(|c| c.get("security.protection.delete"))
+        .and_then(Value::as_str)
+        == Some("true")
+}
+
+/// Delete it: stopped first (no clean shutdown: it goes), a protected one
+/// only with `force` (its protection lifted first).
+pub async fn delete<A: Api>(api: &A, a: &Address, force: bool) -> Result<StepResult, IncusError> {
+    let path = a.path();
+    let Some(cur) = api.get_opt(&path).await? else {
+        return Ok(StepResult::AlreadyDone {
+            detail: "does not exist".into(),
+        });
+    };
+    let md = &cur.metadata;
+    let protected = is_protected(md);
+    if protected && !force {
+        return Ok(StepResult::Skipped {
+            why: "protected (security.protection.delete, from ephemeral: false); `anklume rollback --force` deletes it".into(),
+        });
+    }
+    if str_of(md, "status") == "Running" {
+        force_stop(api, a).await?;
+    }
+    if protected {
+        let cur = api.get(&path).await?;
+        let body = json!({
+            "config": {"security.protection.delete": "false"},
+            "description": cur.metadata.get("description").cloned().unwrap_or(json!("")),
+        });
+        api.patch(&path, &body, cur.etag.as_deref()).await?;
+    }
+    api.delete(&path).await?;
+    Ok(StepResult::Restored {
+        detail: if protected {
+            "deleted (protected; --force)".into()
+        } else {
+            "deleted".into()
+        },
+    })
+}
+
+/// Instances anklume marked that the plan lacks.
+pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
+    live.instances
+        .iter()
+        .filter(|((project, name), v)| {
+            is_managed(v)
+                && !declared.contains(&Target::Instance(Address {
+                    project: project.clone(),
+                    name: name.clone(),
+                }))
+        })
+        .map(|((project, name), v)| Orphan {
+            kind: "instance",
+            project: project.clone(),
+            name: name.clone(),
+            protected: is_protected(v),
+        })
+        .collect()
+}

@@ -1,0 +1,252 @@
+//! One module per resource kind, each holding everything about its kind:
+//! its [`Target`] address, how desired and live state compare (`decide`),
+//! how a change is carried out (`apply`), what prior state the journal
+//! keeps (`prior`), how it is undone (`undo`) and deleted (`delete`), and
+//! which live objects are its orphans (`orphans`).
+//!
+//! This file is the registry: the only place that matches over every kind.
+//! Adding a kind means adding its module and one arm to each function here
+//! (the compiler lists the missing arms: the matches are exhaustive).
+
+pub mod common;
+pub mod instance;
+pub mod network;
+pub mod nftables;
+pub mod profile;
+pub mod project;
+pub mod provision;
+pub mod volume;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anklume_plan::{Plan, Resource};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use crate::decide::{Action, Change, Orphan};
+use crate::incus::{Api, IncusError};
+use crate::journal::Journal;
+use crate::live::Live;
+pub use crate::undo::{StepResult, Undo};
+
+/// What a change is made to, named so that rollback can find it again
+/// without the plan: one variant per journaled kind, holding that kind's
+/// address. Serialised as `{"type": "<kind>", <address fields>}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// A managed bridge (in the default project).
+    Network(network::Address),
+    /// A project.
+    Project(project::Address),
+    /// A profile in a project.
+    Profile(profile::Address),
+    /// A custom storage volume.
+    Volume(volume::Address),
+    /// An instance.
+    Instance(instance::Address),
+    /// The host's `inet anklume` nftables table.
+    Nftables(nftables::Address),
+}
+
+impl Target {
+    /// Its REST path; `None` for the nftables table, which is not in Incus.
+    pub fn path(&self) -> Option<String> {
+        Some(match self {
+            Target::Network(a) => a.path(),
+            Target::Project(a) => a.path(),
+            Target::Profile(a) => a.path(),
+            Target::Volume(a) => a.path(),
+            Target::Instance(a) => a.path(),
+            Target::Nftables(_) => return None,
+        })
+    }
+
+    /// Whether it is the nftables table.
+    pub fn is_nftables(&self) -> bool {
+        matches!(self, Target::Nftables(_))
+    }
+}
+
+/// Why one node could not be carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeError {
+    /// Incus's error, with context.
+    pub message: String,
+    /// For instances: it was created but did not start.
+    pub half_created: bool,
+}
+
+impl NodeError {
+    /// An error that left nothing half-made.
+    pub fn new(message: impl Into<String>) -> NodeError {
+        NodeError {
+            message: message.into(),
+            half_created: false,
+        }
+    }
+}
+
+impl From<IncusError> for NodeError {
+    fn from(e: IncusError) -> NodeError {
+        NodeError::new(e.to_string())
+    }
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// What carrying out a node needs besides Incus.
+#[derive(Clone, Debug, Default)]
+pub struct RunContext {
+    /// The state directory (last applied ruleset, saved previous tables).
+    pub state_dir: PathBuf,
+    /// The live `inet anklume` table before this apply, saved before the
+    /// ruleset is replaced.
+    pub nft_previous: Option<String>,
+    /// The journal every change is recorded in first (none for tests that
+    /// exercise the scheduler alone).
+    pub journal: Option<Arc<Journal>>,
+}
+
+/// What undoing a step needs besides Incus.
+#[derive(Clone, Debug, Default)]
+pub struct UndoContext {
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Delete protected instances too.
+    pub force: bool,
+    /// The bridges the journal names (the nftables step checks which are
+    /// left).
+    pub networks: Vec<String>,
+}
+
+/// What a node changes, for the journal; `None` for what is not journaled
+/// (provisioning).
+pub fn target(resource: &Resource) -> Option<Target> {
+    Some(match resource {
+        Resource::Network(n) => Target::Network(network::address(n)),
+        Resource::Project(p) => Target::Project(project::address(p)),
+        Resource::Profile(p) => Target::Profile(profile::address(p)),
+        Resource::Volume(v) => Target::Volume(volume::address(v)),
+        Resource::Instance(i) => Target::Instance(instance::address(i)),
+        Resource::Nftables(_) => Target::Nftables(nftables::Address {}),
+        Resource::Provision(_) => return None,
+    })
+}
+
+/// Compare one node with what Incus (and the host) has.
+pub fn decide(resource: &Resource, live: &Live) -> Action {
+    match resource {
+        Resource::Network(n) => network::decide(n, live),
+        Resource::Project(p) => project::decide(p, live),
+        Resource::Profile(p) => profile::decide(p, live),
+        Resource::Volume(v) => volume::decide(v, live),
+        Resource::Instance(i) => instance::decide(i, live),
+        Resource::Nftables(t) => nftables::decide(t, live),
+        Resource::Provision(p) => provision::decide(p),
+    }
+}
+
+/// Carry out a create (`create`) or an update of one node.
+pub async fn apply<A: Api>(
+    api: &A,
+    resource: &Resource,
+    create: bool,
+    ctx: &RunContext,
+) -> Result<(), NodeError> {
+    match resource {
+        Resource::Network(n) => network::apply(api, n, create).await,
+        Resource::Project(p) => project::apply(api, p, create).await,
+        Resource::Profile(p) => profile::apply(api, p, create).await,
+        Resource::Volume(v) => volume::apply(api, v, create).await,
+        Resource::Instance(i) => instance::apply(api, i, create).await,
+        Resource::Nftables(t) => {
+            nftables::apply(t, &ctx.state_dir, ctx.nft_previous.as_deref()).await
+        }
+        Resource::Provision(_) => Ok(()),
+    }
+}
+
+/// The state of what `target` names, as rollback restores it; `None` when
+/// it does not exist. The nftables table's is kept for a create too.
+pub async fn prior<A: Api>(
+    api: &A,
+    target: &Target,
+    state_dir: &Path,
+    nft_previous: Option<&str>,
+) -> Result<Option<Value>, IncusError> {
+    match target {
+        Target::Network(a) => network::prior(api, a).await,
+        Target::Project(a) => project::prior(api, a).await,
+        Target::Profile(a) => profile::prior(api, a).await,
+        Target::Volume(a) => volume::prior(api, a).await,
+        Target::Instance(a) => instance::prior(api, a).await,
+        Target::Nftables(_) => Ok(Some(nftables::prior(state_dir, nft_previous))),
+    }
+}
+
+/// Whether the journal keeps the prior state of a create too (not only of
+/// an update).
+pub fn prior_on_create(target: &Target) -> bool {
+    target.is_nftables()
+}
+
+/// Undo one step.
+pub async fn undo<A: Api>(
+    api: &A,
+    target: &Target,
+    undo: &Undo,
+    ctx: &UndoContext,
+) -> Result<StepResult, IncusError> {
+    match target {
+        Target::Network(a) => network::undo(api, a, undo).await,
+        Target::Project(a) => project::undo(api, a, undo).await,
+        Target::Profile(a) => profile::undo(api, a, undo).await,
+        Target::Volume(a) => volume::undo(api, a, undo).await,
+        Target::Instance(a) => instance::undo(api, a, undo, ctx.force).await,
+        Target::Nftables(_) => nftables::undo(api, undo, &ctx.state_dir, &ctx.networks).await,
+    }
+}
+
+/// Delete what `target` names (protected instances only with `force`).
+/// The nftables table is not deleted this way: its undo decides.
+pub async fn delete<A: Api>(
+    api: &A,
+    target: &Target,
+    force: bool,
+) -> Result<StepResult, IncusError> {
+    match target {
+        Target::Network(a) => network::delete(api, a).await,
+        Target::Project(a) => project::delete(api, a).await,
+        Target::Profile(a) => profile::delete(api, a).await,
+        Target::Volume(a) => volume::delete(api, a).await,
+        Target::Instance(a) => instance::delete(api, a, force).await,
+        Target::Nftables(_) => Ok(StepResult::Skipped {
+            why: "the isolation table is removed only by rollback, which checks what it protects"
+                .into(),
+        }),
+    }
+}
+
+/// The objects anklume manages that Incus has and the plan lacks, sorted.
+pub fn orphans(plan: &Plan, live: &Live) -> Vec<Orphan> {
+    let declared: BTreeSet<Target> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| target(&n.resource))
+        .collect();
+    let mut out = network::orphans(live, &declared);
+    out.extend(project::orphans(live, &declared));
+    out.extend(profile::orphans(live, &declared));
+    out.extend(instance::orphans(live, &declared));
+    out.sort_by(|a, b| (a.kind, &a.project, &a.name).cmp(&(b.kind, &b.project, &b.name)));
+    out
+}

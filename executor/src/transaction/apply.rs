@@ -1,0 +1,393 @@
+//! The apply transaction: [`prepare`] reads Incus and decides (nothing
+//! changes; the lock is held from here unless it is a dry run), then
+//! [`Prepared::run`] journals, snapshots, carries the decisions out, ends
+//! the journal and prunes old pre-apply snapshots.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anklume_plan::codec::Header;
+use anklume_plan::{Plan, Resource};
+
+use super::{Event, Sink, TxError};
+use crate::decide::{self, Decisions, Preflight};
+use crate::incus::Api;
+use crate::journal::{self, Journal, Record};
+use crate::kind::RunContext;
+use crate::schedule::{self, Interrupt, NodeResult, Report};
+use crate::state::{self, ApplyLock};
+use crate::{live, nft, snapshot};
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The state directory (lock, journals, rulesets, snapshot records).
+    pub state_dir: PathBuf,
+    /// Decide only: take no lock, change nothing.
+    pub dry_run: bool,
+    /// Operations in flight at once.
+    pub parallelism: usize,
+    /// Manage the host's nftables table (`--no-nftables` turns it off).
+    pub nftables: bool,
+    /// Snapshot the instances the apply changes first.
+    pub snapshots: bool,
+    /// Pre-apply snapshot timestamps to keep after a successful apply.
+    pub keep: usize,
+    /// Apply even if the plan's sources changed since it was made.
+    pub allow_stale: bool,
+    /// Where the plan's sources are (relative paths in its header).
+    pub sources_dir: PathBuf,
+    /// Stop on Ctrl-C (the CLI); tests raise [`Prepared::interrupt`]
+    /// themselves.
+    pub ctrl_c: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            state_dir: state::state_dir(),
+            dry_run: false,
+            parallelism: 8,
+            nftables: true,
+            snapshots: true,
+            keep: 3,
+            allow_stale: false,
+            sources_dir: PathBuf::from("."),
+            ctrl_c: false,
+        }
+    }
+}
+
+/// An apply read and decided, about to run.
+pub struct Prepared<A: Api> {
+    api: A,
+    plan: Plan,
+    opts: Options,
+    nft_previous: Option<String>,
+    _lock: Option<ApplyLock>,
+    /// One action per plan node, and the orphans.
+    pub decisions: Decisions,
+    /// What stops the apply before any change, if anything.
+    pub preflight: Option<Preflight>,
+    interrupt: Arc<Interrupt>,
+}
+
+/// The storage pools the plan puts custom volumes in.
+fn pools(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.resource {
+            Resource::Volume(v) => Some(v.pool.clone()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Check the plan is current, take the lock (not for a dry run), read
+/// Incus and the host's table, report an unfinished apply, decide, and run
+/// the preflight checks. Nothing changes.
+pub async fn prepare<A: Api>(
+    api: A,
+    plan: Plan,
+    header: &Header,
+    opts: Options,
+    sink: &Sink,
+) -> Result<Prepared<A>, TxError> {
+    let stale = state::stale_sources(header, &opts.sources_dir);
+    if !stale.is_empty() && !opts.allow_stale {
+        return Err(TxError::Stale { files: stale });
+    }
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(state::lock(&opts.state_dir)?)
+    };
+    let mut live = live::read(&api, &pools(&plan))
+        .await
+        .map_err(TxError::ReadLive)?;
+    if opts.nftables {
+        match nft::read(&opts.state_dir) {
+            Ok(s) => live.nftables = Some(s),
+            Err(e) => sink(&Event::NftablesNotManaged {
+                reason: e.to_string(),
+            }),
+        }
+    }
+    // A journal without an end is a dead apply, unless an apply is running
+    // right now (a dry run does not hold the lock: probe it).
+    let unfinished = journal::unfinished(&opts.state_dir)
+        .filter(|_| !(opts.dry_run && state::lock(&opts.state_dir).is_err()));
+    if let Some(j) = unfinished {
+        let changes = j.changes();
+        sink(&Event::UnfinishedApply {
+            journal: j.ts.clone(),
+            started: changes.len(),
+            finished: changes.iter().filter(|c| c.1.is_some()).count(),
+        });
+    }
+    let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
+    let decisions = decide::decide(&plan, &live);
+    let preflight = decide::preflight(&plan, &live).err();
+    Ok(Prepared {
+        api,
+        plan,
+        opts,
+        nft_previous,
+        _lock: lock,
+        decisions,
+        preflight,
+        interrupt: Arc::new(Interrupt::default()),
+    })
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Summary {
+    /// One event per node.
+    pub report: Report,
+    /// The journal's timestamp and file, when the apply changed anything.
+    pub journal: Option<(String, PathBuf)>,
+}
+
+impl Summary {
+    /// Nodes per result name (`created`, `updated`, `unchanged`, `not_run`,
+    /// `failed`, `skipped`, `interrupted`).
+    pub fn count(&self, name: &str) -> usize {
+        self.report
+            .results
+            .iter()
+            .flatten()
+            .filter(|e| result_name(&e.result) == name)
+            .count()
+    }
+
+    /// Whether every node ended well and nothing interrupted the run.
+    pub fn ok(&self) -> bool {
+        !self.report.interrupted && self.report.failed().next().is_none()
+    }
+}
+
+/// The name of a node result, as counted in summaries.
+pub fn result_name(r: &NodeResult) -> &'static str {
+    match r {
+        NodeResult::Created => "created",
+        NodeResult::Updated => "updated",
+        NodeResult::Unchanged => "unchanged",
+        NodeResult::NotRun { .. } => "not_run",
+        NodeResult::Failed { .. } => "failed",
+        NodeResult::Skipped { .. } => "skipped",
+        NodeResult::Interrupted => "interrupted",
+    }
+}
+
+impl<A: Api> Prepared<A> {
+    /// The Incus client (its request counters).
+    pub fn api(&self) -> &A {
+        &self.api
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Raise it to stop the run: nothing new starts.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
+    }
+
+    /// Journal, snapshot, execute, end the journal, prune old snapshots.
+    pub async fn run(self, sink: &Sink) -> Result<Summary, TxError> {
+        if let Some(p) = self.preflight {
+            return Err(TxError::Preflight(p));
+        }
+        let opts = &self.opts;
+        let changes = self.decisions.changes();
+        let journal = if changes > 0 {
+            Some(Arc::new(
+                Journal::create(&opts.state_dir).map_err(TxError::JournalStart)?,
+            ))
+        } else {
+            None
+        };
+        let touched = self.decisions.touched_instances(&self.plan);
+        let mut snapshot_taken = false;
+        if let Some(j) = &journal {
+            let snap_name = (opts.snapshots && !touched.is_empty())
+                .then(|| format!("{}{}", snapshot::PRE_APPLY, j.ts));
+            j.append(&Record::Begin {
+                ts: j.ts.clone(),
+                anklume: env!("CARGO_PKG_VERSION").to_string(),
+                changes,
+                snapshot: snap_name.clone(),
+            })
+            .map_err(TxError::JournalStart)?;
+            if let Some(name) = &snap_name {
+                let refs: Vec<_> = touched.iter().map(|a| a.instance_ref()).collect();
+                let results =
+                    pre_apply_snapshots(&self.api, &refs, name, opts.parallelism, j, sink).await;
+                let ok = results.iter().filter(|r| **r).count();
+                if ok > 0 {
+                    snapshot_taken = true;
+                    if let Err(e) = snapshot::record(&opts.state_dir, &j.ts, "all") {
+                        sink(&Event::Warning {
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                sink(&Event::Snapshot {
+                    name: name.clone(),
+                    taken: ok,
+                    failed: results.len() - ok,
+                });
+            }
+        }
+        let watcher = opts
+            .ctrl_c
+            .then(|| watch_ctrl_c(self.interrupt.clone(), sink.clone()));
+        let ctx = RunContext {
+            state_dir: opts.state_dir.clone(),
+            nft_previous: self.nft_previous.clone(),
+            journal: journal.clone(),
+        };
+        let report = schedule::run(
+            &self.api,
+            &self.plan,
+            &self.decisions,
+            opts.parallelism,
+            &ctx,
+            self.interrupt.clone(),
+            |node, done, total| {
+                sink(&Event::Result {
+                    node: node.clone(),
+                    done,
+                    total,
+                })
+            },
+        )
+        .await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        for p in &report.panicked {
+            sink(&Event::Warning {
+                message: format!("internal error: a task failed: {p}"),
+            });
+        }
+        let summary = Summary {
+            journal: journal.as_ref().map(|j| (j.ts.clone(), j.path.clone())),
+            report,
+        };
+        if let Some(j) = &journal {
+            let outcome = if summary.report.interrupted {
+                "interrupted"
+            } else if summary.ok() {
+                "ok"
+            } else {
+                "failed"
+            };
+            if let Err(e) = j.append(&Record::End {
+                outcome: outcome.into(),
+            }) {
+                sink(&Event::Warning {
+                    message: e.to_string(),
+                });
+            }
+        }
+        if snapshot_taken && summary.ok() {
+            retention(&self.api, &opts.state_dir, opts.keep, sink).await;
+        }
+        Ok(summary)
+    }
+}
+
+/// Snapshot `instances` as `name`, a few at a time, journaling each. A
+/// failed snapshot is reported and the apply goes on (v1's behaviour).
+/// Returns whether each was taken, in order.
+async fn pre_apply_snapshots<A: Api>(
+    api: &A,
+    instances: &[snapshot::InstanceRef],
+    name: &str,
+    parallelism: usize,
+    journal: &Journal,
+    sink: &Sink,
+) -> Vec<bool> {
+    let mut out = Vec::new();
+    for chunk in instances.chunks(parallelism.max(1)) {
+        let mut set = tokio::task::JoinSet::new();
+        for (k, i) in chunk.iter().enumerate() {
+            let (api, i, name) = (api.clone(), i.clone(), name.to_string());
+            set.spawn(async move {
+                let r = snapshot::create(&api, &i, &name).await;
+                (k, i, r)
+            });
+        }
+        let mut done = set.join_all().await;
+        done.sort_by_key(|d| d.0);
+        for (_, i, r) in done {
+            let rec = Record::Snapshot {
+                project: i.project.clone(),
+                instance: i.name.clone(),
+                name: name.to_string(),
+                ok: r.is_ok(),
+                error: r.as_ref().err().map(|e| e.to_string()),
+            };
+            if let Err(e) = journal.append(&rec) {
+                sink(&Event::Warning {
+                    message: e.to_string(),
+                });
+            }
+            if let Err(e) = &r {
+                sink(&Event::SnapshotFailed {
+                    project: i.project.clone(),
+                    instance: i.name.clone(),
+                    name: name.to_string(),
+                    error: e.to_string(),
+                });
+            }
+            out.push(r.is_ok());
+        }
+    }
+    out
+}
+
+/// Keep the newest `keep` pre-apply timestamps.
+async fn retention<A: Api>(api: &A, state_dir: &Path, keep: usize, sink: &Sink) {
+    match snapshot::cleanup(api, state_dir, keep).await {
+        Ok(c) => {
+            for (s, e) in c.failed {
+                sink(&Event::RetentionFailed {
+                    snapshot: s,
+                    error: e,
+                });
+            }
+            if !c.deleted.is_empty() {
+                sink(&Event::Retention {
+                    deleted: c.deleted.len(),
+                    keep,
+                });
+            }
+        }
+        Err(e) => sink(&Event::Warning {
+            message: format!("pre-apply snapshot retention: {e}"),
+        }),
+    }
+}
+
+/// Raise `interrupt` on Ctrl-C and report it; report a second Ctrl-C too
+/// (the CLI quits on it).
+fn watch_ctrl_c(interrupt: Arc<Interrupt>, sink: Sink) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.raise();
+            sink(&Event::Interrupted { again: false });
+            if tokio::signal::ctrl_c().await.is_ok() {
+                sink(&Event::Interrupted { again: true });
+            }
+        }
+    })
+}

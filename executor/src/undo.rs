@@ -1,0 +1,437 @@
+//! Undoing an apply from its journal alone: the steps (in reverse order,
+//! delete what it created, restore the prior state of what it updated,
+//! restore the pre-apply snapshots of the instances it changed and then
+//! their prior configuration), and running them. How each kind is undone is
+//! in its module under [`crate::kind`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::incus::{Api, IncusError};
+use crate::journal::{self, Record, Verb};
+use crate::kind::{self, Target, UndoContext};
+use crate::snapshot;
+
+/// One undo step.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// The plan node id (or `instance/<project>/<name>` for snapshot-only
+    /// rollbacks).
+    pub node: String,
+    /// What it acts on.
+    pub target: Target,
+    /// What it does.
+    pub undo: Undo,
+    /// Node ids that depended on this one in the apply.
+    #[serde(skip)]
+    pub dependents: Vec<String>,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Undo {
+    /// The apply created it: delete it.
+    Delete,
+    /// The apply updated it: put its prior state back.
+    Restore {
+        /// The prior state (`None` for a snapshot-only rollback).
+        prior: Option<Value>,
+        /// The pre-apply snapshot to restore first (instances).
+        snapshot: Option<String>,
+    },
+}
+
+impl Step {
+    /// A line for the confirmation list.
+    pub fn describe(&self) -> String {
+        match &self.undo {
+            Undo::Delete if self.target.is_nftables() => {
+                format!("- {}: remove the table the apply created", self.node)
+            }
+            Undo::Delete => format!("- delete {} (created by the apply)", self.node),
+            Undo::Restore {
+                prior,
+                snapshot: Some(s),
+            } => format!(
+                "~ restore {} (snapshot {s}{})",
+                self.node,
+                if prior.is_some() {
+                    ", then its prior configuration"
+                } else {
+                    ""
+                }
+            ),
+            Undo::Restore { .. } => {
+                format!("~ restore {} (prior configuration)", self.node)
+            }
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StepResult {
+    /// Undone.
+    Restored {
+        /// What was done.
+        detail: String,
+    },
+    /// Nothing to undo (already as before).
+    AlreadyDone {
+        /// Why.
+        detail: String,
+    },
+    /// Deliberately not undone.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+    /// Tried and failed.
+    Failed {
+        /// Incus's error.
+        error: String,
+    },
+}
+
+/// The undo steps of a journal, in the order they run (reverse of the
+/// apply's). An intent without an outcome (the apply died during it) is
+/// undone too: rollback checks what exists.
+pub fn steps(j: &journal::Read) -> Vec<Step> {
+    let mut snaps: BTreeMap<(String, String), String> = BTreeMap::new();
+    for r in &j.records {
+        if let Record::Snapshot {
+            project,
+            instance,
+            name,
+            ok: true,
+            ..
+        } = r
+        {
+            snaps.insert((project.clone(), instance.clone()), name.clone());
+        }
+    }
+    let mut dependents: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in &j.records {
+        if let Record::Intent { node, deps, .. } = r {
+            for d in deps {
+                dependents.entry(d.as_str()).or_default().push(node.clone());
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in j.records.iter().rev() {
+        let Record::Intent {
+            node,
+            target,
+            change,
+            prior,
+            ..
+        } = r
+        else {
+            continue;
+        };
+        if !seen.insert(node.clone()) {
+            continue;
+        }
+        let undo = match (change, target) {
+            // The table's prior state is kept for a create too.
+            (_, Target::Nftables(_)) => Undo::Restore {
+                prior: prior.clone(),
+                snapshot: None,
+            },
+            (Verb::Create, _) => Undo::Delete,
+            (Verb::Update, Target::Instance(a)) => Undo::Restore {
+                prior: prior.clone(),
+                snapshot: snaps.get(&(a.project.clone(), a.name.clone())).cloned(),
+            },
+            (Verb::Update, _) => Undo::Restore {
+                prior: prior.clone(),
+                snapshot: None,
+            },
+        };
+        out.push(Step {
+            node: node.clone(),
+            target: target.clone(),
+            undo,
+            dependents: dependents.get(node.as_str()).cloned().unwrap_or_default(),
+        });
+    }
+    // The isolation table goes back last, once everything else is undone:
+    // until then the table in force keeps isolating what the apply made,
+    // and the last step knows what is left (`nft::after_rollback`).
+    let (mut rest, nft): (Vec<Step>, Vec<Step>) =
+        out.into_iter().partition(|s| !s.target.is_nftables());
+    rest.extend(nft);
+    rest
+}
+
+/// Steps for a pre-apply snapshot without a journal (taken by anklume v1's
+/// `snapshot-apply.sh`): restore every instance that has it, as v1 does.
+pub async fn snapshot_only_steps<A: Api>(api: &A, ts: &str) -> Result<Vec<Step>, IncusError> {
+    let name = format!("{}{ts}", snapshot::PRE_APPLY);
+    let all = snapshot::list_all(api).await?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.name == name)
+        .map(|s| Step {
+            node: format!("instance/{}/{}", s.project, s.instance),
+            target: Target::Instance(kind::instance::Address {
+                project: s.project,
+                name: s.instance,
+            }),
+            undo: Undo::Restore {
+                prior: None,
+                snapshot: Some(name.clone()),
+            },
+            dependents: Vec::new(),
+        })
+        .collect())
+}
+
+/// Wait for Incus operations still running (those of a killed apply), so
+/// that rollback does not race them.
+pub async fn settle<A: Api>(api: &A) -> Result<usize, IncusError> {
+    let ops = api
+        .get("/1.0/operations?all-projects=true&recursion=1")
+        .await?;
+    let mut n = 0;
+    for op in ops
+        .metadata
+        .get("running")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if op.get("class").and_then(Value::as_str) != Some("task") {
+            continue;
+        }
+        if let Some(id) = op.get("id").and_then(Value::as_str) {
+            n += 1;
+            // Its own failure is not ours to report.
+            let _ = api.wait(&format!("/1.0/operations/{id}")).await;
+        }
+    }
+    Ok(n)
+}
+
+/// Options.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Delete protected instances too.
+    pub force: bool,
+    /// Instance steps in flight at once.
+    pub parallelism: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            force: false,
+            parallelism: 8,
+        }
+    }
+}
+
+/// Run the steps; results come back in the order of `steps`. Instance
+/// steps go first, `parallelism` at a time (nothing the journal records
+/// depends on an instance, so their order does not matter); the other
+/// steps follow one by one in order, and a deletion is skipped while
+/// something that depended on it is kept. `on_step` sees each result as it
+/// ends, with the milliseconds it took.
+pub async fn run<A: Api>(
+    api: &A,
+    steps: &[Step],
+    ctx: &UndoContext,
+    parallelism: usize,
+    mut on_step: impl FnMut(&Step, &StepResult, u64),
+) -> Vec<StepResult> {
+    let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
+    // Nodes whose deletion did not happen: what they depend on stays too.
+    let mut kept: BTreeSet<String> = BTreeSet::new();
+    let mut note = |i: usize, result: StepResult, ms: u64, kept: &mut BTreeSet<String>| {
+        let step = &steps[i];
+        if matches!(step.undo, Undo::Delete)
+            && matches!(
+                result,
+                StepResult::Skipped { .. } | StepResult::Failed { .. }
+            )
+        {
+            kept.insert(step.node.clone());
+        }
+        on_step(step, &result, ms);
+        results[i] = Some(result);
+    };
+    // Every bridge the apply created or changed: with those the table in
+    // force names, what the nftables step checks still exists.
+    let ctx = UndoContext {
+        networks: steps
+            .iter()
+            .filter_map(|s| match &s.target {
+                Target::Network(a) => Some(a.name.clone()),
+                _ => None,
+            })
+            .collect(),
+        ..ctx.clone()
+    };
+    let is_instance = |s: &Step| matches!(s.target, Target::Instance(_));
+    let instances: Vec<usize> = (0..steps.len())
+        .filter(|&i| is_instance(&steps[i]))
+        .collect();
+    for chunk in instances.chunks(parallelism.max(1)) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (api, step, ctx) = (api.clone(), steps[i].clone(), ctx.clone());
+            set.spawn(async move {
+                let t = Instant::now();
+                let r = kind::undo(&api, &step.target, &step.undo, &ctx).await;
+                (i, r, t.elapsed().as_millis() as u64)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((i, r, ms)) = joined else { continue };
+            note(i, failed_on_error(r), ms, &mut kept);
+        }
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if is_instance(step) {
+            continue;
+        }
+        let t = Instant::now();
+        let result = match (
+            &step.undo,
+            step.dependents.iter().find(|d| kept.contains(*d)),
+        ) {
+            (Undo::Delete, Some(user)) if !step.target.is_nftables() => StepResult::Skipped {
+                why: format!("kept because {user} is kept"),
+            },
+            _ => failed_on_error(kind::undo(api, &step.target, &step.undo, &ctx).await),
+        };
+        note(i, result, t.elapsed().as_millis() as u64, &mut kept);
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(StepResult::Failed {
+                error: "internal error: the step did not run".into(),
+            })
+        })
+        .collect()
+}
+
+fn failed_on_error(r: Result<StepResult, IncusError>) -> StepResult {
+    r.unwrap_or_else(|e| StepResult::Failed {
+        error: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn intent(seq: u64, node: &str, target: Target, change: Verb, deps: &[&str]) -> Record {
+        Record::Intent {
+            seq,
+            node: node.into(),
+            target,
+            change,
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            prior: (change == Verb::Update).then(|| json!({"config": {}})),
+        }
+    }
+
+    #[test]
+    fn steps_run_in_reverse_and_know_their_dependents() {
+        let j = journal::Read {
+            ts: "20260101-000000".into(),
+            path: "x".into(),
+            records: vec![
+                Record::Snapshot {
+                    project: "pro".into(),
+                    instance: "pro-dev".into(),
+                    name: "pre-apply-20260101-000000".into(),
+                    ok: true,
+                    error: None,
+                },
+                intent(
+                    1,
+                    "network/net-pro",
+                    Target::Network(kind::network::Address {
+                        name: "net-pro".into(),
+                    }),
+                    Verb::Create,
+                    &[],
+                ),
+                Record::Done {
+                    seq: 1,
+                    ok: true,
+                    error: None,
+                },
+                intent(
+                    2,
+                    "instance/pro/pro-dev",
+                    Target::Instance(kind::instance::Address {
+                        project: "pro".into(),
+                        name: "pro-dev".into(),
+                    }),
+                    Verb::Update,
+                    &["network/net-pro"],
+                ),
+            ],
+        };
+        let s = steps(&j);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].node, "instance/pro/pro-dev");
+        assert!(matches!(
+            &s[0].undo,
+            Undo::Restore { snapshot: Some(n), prior: Some(_) } if n == "pre-apply-20260101-000000"
+        ));
+        assert_eq!(s[1].node, "network/net-pro");
+        assert!(matches!(s[1].undo, Undo::Delete));
+        assert_eq!(s[1].dependents, vec!["instance/pro/pro-dev".to_string()]);
+        assert!(s[0].describe().contains("then its prior configuration"));
+    }
+
+    /// The table goes back after everything else (bridges deleted or kept),
+    /// so an interrupted rollback leaves the apply's table in force and the
+    /// last step knows what is left.
+    #[test]
+    fn the_nftables_table_is_the_last_step() {
+        let net = |seq, name: &str| {
+            intent(
+                seq,
+                &format!("network/{name}"),
+                Target::Network(kind::network::Address { name: name.into() }),
+                Verb::Create,
+                &[],
+            )
+        };
+        let j = journal::Read {
+            ts: "20260101-000000".into(),
+            path: "x".into(),
+            records: vec![
+                net(1, "net-a"),
+                intent(
+                    2,
+                    "nftables/anklume",
+                    Target::Nftables(kind::nftables::Address {}),
+                    Verb::Create,
+                    &["network/net-a"],
+                ),
+                net(3, "net-b"),
+            ],
+        };
+        let s = steps(&j);
+        let order: Vec<&str> = s.iter().map(|s| s.node.as_str()).collect();
+        assert_eq!(
+            order,
+            ["network/net-b", "network/net-a", "nftables/anklume"]
+        );
+    }
+}
