@@ -49,6 +49,7 @@ fn a_fifo_cannot_feed_nft_other_bytes_than_the_checked_ones() {
     let script = format!(
         r#"set -e
 cd {dir}
+export ANKLUME_STATE_DIR={dir}/state
 nft add table ip victim
 mkfifo f
 ( cat good.nft > f; sleep 0.3; cat bad.nft > f; sleep 0.3; cat bad.nft > f ) &
@@ -66,6 +67,20 @@ nft list ruleset > ruleset.txt
     assert!(ruleset.contains("table ip victim"), "{out}\n{ruleset}");
     assert!(!ruleset.contains("evil"), "{out}\n{ruleset}");
     assert!(ruleset.contains("table inet anklume"), "{out}\n{ruleset}");
+    // Deployed like apply loads: the checked bytes are recorded where the
+    // next apply's drift check reads them, with the kernel's listing.
+    let state = d.join("state/nftables");
+    assert_eq!(
+        std::fs::read_to_string(state.join("applied.nft")).unwrap(),
+        "table inet anklume {\n}\n",
+        "{out}"
+    );
+    assert!(
+        std::fs::read_to_string(state.join("applied.listing"))
+            .unwrap()
+            .contains("table inet anklume"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -82,6 +97,7 @@ fn deploy_refuses_other_tables_and_loads_nothing() {
     .unwrap();
     let script = format!(
         r#"cd {dir}
+export ANKLUME_STATE_DIR={dir}/state
 nft add table inet filter
 nft add chain inet filter input
 {bin} nftables deploy bad.nft > out.txt 2>&1; echo "exit $?" >> out.txt
@@ -96,4 +112,5 @@ nft list ruleset > ruleset.txt
         !ruleset.contains("anklume") && !ruleset.contains("drop"),
         "{ruleset}"
     );
+    assert!(!d.join("state/nftables/applied.nft").exists(), "{out}");
 }

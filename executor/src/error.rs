@@ -39,8 +39,8 @@ pub enum Error {
     },
     /// `nft` could not be run, refused the ruleset, or the ruleset touches
     /// more than anklume's table.
-    #[error("{0}")]
-    Nft(String),
+    #[error(transparent)]
+    Nft(#[from] crate::nft::NftError),
     /// An instance or project named by the user is not there (or is
     /// ambiguous).
     #[error("{0}")]

@@ -4,7 +4,8 @@
 //! inside a container and the rules belong on the host).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use anklume_term::display as esc;
 
 use anklume_plan::Resource;
 
@@ -124,56 +125,50 @@ fn deploy(file: &Path) -> Outcome {
         eprintln!("nothing was loaded");
         return Outcome::Invalid;
     }
-    let copy = match tempfile::Builder::new()
-        .prefix("anklume-deploy-")
-        .suffix(".nft")
-        .tempfile()
-        .and_then(|mut f| {
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.as_file().sync_data()?;
-            Ok(f)
-        }) {
-        Ok(f) => f,
+    // Loaded like apply loads it: under the apply lock, the table in force
+    // saved first, and the ruleset recorded in the state directory, so the
+    // next apply's drift check knows what is loaded.
+    use anklume_executor::nft::{self, NftError};
+    use anklume_executor::Error;
+    let state_dir = anklume_executor::state::state_dir();
+    let _lock = match anklume_executor::state::lock(&state_dir) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot write a private copy of the ruleset: {e}; nothing was loaded");
-            return Outcome::Failed;
-        }
-    };
-    let checked = copy.path().to_path_buf();
-    let nft = |args: &[&str]| Command::new("nft").args(args).arg(&checked).output();
-    match nft(&["-c", "-f"]) {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            eprintln!(
-                "error: `nft -c -f {}` rejected the ruleset; nothing was loaded:\n{}",
-                crate::output::shown(file),
-                String::from_utf8_lossy(&o.stderr)
-            );
+            eprintln!("error: {}; nothing was loaded", esc(&e.to_string()));
             return Outcome::Invalid;
         }
-        Err(e) => {
-            eprintln!("error: cannot run nft: {e} (install the nftables package)");
-            return Outcome::Failed;
-        }
-    }
-    match nft(&["-f"]) {
-        Ok(o) if o.status.success() => {
+    };
+    match nft::deploy(&text, &state_dir) {
+        Ok(()) => {
             println!(
                 "loaded {} (table inet anklume replaced atomically)",
                 crate::output::shown(file)
             );
             Outcome::Ok
         }
-        Ok(o) => {
+        Err(Error::Nft(NftError::Rejected { args, stderr })) => {
             eprintln!(
-                "error: `nft -f {}` failed; the previous table is unchanged:\n{}",
+                "error: `nft {args} {}` rejected the ruleset; {}:\n{}",
                 crate::output::shown(file),
-                String::from_utf8_lossy(&o.stderr)
+                if args.contains("-c") {
+                    "nothing was loaded"
+                } else {
+                    "the previous table is unchanged"
+                },
+                stderr
+                    .lines()
+                    .map(|l| esc(l).to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             Outcome::Invalid
         }
+        Err(e @ Error::Nft(NftError::Refused(_))) => {
+            eprintln!("error: {}\nnothing was loaded", esc(&e.to_string()));
+            Outcome::Invalid
+        }
         Err(e) => {
-            eprintln!("error: cannot run nft: {e}");
+            eprintln!("error: {}", esc(&e.to_string()));
             Outcome::Failed
         }
     }

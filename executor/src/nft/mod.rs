@@ -12,6 +12,37 @@ use std::process::Command;
 
 use crate::Error;
 
+/// What went wrong with `nft`.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nft` could not be started (missing, or not allowed).
+    #[error("cannot run nft: {0} (install the nftables package)")]
+    Unavailable(std::io::Error),
+    /// The ruleset touches more than table `inet anklume`: nothing was run.
+    #[error("{0}")]
+    Refused(String),
+    /// `nft` refused the ruleset (`nft -c -f`: nothing was loaded;
+    /// `nft -f`: the table in force is unchanged, nft loads atomically).
+    #[error("`nft {args}` rejected the ruleset: {stderr}")]
+    Rejected {
+        /// The arguments before the file (`-c -f`, `-f`).
+        args: String,
+        /// What nft said.
+        stderr: String,
+    },
+    /// The table in force could not be listed.
+    #[error("nft list table inet anklume: {0}")]
+    List(String),
+}
+
+fn nft() -> Command {
+    Command::new("nft")
+}
+
+fn unavailable(e: std::io::Error) -> Error {
+    Error::Nft(NftError::Unavailable(e))
+}
+
 /// What the host has.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NftLive {
@@ -39,10 +70,10 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 /// Read the host's state. `Err` when `nft` cannot be run (missing, or not
 /// allowed): apply then reports the ruleset as not run.
 pub fn read(state_dir: &Path) -> Result<NftLive, Error> {
-    let out = Command::new("nft")
+    let out = nft()
         .args(["list", "table", "inet", "anklume"])
         .output()
-        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
+        .map_err(unavailable)?;
     let live_table = if out.status.success() {
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -50,10 +81,7 @@ pub fn read(state_dir: &Path) -> Result<NftLive, Error> {
         if err.contains("No such file or directory") || err.contains("does not exist") {
             None
         } else {
-            return Err(Error::Nft(format!(
-                "nft list table inet anklume: {}",
-                err.trim()
-            )));
+            return Err(Error::Nft(NftError::List(err.trim().to_string())));
         }
     };
     let last_applied = std::fs::read_to_string(dir(state_dir).join("applied.nft")).ok();
@@ -77,25 +105,25 @@ pub fn rules(text: &str) -> Vec<String> {
 /// Check, then load `text`; save the previous live table and the new
 /// ruleset under the state directory.
 pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), Error> {
-    syntax::check(text).map_err(|r| Error::Nft(syntax::refusal_message("the ruleset", &r)))?;
+    syntax::check(text).map_err(|r| {
+        Error::Nft(NftError::Refused(syntax::refusal_message(
+            "the ruleset",
+            &r,
+        )))
+    })?;
     let d = dir(state_dir);
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     let file = d.join("pending.nft");
     std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
     let run = |args: &[&str]| -> Result<(), Error> {
-        let out = Command::new("nft")
-            .args(args)
-            .arg(&file)
-            .output()
-            .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
+        let out = nft().args(args).arg(&file).output().map_err(unavailable)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Nft(format!(
-                "nft {} rejected the ruleset: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
+            Err(Error::Nft(NftError::Rejected {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }))
         }
     };
     run(&["-c", "-f"])?;
@@ -108,12 +136,27 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
     }
     run(&["-f"])?;
     std::fs::rename(&file, d.join("applied.nft")).map_err(|e| Error::io(&d, e))?;
-    let listing = Command::new("nft")
+    let listing = nft()
         .args(["list", "table", "inet", "anklume"])
         .output()
-        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
+        .map_err(unavailable)?;
     std::fs::write(d.join("applied.listing"), &listing.stdout).map_err(|e| Error::io(&d, e))?;
     Ok(())
+}
+
+/// `anklume nftables deploy`: load `text` (already read, once, by the
+/// caller) as [`load`] does for apply, saving the table in force first and
+/// recording the ruleset in the state directory: the next apply's drift
+/// check sees what was deployed.
+pub fn deploy(text: &str, state_dir: &Path) -> Result<(), Error> {
+    syntax::check(text).map_err(|r| {
+        Error::Nft(NftError::Refused(syntax::refusal_message(
+            "the ruleset",
+            &r,
+        )))
+    })?;
+    let previous = read(state_dir)?.live_table;
+    load(text, state_dir, previous.as_deref())
 }
 
 /// Put the `inet anklume` table back as it was (`table`: a listing saved
@@ -126,8 +169,12 @@ pub fn restore(
     state_dir: &Path,
 ) -> Result<(), Error> {
     if let Some(t) = table {
-        syntax::check(t)
-            .map_err(|r| Error::Nft(syntax::refusal_message("the previous table", &r)))?;
+        syntax::check(t).map_err(|r| {
+            Error::Nft(NftError::Refused(syntax::refusal_message(
+                "the previous table",
+                &r,
+            )))
+        })?;
     }
     let d = dir(state_dir);
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -139,16 +186,12 @@ pub fn restore(
         table.unwrap_or("")
     );
     std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
-    let out = Command::new("nft")
-        .arg("-f")
-        .arg(&file)
-        .output()
-        .map_err(|e| Error::Nft(format!("cannot run nft: {e}")))?;
+    let out = nft().arg("-f").arg(&file).output().map_err(unavailable)?;
     if !out.status.success() {
-        return Err(Error::Nft(format!(
-            "nft -f rejected the previous table: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(Error::Nft(NftError::Rejected {
+            args: "-f".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }));
     }
     let _ = std::fs::remove_file(&file);
     for (name, content) in [
