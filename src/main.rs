@@ -53,7 +53,7 @@ enum Command {
 }
 
 /// How a command ended.
-pub enum Outcome {
+pub enum Exit {
     /// Success.
     Ok,
     /// The input is invalid (diagnostics were printed).
@@ -105,10 +105,10 @@ fn main() -> ExitCode {
         Command::Snapshot(a) => commands::snapshot::run(a),
     };
     match outcome {
-        Outcome::Ok => ExitCode::SUCCESS,
-        Outcome::Invalid => ExitCode::from(1),
-        Outcome::Failed => ExitCode::from(2),
-        Outcome::Internal => ExitCode::from(70),
-        Outcome::Interrupted => ExitCode::from(130),
+        Exit::Ok => ExitCode::SUCCESS,
+        Exit::Invalid => ExitCode::from(1),
+        Exit::Failed => ExitCode::from(2),
+        Exit::Internal => ExitCode::from(70),
+        Exit::Interrupted => ExitCode::from(130),
     }
 }

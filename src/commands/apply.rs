@@ -17,7 +17,7 @@ use anklume_executor::{state, Api};
 use serde_json::json;
 
 use super::show::read_plan;
-use crate::Outcome;
+use crate::Exit;
 
 /// Output format of `apply`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -128,12 +128,12 @@ fn event_line(e: &NodeEvent) -> String {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let file = match read_plan(&args.plan) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     };
     super::block_on(run_async(args, file))
@@ -211,7 +211,7 @@ fn sink(json_out: bool, progress: bool) -> Sink {
     })
 }
 
-async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Outcome {
+async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let start = Instant::now();
     let json_out = args.format == ApplyFormat::Json;
     let progress = !json_out && std::io::stdout().is_terminal();
@@ -290,7 +290,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Outcome {
             eprintln!("error: {}", esc(problem));
         }
         eprintln!("nothing was changed");
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     let counters = prepared.api().counters();
     if args.dry_run {
@@ -307,7 +307,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Outcome {
                 start.elapsed().as_millis()
             );
         }
-        return Outcome::Ok;
+        return Exit::Ok;
     }
     let changes = decisions.changes();
     if changes > 0 && !args.yes {
@@ -316,11 +316,11 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Outcome {
             eprintln!(
                 "error: {changes} change(s) to make and no terminal to confirm them: pass --yes"
             );
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
         if !super::confirm("Apply these changes?") {
             eprintln!("cancelled: nothing was changed");
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     }
     let orphans = decisions.orphans.len();
@@ -331,38 +331,38 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Outcome {
     };
     render_summary(&args, &summary, orphans, &api, start, json_out);
     if summary.report.interrupted {
-        Outcome::Interrupted
+        Exit::Interrupted
     } else if summary.report.failed().next().is_some() {
-        Outcome::Invalid
+        Exit::Invalid
     } else {
-        Outcome::Ok
+        Exit::Ok
     }
 }
 
 /// The transaction did not start, or stopped before any change.
-fn refused(e: &TxError) -> Outcome {
+fn refused(e: &TxError) -> Exit {
     match e {
         TxError::Stale { .. } => {
             eprintln!(
                 "error: {}\nhint: run `anklume plan` again, or pass --allow-stale to apply it anyway",
                 esc(&e.to_string())
             );
-            Outcome::Invalid
+            Exit::Invalid
         }
         TxError::JournalStart(_) => {
             eprintln!("error: {}\nnothing was changed", esc(&e.to_string()));
-            Outcome::Failed
+            Exit::Failed
         }
         TxError::Preflight(p) => {
             for problem in &p.problems {
                 eprintln!("error: {}", esc(problem));
             }
             eprintln!("nothing was changed");
-            Outcome::Invalid
+            Exit::Invalid
         }
         _ => {
             eprintln!("error: {}", esc(&e.to_string()));
-            Outcome::Invalid
+            Exit::Invalid
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{load_and_compile, print_diags, summary, DiagFormat};
-use crate::Outcome;
+use crate::Exit;
 
 /// Check the sources and report every problem.
 #[derive(clap::Args)]
@@ -16,12 +16,12 @@ pub struct Args {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let c = match load_and_compile(args.source.as_deref()) {
         Ok((c, _)) => c,
         Err(msg) => {
             eprintln!("error: {}", anklume_term::display(&msg));
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     print_diags(&c, args.format, true);
@@ -42,8 +42,8 @@ pub fn run(args: Args) -> Outcome {
         }
     }
     if invalid {
-        Outcome::Invalid
+        Exit::Invalid
     } else {
-        Outcome::Ok
+        Exit::Ok
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anklume_plan::diff;
 
 use super::show::{read_plan, to_stdout};
-use crate::Outcome;
+use crate::Exit;
 
 /// Rendering of `diff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -30,12 +30,12 @@ pub struct Args {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let (old, new) = match (read_plan(&args.old), read_plan(&args.new)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     let d = diff::diff(&old.plan, &new.plan);
@@ -43,11 +43,11 @@ pub fn run(args: Args) -> Outcome {
         DiffFormat::Text => diff::write_text(&mut w, &d),
         DiffFormat::Json => anklume_plan::render::write_json_value(&mut w, &d),
     });
-    if !matches!(written, Outcome::Ok) {
+    if !matches!(written, Exit::Ok) {
         written
     } else if d.is_empty() {
-        Outcome::Ok
+        Exit::Ok
     } else {
-        Outcome::Invalid
+        Exit::Invalid
     }
 }

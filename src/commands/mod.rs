@@ -133,7 +133,7 @@ pub fn summary(c: &Compilation) -> String {
 
 /// Run an async command body on a multi-threaded tokio runtime (the
 /// commands that talk to Incus).
-pub fn block_on<F: std::future::Future<Output = crate::Outcome>>(body: F) -> crate::Outcome {
+pub fn block_on<F: std::future::Future<Output = crate::Exit>>(body: F) -> crate::Exit {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,7 +141,7 @@ pub fn block_on<F: std::future::Future<Output = crate::Outcome>>(body: F) -> cra
         Ok(rt) => rt.block_on(body),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            crate::Outcome::Failed
+            crate::Exit::Failed
         }
     }
 }

@@ -10,7 +10,7 @@ use anklume_term::display as esc;
 use anklume_plan::Resource;
 
 use super::{load_and_compile, print_diags, summary, DiagFormat};
-use crate::Outcome;
+use crate::Exit;
 
 /// Write the nftables isolation ruleset, or load one (`deploy`).
 #[derive(clap::Args)]
@@ -35,31 +35,31 @@ enum Action {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     match args.action {
         Some(Action::Deploy { file }) => deploy(&file),
         None => write(args.source.as_deref(), args.output.as_deref()),
     }
 }
 
-fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
+fn write(source: Option<&Path>, output: Option<&Path>) -> Exit {
     let (c, facts) = match load_and_compile(source) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("error: {msg}");
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     print_diags(&c, DiagFormat::Text, false);
     if c.compiled.has_errors() {
         eprintln!("nftables aborted: {}", summary(&c));
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     let file = match super::plan::plan_file(&c, &facts) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Internal;
+            return Exit::Internal;
         }
     };
     let Some(text) = file.plan.nodes.iter().find_map(|n| match &n.resource {
@@ -67,7 +67,7 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
         _ => None,
     }) else {
         eprintln!("error: the plan has no nftables ruleset");
-        return Outcome::Internal;
+        return Exit::Internal;
     };
     match output {
         Some(path) => match crate::output::write_output(path, text.as_bytes()) {
@@ -77,16 +77,16 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
                     crate::output::shown(path),
                     crate::output::shown(path)
                 );
-                Outcome::Ok
+                Exit::Ok
             }
             Err(e) => {
                 eprintln!("error: {}: {e}", crate::output::shown(path));
-                Outcome::Failed
+                Exit::Failed
             }
         },
         None => {
             print!("{text}");
-            Outcome::Ok
+            Exit::Ok
         }
     }
 }
@@ -94,7 +94,7 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Outcome {
 /// The largest ruleset file `deploy` reads.
 const MAX_RULESET_BYTES: u64 = 64 << 20;
 
-fn deploy(file: &Path) -> Outcome {
+fn deploy(file: &Path) -> Exit {
     // Read the file once, check those bytes, and hand nft exactly those
     // bytes (a private copy): a FIFO or a file swapped between the check
     // and nft's own reads cannot make nft load something else.
@@ -102,7 +102,7 @@ fn deploy(file: &Path) -> Outcome {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {}: {e}", crate::output::shown(file));
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     let text = match String::from_utf8(bytes) {
@@ -113,7 +113,7 @@ fn deploy(file: &Path) -> Outcome {
                 crate::output::shown(file),
                 e.utf8_error().valid_up_to()
             );
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     };
     // Only what is known to stay inside table `inet anklume` is loaded.
@@ -123,7 +123,7 @@ fn deploy(file: &Path) -> Outcome {
             anklume_executor::nft::syntax::refusal_message(&crate::output::shown(file), &refused)
         );
         eprintln!("nothing was loaded");
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     // Loaded like apply loads it: under the apply lock, the table in force
     // saved first, and the ruleset recorded in the state directory, so the
@@ -135,7 +135,7 @@ fn deploy(file: &Path) -> Outcome {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {}; nothing was loaded", esc(&e.to_string()));
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     };
     match nft::deploy(&text, &state_dir) {
@@ -144,7 +144,7 @@ fn deploy(file: &Path) -> Outcome {
                 "loaded {} (table inet anklume replaced atomically)",
                 crate::output::shown(file)
             );
-            Outcome::Ok
+            Exit::Ok
         }
         Err(Error::Nft(NftError::Rejected { args, stderr })) => {
             eprintln!(
@@ -161,15 +161,15 @@ fn deploy(file: &Path) -> Outcome {
                     .collect::<Vec<_>>()
                     .join("\n")
             );
-            Outcome::Invalid
+            Exit::Invalid
         }
         Err(e @ Error::Nft(NftError::Refused(_))) => {
             eprintln!("error: {}\nnothing was loaded", esc(&e.to_string()));
-            Outcome::Invalid
+            Exit::Invalid
         }
         Err(e) => {
             eprintln!("error: {}", esc(&e.to_string()));
-            Outcome::Failed
+            Exit::Failed
         }
     }
 }
@@ -193,7 +193,7 @@ fn read_bounded(file: &Path) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn deploy_text(text: &str) -> Outcome {
+    fn deploy_text(text: &str) -> Exit {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("rules.nft");
         std::fs::write(&f, text).unwrap();
@@ -212,7 +212,7 @@ mod tests {
             "include \"/etc/nftables.conf\"\n",
             "table inet anklume {\n}\nlist ruleset\n",
         ] {
-            assert!(matches!(deploy_text(bad), Outcome::Invalid), "{bad}");
+            assert!(matches!(deploy_text(bad), Exit::Invalid), "{bad}");
         }
     }
 }

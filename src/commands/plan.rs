@@ -7,7 +7,7 @@ use anklume_plan::codec::{self, Facts, Header, PlanFile, SourceDigest};
 use anklume_plan::render;
 
 use super::{load_and_compile, print_diags, summary, Compilation, DiagFormat};
-use crate::Outcome;
+use crate::Exit;
 
 /// Output format of `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -71,24 +71,24 @@ pub fn plan_file(c: &Compilation, facts: &anklume_compiler::HostFacts) -> Result
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let (c, facts) = match load_and_compile(args.source.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("error: {msg}");
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     print_diags(&c, args.diagnostics, false);
     if c.compiled.has_errors() {
         eprintln!("plan aborted: {}", summary(&c));
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     let file = match plan_file(&c, &facts) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Internal;
+            return Exit::Internal;
         }
     };
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Outcome {
         PlanFormat::Bin if to_terminal => {
             print!("{}", render::text(&file));
             eprintln!("\nhint: plan.bin is binary and was not written to the terminal: run `anklume plan > plan.bin` or `anklume plan -o plan.bin`");
-            return Outcome::Ok;
+            return Exit::Ok;
         }
         PlanFormat::Bin => codec::encode(&file),
         PlanFormat::Text => render::text(&file).into_bytes(),
@@ -107,16 +107,16 @@ pub fn run(args: Args) -> Outcome {
         Some(path) => {
             if let Err(e) = crate::output::write_output(path, &bytes) {
                 eprintln!("error: {}: {e}", crate::output::shown(path));
-                return Outcome::Failed;
+                return Exit::Failed;
             }
         }
         None => {
             let mut out = std::io::stdout().lock();
             if let Err(e) = out.write_all(&bytes).and_then(|_| out.flush()) {
                 eprintln!("error: writing the plan: {e}");
-                return Outcome::Failed;
+                return Exit::Failed;
             }
         }
     }
-    Outcome::Ok
+    Exit::Ok
 }

@@ -11,7 +11,7 @@ use anklume_executor::undo::StepResult;
 use anklume_executor::{snapshot, state};
 use anklume_term::display as esc;
 
-use crate::Outcome;
+use crate::Exit;
 
 /// Undo an apply: delete what it created, put back what it changed.
 ///
@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     if let Some(ts) = &args.timestamp {
         let ts = ts.strip_prefix(snapshot::PRE_APPLY).unwrap_or(ts);
         if !journal::is_timestamp(ts) {
@@ -54,7 +54,7 @@ pub fn run(args: Args) -> Outcome {
                 "error: '{}' is not a timestamp like 20260219-143022\nhint: `anklume rollback --list` shows them",
                 esc(ts)
             );
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     }
     super::block_on(run_async(args))
@@ -81,7 +81,7 @@ fn sink() -> Sink {
     })
 }
 
-fn refused(e: &TxError) -> Outcome {
+fn refused(e: &TxError) -> Exit {
     let hint = match e {
         TxError::NoJournal { .. } => "\nhint: `anklume rollback --list` shows what can be rolled back; name a pre-apply snapshot's timestamp to restore it",
         TxError::AlreadyRolledBack { .. } => "\nhint: name an older apply to undo it too: `anklume rollback --list`",
@@ -93,10 +93,10 @@ fn refused(e: &TxError) -> Outcome {
         e => e.to_string(),
     };
     eprintln!("error: {}{hint}", esc(&msg));
-    Outcome::Invalid
+    Exit::Invalid
 }
 
-async fn run_async(args: Args) -> Outcome {
+async fn run_async(args: Args) -> Exit {
     let incus = super::incus();
     let state_dir = state::state_dir();
     let sink = sink();
@@ -134,9 +134,9 @@ async fn run_async(args: Args) -> Outcome {
                     }
                 );
                 if c.failed.is_empty() {
-                    Outcome::Ok
+                    Exit::Ok
                 } else {
-                    Outcome::Invalid
+                    Exit::Invalid
                 }
             }
             Err(e) => refused(&e),
@@ -178,11 +178,11 @@ async fn run_async(args: Args) -> Outcome {
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         if !interactive {
             eprintln!("error: no terminal to confirm the rollback: pass --yes");
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
         if !super::confirm("Roll back?") {
             eprintln!("cancelled: nothing was changed");
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     }
     let s = prepared.run(&sink).await;
@@ -199,24 +199,20 @@ async fn run_async(args: Args) -> Outcome {
     }
     if s.failed > 0 {
         eprintln!("{} step(s) failed: see the FAILED lines above", s.failed);
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     if s.outcome == "nothing" {
         eprintln!("error: nothing could be restored\nhint: `anklume rollback --list` shows what can be rolled back");
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
-    Outcome::Ok
+    Exit::Ok
 }
 
-async fn list(
-    incus: &anklume_executor::Incus,
-    state_dir: &std::path::Path,
-    sink: &Sink,
-) -> Outcome {
+async fn list(incus: &anklume_executor::Incus, state_dir: &std::path::Path, sink: &Sink) -> Exit {
     let rows = tx::history(incus, state_dir, sink).await;
     if rows.is_empty() {
         println!("Nothing to roll back: no apply journal and no pre-apply snapshot.");
-        return Outcome::Ok;
+        return Exit::Ok;
     }
     let w = |f: fn(&tx::HistoryRow) -> &String, h: &str| {
         rows.iter()
@@ -240,5 +236,5 @@ async fn list(
             r.ts, r.status, r.changes, r.snapshot
         );
     }
-    Outcome::Ok
+    Exit::Ok
 }

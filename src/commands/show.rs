@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anklume_plan::codec::{self, PlanFile};
 use anklume_plan::render;
 
-use crate::Outcome;
+use crate::Exit;
 
 /// Rendering of `show`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -40,26 +40,26 @@ pub fn read_plan(path: &Path) -> Result<PlanFile, String> {
 
 /// Write a rendering to stdout as it is produced. A closed pipe (`| head`)
 /// ends the output quietly; any other write error is reported.
-pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Outcome {
+pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Exit {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match write(&mut w).and_then(|()| w.flush()) {
-        Ok(()) => Outcome::Ok,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Ok,
+        Ok(()) => Exit::Ok,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
         Err(e) => {
             eprintln!("error: writing the output: {e}");
-            Outcome::Failed
+            Exit::Failed
         }
     }
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let file = match read_plan(&args.plan) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Invalid;
+            return Exit::Invalid;
         }
     };
     to_stdout(|mut w| match args.format {

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anklume_executor::snapshot::{self, InstanceRef, SnapInfo};
 use anklume_executor::{journal, Incus};
 
-use crate::Outcome;
+use crate::Exit;
 
 /// Instance snapshots, by instance name alone (its project is found across
 /// all projects) or `self` (the instance this runs in).
@@ -56,16 +56,16 @@ pub enum Action {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     super::block_on(run_async(args.action))
 }
 
-async fn target(incus: &Incus, instance: &str) -> Result<InstanceRef, Outcome> {
+async fn target(incus: &Incus, instance: &str) -> Result<InstanceRef, Exit> {
     snapshot::resolve_target(incus, instance)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");
-            Outcome::Invalid
+            Exit::Invalid
         })
 }
 
@@ -98,7 +98,7 @@ fn print(list: &[SnapInfo]) {
     }
 }
 
-async fn run_async(action: Action) -> Outcome {
+async fn run_async(action: Action) -> Exit {
     let incus = super::incus();
     match action {
         Action::Create {
@@ -110,7 +110,7 @@ async fn run_async(action: Action) -> Outcome {
             let (instance, name) = match (&domain, instance, name) {
                 (Some(_), Some(_), Some(_)) => {
                     eprintln!("error: with --domain, give only the snapshot name");
-                    return Outcome::Failed;
+                    return Exit::Failed;
                 }
                 (Some(_), n, None) => (None, n),
                 (_, i, n) => (i, n),
@@ -121,12 +121,12 @@ async fn run_async(action: Action) -> Outcome {
                 (_, Some(d)) => match snapshot::instances_of(&incus, &d).await {
                     Ok(v) if v.is_empty() => {
                         eprintln!("error: domain '{d}' has no instances");
-                        return Outcome::Invalid;
+                        return Exit::Invalid;
                     }
                     Ok(v) => v,
                     Err(e) => {
                         eprintln!("error: {e}");
-                        return Outcome::Invalid;
+                        return Exit::Invalid;
                     }
                 },
                 (Some(i), None) => match target(&incus, &i).await {
@@ -146,9 +146,9 @@ async fn run_async(action: Action) -> Outcome {
                 }
             }
             if failed > 0 {
-                Outcome::Invalid
+                Exit::Invalid
             } else {
-                Outcome::Ok
+                Exit::Ok
             }
         }
         Action::Restore {
@@ -168,14 +168,14 @@ async fn run_async(action: Action) -> Outcome {
                 );
                 if !std::io::stdin().is_terminal() {
                     eprintln!("error: no terminal to confirm: pass --force");
-                    return Outcome::Invalid;
+                    return Exit::Invalid;
                 }
                 eprint!("Type 'yes' to confirm: ");
                 let _ = std::io::stderr().flush();
                 let mut line = String::new();
                 if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim() != "yes" {
                     eprintln!("cancelled: nothing was restored");
-                    return Outcome::Invalid;
+                    return Exit::Invalid;
                 }
             }
             match snapshot::exists(&incus, &t, &name).await {
@@ -185,22 +185,22 @@ async fn run_async(action: Action) -> Outcome {
                         "error: {} ({}) has no snapshot '{name}'\nhint: `anklume snapshot list {}` shows its snapshots",
                         t.name, t.project, t.name
                     );
-                    return Outcome::Invalid;
+                    return Exit::Invalid;
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Outcome::Invalid;
+                    return Exit::Invalid;
                 }
             }
             match snapshot::restore(&incus, &t, &name).await {
                 Ok(()) => {
                     println!("restored {} ({}) to snapshot {name}", t.name, t.project);
                     println!("note: the snapshot's configuration came back with it; `anklume apply` puts the declared one back");
-                    Outcome::Ok
+                    Exit::Ok
                 }
                 Err(e) => {
                     eprintln!("error: restoring {name} of {}: {e}", t.name);
-                    Outcome::Invalid
+                    Exit::Invalid
                 }
             }
         }
@@ -218,11 +218,11 @@ async fn run_async(action: Action) -> Outcome {
             match list {
                 Ok(l) => {
                     print(&l);
-                    Outcome::Ok
+                    Exit::Ok
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    Outcome::Invalid
+                    Exit::Invalid
                 }
             }
         }
@@ -234,18 +234,18 @@ async fn run_async(action: Action) -> Outcome {
             match snapshot::delete(&incus, &t, &name).await {
                 Ok(()) => {
                     println!("deleted snapshot {name} of {} ({})", t.name, t.project);
-                    Outcome::Ok
+                    Exit::Ok
                 }
                 Err(e) if e.is_not_found() => {
                     eprintln!(
                         "error: {} ({}) has no snapshot '{name}'\nhint: `anklume snapshot list {}` shows its snapshots",
                         t.name, t.project, t.name
                     );
-                    Outcome::Invalid
+                    Exit::Invalid
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    Outcome::Invalid
+                    Exit::Invalid
                 }
             }
         }

@@ -8,7 +8,7 @@ use anklume_compiler::ansible::sync::{sync, FileStatus, SyncError, SyncOptions, 
 use anklume_term::display as escape;
 
 use super::{load_and_compile, print_diags, summary, DiagFormat};
-use crate::Outcome;
+use crate::Exit;
 
 /// Write inventory/, group_vars/ and host_vars/ from the sources.
 #[derive(clap::Args)]
@@ -38,12 +38,12 @@ fn shown(base: &Path, rel: &str) -> String {
 }
 
 /// Run it.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> Exit {
     let c = match load_and_compile(args.source.as_deref()) {
         Ok((c, _)) => c,
         Err(msg) => {
             eprintln!("error: {msg}");
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     print_diags(&c, args.format, true);
@@ -51,12 +51,12 @@ pub fn run(args: Args) -> Outcome {
         if args.format == DiagFormat::Text {
             eprintln!("sync aborted, nothing written: {}", summary(&c));
         }
-        return Outcome::Invalid;
+        return Exit::Invalid;
     }
     let ir = &c.compiled.ir;
     if ir.domains.is_empty() {
         println!("No domains defined. Nothing to generate.");
-        return Outcome::Ok;
+        return Exit::Ok;
     }
     let p = if args.dry_run { "[DRY-RUN] " } else { "" };
     let enabled = ir.domains.iter().filter(|d| d.enabled).count();
@@ -79,15 +79,15 @@ pub fn run(args: Args) -> Outcome {
                 "error: sync stopped halfway: {} file(s) not written or deleted (listed above); every file listed as Written holds its new content. Fix the cause and run sync again to complete the tree.",
                 failures.len()
             );
-            return Outcome::Failed;
+            return Exit::Failed;
         }
         Err(e) => {
             eprintln!("error: {e}");
-            return Outcome::Failed;
+            return Exit::Failed;
         }
     };
     print!("{}", render(&report, base, &args, true));
-    Outcome::Ok
+    Exit::Ok
 }
 
 /// The report, as v1 printed it, plus what anklume adds (kept orphans and
@@ -123,7 +123,7 @@ fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> Stri
     }
     if !report.orphans.is_empty() {
         out.push('\n');
-        let _ = writeln!(out, "Orphan files ({}):", report.orphans.len());
+        let _ = writeln!(out, "OrphanFile files ({}):", report.orphans.len());
         for o in &report.orphans {
             let path = shown(&o.path);
             match &o.protection {

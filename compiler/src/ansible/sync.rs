@@ -44,7 +44,7 @@ pub enum FileStatus {
 
 /// A file that no domain or machine owns any more.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Orphan {
+pub struct OrphanFile {
     /// Path relative to the base directory.
     pub path: String,
     /// Whether it may be deleted.
@@ -57,7 +57,7 @@ pub struct SyncReport {
     /// Every generated file in write order, with its status.
     pub files: Vec<(String, FileStatus)>,
     /// Orphans, sorted: inventory/, then group_vars/, then host_vars/.
-    pub orphans: Vec<Orphan>,
+    pub orphans: Vec<OrphanFile>,
     /// Orphans deleted (with `clean_orphans`).
     pub deleted: Vec<String>,
     /// Temporary files of an earlier, killed sync that were removed.
@@ -250,13 +250,13 @@ pub fn sync(ir: &Ir, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
 /// with what anklume knows of their protection. Hidden files are never
 /// orphans: anklume does not write them. Links and other
 /// non-regular files are listed as [`Protection::Unknown`], never followed.
-pub fn orphans(ir: &Ir, base: &Path) -> Vec<Orphan> {
+pub fn orphans(ir: &Ir, base: &Path) -> Vec<OrphanFile> {
     scan(ir, base, false).0
 }
 
 /// The orphans under `base`, and (with `remove_temps`, only while holding
 /// the tree lock) the temporary files of a killed sync, removed.
-fn scan(ir: &Ir, base: &Path, remove_temps: bool) -> (Vec<Orphan>, Vec<String>) {
+fn scan(ir: &Ir, base: &Path, remove_temps: bool) -> (Vec<OrphanFile>, Vec<String>) {
     let (domains, machines) = known_stems(ir);
     let mut out = Vec::new();
     let mut temps = Vec::new();
@@ -314,7 +314,7 @@ fn scan(ir: &Ir, base: &Path, remove_temps: bool) -> (Vec<Orphan>, Vec<String>) 
             found.push((name.to_owned(), protection));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        out.extend(found.into_iter().map(|(n, protection)| Orphan {
+        out.extend(found.into_iter().map(|(n, protection)| OrphanFile {
             path: format!("{sub}/{n}"),
             protection,
         }));
