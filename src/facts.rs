@@ -73,7 +73,7 @@ fn read_context_file(path: &Path) -> Option<String> {
 /// `None` when there is no Incus to ask.
 fn incus_resources() -> Option<(f64, u64)> {
     use anklume_executor::Api;
-    let incus = crate::commands::incus();
+    let incus = crate::client::incus();
     if !incus.socket().exists() {
         return None;
     }

@@ -1,6 +1,7 @@
 //! The `anklume` command line: argument parsing, host-fact gathering, wiring
 //! and exit codes. The work itself lives in the library crates.
 
+mod client;
 mod commands;
 mod facts;
 mod output;

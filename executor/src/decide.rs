@@ -13,41 +13,7 @@ use serde::Serialize;
 use crate::kind::instance::Address as InstanceAddress;
 use crate::live::{instance_ips, Live};
 
-/// One changed setting (the same shape `anklume diff` reports).
-pub use anklume_plan::diff::Change;
-
-/// What to do with one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// It does not exist: create it.
-    Create,
-    /// It exists and differs: these keys change.
-    Update {
-        /// The differences.
-        changes: Vec<Change>,
-    },
-    /// It exists as desired.
-    Unchanged,
-    /// Not executed by apply (yet).
-    NotRun {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A managed object Incus has that the plan does not.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Orphan {
-    /// `network`, `project`, `profile`, `instance`.
-    pub kind: &'static str,
-    /// Project (`default` for networks).
-    pub project: String,
-    /// Name.
-    pub name: String,
-    /// Instances: `security.protection.delete` is true.
-    pub protected: bool,
-}
+pub use crate::model::{Action, Change, Orphan};
 
 /// All decisions for a plan.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -19,6 +19,7 @@ pub mod incus;
 pub mod journal;
 pub mod kind;
 pub mod live;
+pub mod model;
 pub mod nft;
 pub mod schedule;
 pub mod snapshot;

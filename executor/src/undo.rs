@@ -15,6 +15,8 @@ use crate::journal::{self, Record, Verb};
 use crate::kind::{self, Target, UndoContext};
 use crate::snapshot;
 
+pub use crate::model::{StepResult, Undo};
+
 /// One undo step.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
@@ -28,21 +30,6 @@ pub struct Step {
     /// Node ids that depended on this one in the apply.
     #[serde(skip)]
     pub dependents: Vec<String>,
-}
-
-/// What a step does.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-pub enum Undo {
-    /// The apply created it: delete it.
-    Delete,
-    /// The apply updated it: put its prior state back.
-    Restore {
-        /// The prior state (`None` for a snapshot-only rollback).
-        prior: Option<Value>,
-        /// The pre-apply snapshot to restore first (instances).
-        snapshot: Option<String>,
-    },
 }
 
 impl Step {
@@ -70,32 +57,6 @@ impl Step {
             }
         }
     }
-}
-
-/// How a step ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum StepResult {
-    /// Undone.
-    Restored {
-        /// What was done.
-        detail: String,
-    },
-    /// Nothing to undo (already as before).
-    AlreadyDone {
-        /// Why.
-        detail: String,
-    },
-    /// Deliberately not undone.
-    Skipped {
-        /// Why.
-        why: String,
-    },
-    /// Tried and failed.
-    Failed {
-        /// Incus's error.
-        error: String,
-    },
 }
 
 /// The undo steps of a journal, in the order they run (reverse of the

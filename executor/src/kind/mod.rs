@@ -15,6 +15,8 @@ pub mod nftables;
 pub mod profile;
 pub mod project;
 pub mod provision;
+#[cfg(test)]
+pub(crate) mod tests;
 pub mod volume;
 
 use std::collections::BTreeSet;

@@ -9,6 +9,8 @@
 
 pub mod apply;
 pub mod rollback;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 

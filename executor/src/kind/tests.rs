@@ -1,0 +1,789 @@
+//! Unit tests of every kind against the in-memory [`Fake`] Incus (no
+//! daemon): decide (create, unchanged, update, drift), apply, the prior
+//! state the journal keeps, undo (delete, restore), delete, orphans; then
+//! ordering, preflight and rollback planning across kinds.
+
+use anklume_plan::{
+    Config, Devices, ImageSource, Instance, InstanceType, Network, Nftables, Node, Plan, Profile,
+    Project, Provision, Resource, Volume,
+};
+use serde_json::Value;
+
+use super::*;
+use crate::incus::fake::Fake;
+use crate::incus::Method;
+use crate::nft::NftLive;
+
+pub(crate) const IMAGE: &str = "test-image";
+
+pub(crate) fn cfg(pairs: &[(&str, &str)]) -> Config {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub(crate) fn devs(list: &[(&str, &[(&str, &str)])]) -> Devices {
+    list.iter().map(|(n, c)| (n.to_string(), cfg(c))).collect()
+}
+
+pub(crate) fn network(name: &str, desc: &str) -> Resource {
+    Resource::Network(Network {
+        name: name.into(),
+        description: desc.into(),
+        config: cfg(&[
+            ("ipv4.address", "10.140.0.254/24"),
+            ("ipv4.nat", "true"),
+            ("ipv6.address", "none"),
+            ("user.anklume.managed", "true"),
+        ]),
+    })
+}
+
+pub(crate) fn project(name: &str, desc: &str) -> Resource {
+    Resource::Project(Project {
+        name: name.into(),
+        description: desc.into(),
+        config: cfg(&[
+            ("features.images", "false"),
+            ("features.profiles", "true"),
+            ("user.anklume.managed", "true"),
+        ]),
+        default_profile_devices: devs(&[
+            (
+                "eth0",
+                &[("type", "nic"), ("network", "net-kt"), ("name", "eth0")],
+            ),
+            (
+                "root",
+                &[("type", "disk"), ("path", "/"), ("pool", "default")],
+            ),
+        ]),
+    })
+}
+
+pub(crate) fn profile(project: &str, name: &str, desc: &str) -> Resource {
+    Resource::Profile(Profile {
+        project: project.into(),
+        name: name.into(),
+        description: desc.into(),
+        config: cfg(&[("limits.cpu", "1"), ("user.anklume.managed", "true")]),
+        devices: Devices::new(),
+    })
+}
+
+pub(crate) fn volume(project: &str, name: &str, size: &str) -> Resource {
+    Resource::Volume(Volume {
+        project: project.into(),
+        pool: "default".into(),
+        name: name.into(),
+        config: cfg(&[("size", size)]),
+    })
+}
+
+pub(crate) fn instance(project: &str, name: &str, desc: &str) -> Resource {
+    Resource::Instance(Instance {
+        project: project.into(),
+        name: name.into(),
+        instance_type: InstanceType::Container,
+        description: desc.into(),
+        source: ImageSource::Local {
+            alias: IMAGE.into(),
+        },
+        profiles: vec!["default".into()],
+        config: cfg(&[
+            ("security.protection.delete", "false"),
+            ("user.anklume.managed", "true"),
+        ]),
+        devices: Devices::new(),
+        ip: None,
+    })
+}
+
+fn node(r: Resource) -> Node {
+    let id = match &r {
+        Resource::Network(n) => format!("network/{}", n.name),
+        Resource::Project(p) => format!("project/{}", p.name),
+        Resource::Profile(p) => format!("profile/{}/{}", p.project, p.name),
+        Resource::Volume(v) => format!("volume/{}/{}", v.project, v.name),
+        Resource::Instance(i) => format!("instance/{}/{}", i.project, i.name),
+        Resource::Nftables(_) => "nftables/anklume".into(),
+        Resource::Provision(p) => format!("provision/{}", p.instance),
+    };
+    Node {
+        id,
+        domain: None,
+        origin: None,
+        resource: r,
+    }
+}
+
+/// A plan of these resources, each depending on all the ones before it.
+pub(crate) fn chain(rs: Vec<Resource>) -> Plan {
+    let n = rs.len() as u32;
+    Plan {
+        nodes: rs.into_iter().map(node).collect(),
+        edges: (1..n).map(|i| (i - 1, i)).collect(),
+    }
+}
+
+pub(crate) async fn live_of(fake: &Fake) -> Live {
+    crate::live::read(fake, &["default".to_string()])
+        .await
+        .expect("the fake answers the bulk read")
+}
+
+async fn decide_now(fake: &Fake, r: &Resource) -> Action {
+    decide(r, &live_of(fake).await)
+}
+
+fn keys(a: &Action) -> Vec<String> {
+    match a {
+        Action::Update { changes } => changes.iter().map(|c| c.key.clone()).collect(),
+        other => panic!("expected an update, got {other:?}"),
+    }
+}
+
+/// The fake, with the test image, a project `kt` (for kinds that live in
+/// one) and nothing else.
+async fn fake_with_project() -> Fake {
+    let fake = Fake::new().with_image(IMAGE);
+    apply(&fake, &project("kt", "tests"), true, &RunContext::default())
+        .await
+        .unwrap();
+    fake
+}
+
+/// The life of one object of a kind, as apply and rollback see it:
+/// absent → create; created → unchanged; another desired state → update
+/// with exactly `changed_keys`; the journal's prior state, the update, then
+/// undoing it puts the first state back; a change made outside anklume is
+/// drift; an undeclared key Incus adds is not; undo of the create deletes
+/// it, and a second undo finds nothing to do.
+async fn life_cycle(fake: &Fake, first: Resource, second: Resource, changed_keys: &[&str]) {
+    let ctx = RunContext::default();
+    let t = target(&first).expect("journaled kind");
+    let path = t.path().expect("an Incus object");
+    assert_eq!(decide_now(fake, &first).await, Action::Create);
+    assert_eq!(fake.get_object(&path), None);
+    apply(fake, &first, true, &ctx).await.unwrap();
+    assert!(fake.get_object(&path).is_some(), "{path} created");
+    assert_eq!(decide_now(fake, &first).await, Action::Unchanged);
+
+    // An update: what changes is listed, the prior state is kept.
+    let mut want: Vec<String> = changed_keys.iter().map(|k| k.to_string()).collect();
+    want.sort();
+    let mut got = keys(&decide_now(fake, &second).await);
+    got.sort();
+    assert_eq!(got, want);
+    let prior = prior(fake, &t, std::path::Path::new("/nonexistent"), None)
+        .await
+        .unwrap()
+        .expect("it exists");
+    apply(fake, &second, false, &ctx).await.unwrap();
+    assert_eq!(decide_now(fake, &second).await, Action::Unchanged);
+    let r = undo(
+        fake,
+        &t,
+        &Undo::Restore {
+            prior: Some(prior.clone()),
+            snapshot: None,
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert_eq!(decide_now(fake, &first).await, Action::Unchanged);
+    // Restoring again writes nothing.
+    fake.clear_log();
+    let r = undo(
+        fake,
+        &t,
+        &Undo::Restore {
+            prior: Some(prior),
+            snapshot: None,
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            r,
+            StepResult::AlreadyDone { .. } | StepResult::Restored { .. }
+        ),
+        "{r:?}"
+    );
+    if matches!(r, StepResult::AlreadyDone { .. }) {
+        assert_eq!(fake.writes(), vec![]);
+    }
+
+    // Drift: a declared key changed outside anklume is an update; a key
+    // the plan does not declare is not.
+    fake.set_object(&path, |v| {
+        v["config"]["user.outside"] = Value::String("x".into());
+    });
+    assert_eq!(decide_now(fake, &first).await, Action::Unchanged);
+    fake.set_object(&path, |v| {
+        v["config"]["user.anklume.managed"] = Value::String("false".into());
+    });
+    assert_eq!(
+        keys(&decide_now(fake, &first).await),
+        ["config.user.anklume.managed"]
+    );
+
+    // Undo of the create.
+    let r = undo(fake, &t, &Undo::Delete, &UndoContext::default())
+        .await
+        .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert_eq!(fake.get_object(&path), None);
+    let r = undo(fake, &t, &Undo::Delete, &UndoContext::default())
+        .await
+        .unwrap();
+    assert!(matches!(r, StepResult::AlreadyDone { .. }), "{r:?}");
+    assert_eq!(decide_now(fake, &first).await, Action::Create);
+}
+
+#[tokio::test]
+async fn network_life_cycle() {
+    let fake = Fake::new();
+    life_cycle(
+        &fake,
+        network("net-kt", "one"),
+        network("net-kt", "two"),
+        &["description"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn project_life_cycle_and_its_default_profile() {
+    let fake = Fake::new();
+    let Resource::Project(mut changed) = project("kt", "one") else {
+        unreachable!()
+    };
+    changed
+        .config
+        .insert("features.images".into(), "true".into());
+    changed
+        .default_profile_devices
+        .get_mut("root")
+        .unwrap()
+        .insert("size".into(), "2GiB".into());
+    life_cycle(
+        &fake,
+        project("kt", "one"),
+        Resource::Project(changed),
+        &["config.features.images", "default_profile.devices.root"],
+    )
+    .await;
+}
+
+/// Incus replaces a project's whole config on PATCH: updates are GET,
+/// merge, PUT, so keys anklume does not declare survive.
+#[tokio::test]
+async fn project_updates_are_put_never_patch() {
+    let fake = Fake::new();
+    let ctx = RunContext::default();
+    apply(&fake, &project("kt", "one"), true, &ctx)
+        .await
+        .unwrap();
+    fake.set_object("/1.0/projects/kt", |v| {
+        v["config"]["user.outside"] = Value::String("kept".into());
+    });
+    fake.clear_log();
+    apply(&fake, &project("kt", "two"), false, &ctx)
+        .await
+        .unwrap();
+    let w = fake.writes();
+    assert!(
+        w.contains(&(Method::Put, "/1.0/projects/kt".to_string())),
+        "{w:?}"
+    );
+    assert!(
+        !w.iter()
+            .any(|(m, p)| *m == Method::Patch && p.starts_with("/1.0/projects/")),
+        "{w:?}"
+    );
+    let p = fake.get_object("/1.0/projects/kt").unwrap();
+    assert_eq!(p["config"]["user.outside"], "kept");
+    assert_eq!(p["description"], "two");
+}
+
+#[tokio::test]
+async fn profile_life_cycle() {
+    let fake = fake_with_project().await;
+    let Resource::Profile(mut changed) = profile("kt", "kt-extra", "one") else {
+        unreachable!()
+    };
+    changed.config.insert("limits.cpu".into(), "2".into());
+    changed.devices = devs(&[("gpu", &[("type", "gpu")])]);
+    life_cycle(
+        &fake,
+        profile("kt", "kt-extra", "one"),
+        Resource::Profile(changed),
+        &["config.limits.cpu", "devices.gpu"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn volume_life_cycle() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    let first = volume("kt", "kt-data", "1GiB");
+    let t = target(&first).unwrap();
+    let path = t.path().unwrap();
+    assert_eq!(decide_now(&fake, &first).await, Action::Create);
+    apply(&fake, &first, true, &ctx).await.unwrap();
+    assert_eq!(decide_now(&fake, &first).await, Action::Unchanged);
+    let second = volume("kt", "kt-data", "2GiB");
+    assert_eq!(keys(&decide_now(&fake, &second).await), ["config.size"]);
+    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    apply(&fake, &second, false, &ctx).await.unwrap();
+    assert_eq!(decide_now(&fake, &second).await, Action::Unchanged);
+    let r = undo(
+        &fake,
+        &t,
+        &Undo::Restore {
+            prior: Some(before),
+            snapshot: None,
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert_eq!(decide_now(&fake, &first).await, Action::Unchanged);
+    fake.set_object(&path, |v| {
+        v["config"]["size"] = Value::String("5GiB".into());
+    });
+    assert_eq!(keys(&decide_now(&fake, &first).await), ["config.size"]);
+    let r = undo(&fake, &t, &Undo::Delete, &UndoContext::default())
+        .await
+        .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert_eq!(fake.get_object(&path), None);
+}
+
+#[tokio::test]
+async fn instance_life_cycle() {
+    let fake = fake_with_project().await;
+    let Resource::Instance(mut changed) = instance("kt", "kt-a", "one") else {
+        unreachable!()
+    };
+    changed
+        .config
+        .insert("limits.memory".into(), "256MiB".into());
+    life_cycle(
+        &fake,
+        instance("kt", "kt-a", "one"),
+        Resource::Instance(changed),
+        &["config.limits.memory"],
+    )
+    .await;
+}
+
+/// A stopped instance is started by the update, and its drift is the run
+/// state; undo puts the prior run state back.
+#[tokio::test]
+async fn instance_run_state_is_decided_applied_and_undone() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    let i = instance("kt", "kt-a", "one");
+    let t = target(&i).unwrap();
+    apply(&fake, &i, true, &ctx).await.unwrap();
+    fake.set_object(&t.path().unwrap(), |v| {
+        v["status"] = Value::String("Stopped".into());
+    });
+    assert_eq!(keys(&decide_now(&fake, &i).await), ["state"]);
+    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before["status"], "Stopped");
+    fake.clear_log();
+    apply(&fake, &i, false, &ctx).await.unwrap();
+    // Only the start: nothing else differed.
+    let Target::Instance(a) = &t else {
+        unreachable!()
+    };
+    assert_eq!(fake.writes(), vec![(Method::Put, a.state())]);
+    assert_eq!(decide_now(&fake, &i).await, Action::Unchanged);
+    let r = undo(
+        &fake,
+        &t,
+        &Undo::Restore {
+            prior: Some(before),
+            snapshot: None,
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert_eq!(
+        fake.get_object(&t.path().unwrap()).unwrap()["status"],
+        "Stopped"
+    );
+}
+
+/// Incus cannot convert a container into a VM: the update says so and
+/// sends nothing.
+#[tokio::test]
+async fn instance_type_change_is_refused_without_a_write() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    let i = instance("kt", "kt-a", "one");
+    apply(&fake, &i, true, &ctx).await.unwrap();
+    let Resource::Instance(mut vm) = i.clone() else {
+        unreachable!()
+    };
+    vm.instance_type = InstanceType::VirtualMachine;
+    let vm = Resource::Instance(vm);
+    assert!(keys(&decide_now(&fake, &vm).await).contains(&"type".to_string()));
+    fake.clear_log();
+    let e = apply(&fake, &vm, false, &ctx).await.unwrap_err();
+    assert!(e.message.contains("cannot convert"), "{e}");
+    assert_eq!(fake.writes(), vec![]);
+}
+
+/// A protected instance is deleted only with force, its protection lifted
+/// first; a running one is stopped first.
+#[tokio::test]
+async fn instance_delete_with_and_without_force() {
+    let fake = fake_with_project().await;
+    let Resource::Instance(mut p) = instance("kt", "kt-p", "one") else {
+        unreachable!()
+    };
+    p.config
+        .insert("security.protection.delete".into(), "true".into());
+    let p = Resource::Instance(p);
+    apply(&fake, &p, true, &RunContext::default())
+        .await
+        .unwrap();
+    let t = target(&p).unwrap();
+    let r = delete(&fake, &t, false).await.unwrap();
+    assert!(
+        matches!(&r, StepResult::Skipped { why } if why.contains("protected")),
+        "{r:?}"
+    );
+    assert!(fake.get_object(&t.path().unwrap()).is_some());
+    let r = delete(&fake, &t, true).await.unwrap();
+    assert!(
+        matches!(&r, StepResult::Restored { detail } if detail.contains("--force")),
+        "{r:?}"
+    );
+    assert_eq!(fake.get_object(&t.path().unwrap()), None);
+}
+
+/// Rollback of an updated instance restores its pre-apply snapshot, then
+/// its prior configuration; a snapshot that is gone is said.
+#[tokio::test]
+async fn instance_undo_restores_the_snapshot_then_the_configuration() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    let i = instance("kt", "kt-a", "one");
+    apply(&fake, &i, true, &ctx).await.unwrap();
+    let t = target(&i).unwrap();
+    let Target::Instance(a) = &t else {
+        unreachable!()
+    };
+    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    crate::snapshot::create(&fake, &a.instance_ref(), "pre-apply-20260101-000000")
+        .await
+        .unwrap();
+    apply(&fake, &instance("kt", "kt-a", "two"), false, &ctx)
+        .await
+        .unwrap();
+    let restore = Undo::Restore {
+        prior: Some(before),
+        snapshot: Some("pre-apply-20260101-000000".into()),
+    };
+    let r = undo(&fake, &t, &restore, &UndoContext::default())
+        .await
+        .unwrap();
+    let StepResult::Restored { detail } = &r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        detail.contains("snapshot pre-apply-20260101-000000 restored"),
+        "{detail}"
+    );
+    assert_eq!(decide_now(&fake, &i).await, Action::Unchanged);
+    let gone = Undo::Restore {
+        prior: None,
+        snapshot: Some("pre-apply-20990101-000000".into()),
+    };
+    let r = undo(&fake, &t, &gone, &UndoContext::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r, StepResult::Skipped { why } if why.contains("is gone")),
+        "{r:?}"
+    );
+}
+
+/// Incus's transient bridge-setup failure is retried; other errors are not.
+#[tokio::test]
+async fn network_create_retries_the_link_race_only() {
+    let fake = Fake::new();
+    let race = IncusError {
+        code: 500,
+        message: "Failed to run: ip link show vethX: Device \"vethX\" does not exist".into(),
+    };
+    fake.fail(Method::Post, "/1.0/networks", race);
+    apply(&fake, &network("net-kt", "x"), true, &RunContext::default())
+        .await
+        .unwrap();
+    let posts = fake
+        .writes()
+        .iter()
+        .filter(|(m, p)| *m == Method::Post && p == "/1.0/networks")
+        .count();
+    assert_eq!(posts, 2);
+    let fake = Fake::new();
+    fake.fail(
+        Method::Post,
+        "/1.0/networks",
+        IncusError {
+            code: 400,
+            message: "Invalid value".into(),
+        },
+    );
+    let e = apply(&fake, &network("net-kt", "x"), true, &RunContext::default())
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("Invalid value"), "{e}");
+    assert_eq!(fake.writes().len(), 1);
+}
+
+fn nft_plan() -> Nftables {
+    Nftables {
+        table: "inet anklume".into(),
+        lines: vec![
+            "table inet anklume {".into(),
+            "  chain forward {".into(),
+            "    iifname \"net-a\" oifname \"net-b\" drop".into(),
+            "  }".into(),
+            "}".into(),
+        ],
+        paths: Vec::new(),
+    }
+}
+
+#[test]
+fn nftables_decide_covers_every_case() {
+    let t = nft_plan();
+    let text = t.text();
+    let mut live = Live::default();
+    assert!(matches!(nftables::decide(&t, &live), Action::NotRun { .. }));
+    live.nftables = Some(NftLive::default());
+    assert_eq!(nftables::decide(&t, &live), Action::Create);
+    live.nftables = Some(NftLive {
+        live_table: Some("listing".into()),
+        last_applied: Some(text.clone()),
+        applied_listing: Some("listing".into()),
+    });
+    assert_eq!(nftables::decide(&t, &live), Action::Unchanged);
+    // Changed by hand after anklume loaded it.
+    live.nftables = Some(NftLive {
+        live_table: Some("edited".into()),
+        last_applied: Some(text.clone()),
+        applied_listing: Some("listing".into()),
+    });
+    assert_eq!(keys(&nftables::decide(&t, &live)), ["table"]);
+    // Another ruleset was loaded last: the rule lines that differ.
+    live.nftables = Some(NftLive {
+        live_table: Some("listing".into()),
+        last_applied: Some(text.replace("net-b", "net-c")),
+        applied_listing: Some("listing".into()),
+    });
+    let Action::Update { changes } = nftables::decide(&t, &live) else {
+        panic!()
+    };
+    assert_eq!(changes.len(), 2);
+    assert!(changes
+        .iter()
+        .any(|c| c.old.as_deref().is_some_and(|o| o.contains("net-c"))));
+    assert!(changes
+        .iter()
+        .any(|c| c.new.as_deref().is_some_and(|n| n.contains("net-b"))));
+    // The prior state is kept for a create too (rollback needs the table
+    // that was there, or that there was none).
+    assert!(prior_on_create(&Target::Nftables(nftables::Address {})));
+    assert!(!prior_on_create(&target(&network("n", "")).unwrap()));
+}
+
+#[test]
+fn provisioning_is_not_run_and_not_journaled() {
+    let p = Resource::Provision(Provision {
+        host: "kt-a".into(),
+        instance: "kt-a".into(),
+        project: "kt".into(),
+        roles: vec!["base_system".into()],
+        inventory: "inventory/kt.yml".into(),
+    });
+    assert!(matches!(
+        decide(&p, &Live::default()),
+        Action::NotRun { .. }
+    ));
+    assert_eq!(target(&p), None);
+}
+
+/// Orphans: managed objects the plan lacks, of every kind that has them,
+/// sorted; bridges named like anklume's count even unmarked (v1 did not
+/// mark them); unmanaged objects never do.
+#[tokio::test]
+async fn orphans_of_every_kind_sorted() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    for r in [
+        network("net-kt", ""),
+        profile("kt", "kt-extra", ""),
+        instance("kt", "kt-b", ""),
+        instance("kt", "kt-a", ""),
+    ] {
+        apply(&fake, &r, true, &ctx).await.unwrap();
+    }
+    let Resource::Network(mut foreign) = network("lxdbr1", "") else {
+        unreachable!()
+    };
+    foreign.config.remove("user.anklume.managed");
+    apply(&fake, &Resource::Network(foreign), true, &ctx)
+        .await
+        .unwrap();
+    let live = live_of(&fake).await;
+    let plan = chain(vec![instance("kt", "kt-b", "")]);
+    let found: Vec<(&str, String, String)> = orphans(&plan, &live)
+        .into_iter()
+        .map(|o| (o.kind, o.project, o.name))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("instance", "kt".to_string(), "kt-a".to_string()),
+            ("network", "default".into(), "net-kt".into()),
+            ("profile", "kt".into(), "kt-extra".into()),
+            ("project", "kt".into(), "kt".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn preflight_refuses_missing_images_and_address_clashes() {
+    let fake = fake_with_project().await;
+    let Resource::Instance(mut a) = instance("kt", "kt-a", "") else {
+        unreachable!()
+    };
+    a.config.insert("volatile.unused".into(), "x".into());
+    a.devices = devs(&[(
+        "eth0",
+        &[
+            ("type", "nic"),
+            ("network", "net-kt"),
+            ("ipv4.address", "10.140.0.10"),
+        ],
+    )]);
+    apply(&fake, &Resource::Instance(a), true, &RunContext::default())
+        .await
+        .unwrap();
+    let live = live_of(&fake).await;
+    let Resource::Instance(mut b) = instance("kt", "kt-b", "") else {
+        unreachable!()
+    };
+    b.ip = Some("10.140.0.10".into());
+    b.source = ImageSource::Local {
+        alias: "not-there".into(),
+    };
+    let plan = chain(vec![Resource::Instance(b.clone())]);
+    let p = crate::decide::preflight(&plan, &live).unwrap_err();
+    assert_eq!(p.problems.len(), 2, "{p}");
+    assert!(
+        p.problems[0].contains("'not-there' is not a local image alias"),
+        "{p}"
+    );
+    assert!(
+        p.problems[1].contains("already used by instance 'kt-a'"),
+        "{p}"
+    );
+    // Positive control: the image exists and the address is the
+    // instance's own.
+    b.source = ImageSource::Local {
+        alias: IMAGE.into(),
+    };
+    b.name = "kt-a".into();
+    let plan = chain(vec![Resource::Instance(b)]);
+    assert_eq!(crate::decide::preflight(&plan, &live), Ok(()));
+}
+
+#[test]
+fn journal_targets_keep_their_format() {
+    // Lines as anklume wrote them before the kinds had their own modules.
+    for (line, want) in [
+        (
+            r#"{"type":"network","name":"net-a"}"#,
+            Target::Network(network::Address {
+                name: "net-a".into(),
+            }),
+        ),
+        (
+            r#"{"type":"project","name":"a"}"#,
+            Target::Project(project::Address { name: "a".into() }),
+        ),
+        (
+            r#"{"type":"profile","project":"a","name":"p"}"#,
+            Target::Profile(profile::Address {
+                project: "a".into(),
+                name: "p".into(),
+            }),
+        ),
+        (
+            r#"{"type":"volume","project":"a","pool":"default","name":"v"}"#,
+            Target::Volume(volume::Address {
+                project: "a".into(),
+                pool: "default".into(),
+                name: "v".into(),
+            }),
+        ),
+        (
+            r#"{"type":"instance","project":"a","name":"i"}"#,
+            Target::Instance(instance::Address {
+                project: "a".into(),
+                name: "i".into(),
+            }),
+        ),
+        (
+            r#"{"type":"nftables"}"#,
+            Target::Nftables(nftables::Address {}),
+        ),
+    ] {
+        let t: Target = serde_json::from_str(line).unwrap();
+        assert_eq!(t, want);
+        assert_eq!(serde_json::to_string(&t).unwrap(), line);
+    }
+}
+
+#[test]
+fn same_treats_empty_and_missing_alike() {
+    use super::common::same;
+    use serde_json::json;
+    assert!(same(
+        &json!({"config": {}, "description": ""}),
+        &json!({"config": null}),
+        &["config", "description"]
+    ));
+    assert!(!same(
+        &json!({"config": {"a": "1"}}),
+        &json!({"config": {}}),
+        &["config"]
+    ));
+}

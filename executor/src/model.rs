@@ -1,0 +1,84 @@
+//! The executor's vocabulary, shared by the kinds and the verbs above
+//! them: what `decide` says to do with a node ([`Action`], with its
+//! [`Change`]s), a managed object the plan lacks ([`Orphan`]), what undoing
+//! one target means ([`Undo`]) and how it ended ([`StepResult`]).
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One changed setting (the same shape `anklume diff` reports).
+pub use anklume_plan::diff::Change;
+
+/// What to do with one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// It does not exist: create it.
+    Create,
+    /// It exists and differs: these keys change.
+    Update {
+        /// The differences.
+        changes: Vec<Change>,
+    },
+    /// It exists as desired.
+    Unchanged,
+    /// Not executed by apply (yet).
+    NotRun {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A managed object Incus has that the plan does not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// `network`, `project`, `profile`, `instance`.
+    pub kind: &'static str,
+    /// Project (`default` for networks).
+    pub project: String,
+    /// Name.
+    pub name: String,
+    /// Instances: `security.protection.delete` is true.
+    pub protected: bool,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Undo {
+    /// The apply created it: delete it.
+    Delete,
+    /// The apply updated it: put its prior state back.
+    Restore {
+        /// The prior state (`None` for a snapshot-only rollback).
+        prior: Option<Value>,
+        /// The pre-apply snapshot to restore first (instances).
+        snapshot: Option<String>,
+    },
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StepResult {
+    /// Undone.
+    Restored {
+        /// What was done.
+        detail: String,
+    },
+    /// Nothing to undo (already as before).
+    AlreadyDone {
+        /// Why.
+        detail: String,
+    },
+    /// Deliberately not undone.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+    /// Tried and failed.
+    Failed {
+        /// Incus's error.
+        error: String,
+    },
+}
