@@ -413,10 +413,9 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 1 && i + 3 <= b.len() {
-            if let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16)
-            {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -1608,4 +1607,699 @@ fn uses_volume(devices: &Value, pool: &str, name: &str) -> bool {
     obj_of(Some(devices))
         .values()
         .any(|d| d["type"] == "disk" && d["pool"] == pool && d["source"] == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMG: &str = "anklume-busybox";
+
+    async fn ok(f: &Fake, m: Method, path: &str, body: Value) -> Value {
+        let body = (!body.is_null()).then_some(body);
+        f.call(m, path, body.as_ref(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{m} {path}: {e}"))
+            .metadata
+    }
+
+    async fn err(f: &Fake, m: Method, path: &str, body: Value) -> IncusError {
+        let body = (!body.is_null()).then_some(body);
+        match f.call(m, path, body.as_ref(), None).await {
+            Ok(r) => panic!("{m} {path} succeeded: {}", r.metadata),
+            Err(e) => e,
+        }
+    }
+
+    fn names(list: &Value) -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// A project `p` whose default profile has a root disk, a bridge
+    /// `br`, a profile `web` on it and a volume `data`.
+    async fn world() -> Fake {
+        let f = Fake::new().with_image(IMG);
+        ok(
+            &f,
+            Method::Post,
+            "/1.0/networks",
+            json!({"name": "br", "type": "bridge", "config": {"ipv4.address": "10.9.0.1/24"}}),
+        )
+        .await;
+        ok(
+            &f,
+            Method::Post,
+            "/1.0/projects",
+            json!({"name": "p", "config": {"features.images": "false"}}),
+        )
+        .await;
+        ok(
+            &f,
+            Method::Patch,
+            "/1.0/profiles/default?project=p",
+            json!({"devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}}),
+        )
+        .await;
+        ok(&f, Method::Post, "/1.0/profiles?project=p", json!({"name": "web", "config": {"limits.cpu": "1"}, "devices": {"eth0": {"type": "nic", "network": "br", "name": "eth0"}}})).await;
+        ok(
+            &f,
+            Method::Post,
+            "/1.0/storage-pools/default/volumes/custom?project=p",
+            json!({"name": "data", "content_type": "filesystem", "config": {}}),
+        )
+        .await;
+        f
+    }
+
+    async fn create_c1(f: &Fake, start: bool) {
+        ok(
+            f,
+            Method::Post,
+            "/1.0/instances?project=p",
+            json!({
+            "name": "c1", "type": "container", "source": {"type": "image", "alias": IMG},
+            "profiles": ["default", "web"], "config": {"user.a": "1"},
+            "devices": {"d": {"type": "disk", "pool": "default", "source": "data", "path": "/d"}},
+            "start": start}),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_fresh_daemon_has_the_default_project_profile_and_nothing_else() {
+        let f = Fake::new().with_image(IMG);
+        assert_eq!(
+            names(&ok(&f, Method::Get, "/1.0/projects?recursion=1", Value::Null).await),
+            ["default"]
+        );
+        let profiles = ok(
+            &f,
+            Method::Get,
+            "/1.0/profiles?recursion=1&all-projects=true",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(names(&profiles), ["default"]);
+        assert_eq!(profiles[0]["devices"]["root"]["pool"], "default");
+        assert_eq!(
+            ok(&f, Method::Get, "/1.0/networks?recursion=1", Value::Null).await,
+            json!([])
+        );
+        assert_eq!(
+            ok(
+                &f,
+                Method::Get,
+                "/1.0/instances?recursion=1&all-projects=true",
+                Value::Null
+            )
+            .await,
+            json!([])
+        );
+        assert_eq!(
+            names(
+                &ok(
+                    &f,
+                    Method::Get,
+                    "/1.0/images/aliases?recursion=1",
+                    Value::Null
+                )
+                .await
+            ),
+            [IMG]
+        );
+        assert_eq!(
+            ok(
+                &f,
+                Method::Get,
+                "/1.0/operations?all-projects=true&recursion=1",
+                Value::Null
+            )
+            .await,
+            json!({})
+        );
+        assert!(ok(&f, Method::Get, "/1.0/resources", Value::Null)
+            .await
+            .get("cpu")
+            .is_some());
+        assert_eq!(
+            err(&f, Method::Get, "/1.0/nothing-here", Value::Null)
+                .await
+                .code,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn networks_round_trip_with_etags_and_refusals() {
+        let f = Fake::new();
+        ok(&f, Method::Post, "/1.0/networks", json!({"name": "br", "type": "bridge", "description": "x", "config": {"ipv4.address": "10.9.0.1/24"}})).await;
+        let r = f.get("/1.0/networks/br").await.unwrap();
+        assert_eq!(r.metadata["managed"], true);
+        assert_eq!(r.metadata["config"]["ipv6.nat"], "true", "Incus fills IPv6");
+        assert!(r.metadata["config"]["ipv6.address"]
+            .as_str()
+            .unwrap()
+            .starts_with("fd42:"));
+        let e = err(
+            &f,
+            Method::Post,
+            "/1.0/networks",
+            json!({"name": "br", "type": "bridge"}),
+        )
+        .await;
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (409, "Network \"br\" already exists")
+        );
+        let e = f
+            .patch(
+                "/1.0/networks/br",
+                &json!({"config": {"user.x": "1"}}),
+                Some("stale"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 412);
+        assert!(e.message.ends_with(" vs stale"), "{}", e.message);
+        f.patch(
+            "/1.0/networks/br",
+            &json!({"config": {"user.x": "1"}}),
+            r.etag.as_deref(),
+        )
+        .await
+        .unwrap();
+        let cfg = &f.get_object("/1.0/networks/br").unwrap()["config"];
+        assert_eq!(
+            (cfg["user.x"].as_str(), cfg["ipv4.address"].as_str()),
+            (Some("1"), Some("10.9.0.1/24")),
+            "PATCH merges"
+        );
+        let etag = f.get("/1.0/networks/br").await.unwrap().etag;
+        assert_ne!(etag, r.etag, "a change changes the ETag");
+        f.put(
+            "/1.0/networks/br",
+            &json!({"config": {"ipv4.address": "10.9.0.1/24"}}),
+            etag.as_deref(),
+        )
+        .await
+        .unwrap();
+        let n = f.get_object("/1.0/networks/br").unwrap();
+        assert_eq!(
+            n["config"],
+            json!({"ipv4.address": "10.9.0.1/24"}),
+            "PUT replaces"
+        );
+        assert_eq!(n["description"], "", "PUT empties what it omits");
+        ok(&f, Method::Delete, "/1.0/networks/br", Value::Null).await;
+        assert_eq!(
+            err(&f, Method::Get, "/1.0/networks/br", Value::Null)
+                .await
+                .message,
+            "Network not found"
+        );
+        assert_eq!(
+            err(&f, Method::Delete, "/1.0/networks/br", Value::Null)
+                .await
+                .code,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn a_project_gets_its_default_profile_and_is_deleted_only_empty() {
+        let f = world().await;
+        let p = f.get_object("/1.0/projects/p").unwrap();
+        assert_eq!(p["config"]["features.images"], "false");
+        assert_eq!(
+            p["config"]["features.profiles"], "true",
+            "unset features are on"
+        );
+        let d = f.get_object("/1.0/profiles/default?project=p").unwrap();
+        assert_eq!(d["description"], "Default Incus profile for project p");
+        let e = err(&f, Method::Post, "/1.0/projects", json!({"name": "p"})).await;
+        assert!(e.message.contains("\"p\""), "{}", e.message);
+        let e = err(&f, Method::Delete, "/1.0/projects/p", Value::Null).await;
+        assert_eq!(e.message, "Only empty projects can be removed.");
+        ok(
+            &f,
+            Method::Delete,
+            "/1.0/profiles/web?project=p",
+            Value::Null,
+        )
+        .await;
+        ok(
+            &f,
+            Method::Delete,
+            "/1.0/storage-pools/default/volumes/custom/data?project=p",
+            Value::Null,
+        )
+        .await;
+        ok(&f, Method::Delete, "/1.0/projects/p", Value::Null).await;
+        assert_eq!(
+            err(
+                &f,
+                Method::Get,
+                "/1.0/profiles/default?project=p",
+                Value::Null
+            )
+            .await
+            .code,
+            404
+        );
+        let e = err(
+            &f,
+            Method::Post,
+            "/1.0/profiles?project=p",
+            json!({"name": "x"}),
+        )
+        .await;
+        assert_eq!(e.message, "Failed loading project \"p\": Project not found");
+        // Without features.profiles, no own default profile.
+        ok(
+            &f,
+            Method::Post,
+            "/1.0/projects",
+            json!({"name": "q", "config": {"features.profiles": "false"}}),
+        )
+        .await;
+        assert!(f.get_object("/1.0/profiles/default?project=q").is_none());
+    }
+
+    #[tokio::test]
+    async fn profiles_and_volumes_round_trip_and_refuse_deletion_in_use() {
+        let f = world().await;
+        assert_eq!(
+            err(
+                &f,
+                Method::Post,
+                "/1.0/profiles?project=p",
+                json!({"name": "web"})
+            )
+            .await
+            .code,
+            500
+        );
+        assert_eq!(
+            err(
+                &f,
+                Method::Post,
+                "/1.0/storage-pools/default/volumes/custom?project=p",
+                json!({"name": "data"})
+            )
+            .await
+            .code,
+            409
+        );
+        let v = f
+            .get("/1.0/storage-pools/default/volumes/custom/data?project=p")
+            .await
+            .unwrap();
+        f.patch(
+            "/1.0/storage-pools/default/volumes/custom/data?project=p",
+            &json!({"config": {"size": "1GiB"}}),
+            v.etag.as_deref(),
+        )
+        .await
+        .unwrap();
+        let vols = ok(
+            &f,
+            Method::Get,
+            "/1.0/storage-pools/default/volumes/custom?recursion=1&all-projects=true",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            (
+                vols[0]["config"]["size"].as_str(),
+                vols[0]["project"].as_str()
+            ),
+            (Some("1GiB"), Some("p"))
+        );
+        create_c1(&f, true).await;
+        assert_eq!(
+            f.get_object("/1.0/profiles/web?project=p").unwrap()["used_by"],
+            json!(["/1.0/instances/c1?project=p"])
+        );
+        assert_eq!(
+            err(
+                &f,
+                Method::Delete,
+                "/1.0/profiles/web?project=p",
+                Value::Null
+            )
+            .await
+            .message,
+            "Profile is currently in use"
+        );
+        assert_eq!(
+            err(
+                &f,
+                Method::Delete,
+                "/1.0/storage-pools/default/volumes/custom/data?project=p",
+                Value::Null
+            )
+            .await
+            .message,
+            "The storage volume is still in use"
+        );
+        let n = f.get_object("/1.0/networks/br").unwrap();
+        assert_eq!(
+            n["used_by"],
+            json!(["/1.0/instances/c1?project=p", "/1.0/profiles/web?project=p"])
+        );
+        assert_eq!(
+            err(&f, Method::Delete, "/1.0/networks/br", Value::Null)
+                .await
+                .message,
+            "The network is currently in use"
+        );
+    }
+
+    #[tokio::test]
+    async fn instances_start_stop_and_refuse_as_incus_does() {
+        let f = world().await;
+        create_c1(&f, true).await;
+        let i = f.get_object("/1.0/instances/c1?project=p").unwrap();
+        assert_eq!(
+            (i["status"].as_str(), i["status_code"].as_u64()),
+            (Some("Running"), Some(103))
+        );
+        assert_eq!(i["expanded_config"]["limits.cpu"], "1", "from profile web");
+        assert_eq!(
+            i["expanded_devices"]["root"]["path"], "/",
+            "from profile default"
+        );
+        assert!(i["config"]["volatile.eth0.hwaddr"].is_string());
+        assert!(i["config"]["volatile.eth0.host_name"].is_string());
+        assert_eq!(
+            i["config"]["volatile.base_image"],
+            f.get_object("/1.0/images/aliases?recursion=1").unwrap()[0]["target"]
+        );
+        assert_eq!(
+            ok(
+                &f,
+                Method::Get,
+                "/1.0/instances?all-projects=true",
+                Value::Null
+            )
+            .await,
+            json!(["/1.0/instances/c1?project=p"])
+        );
+        let e = err(&f, Method::Post, "/1.0/instances?project=p", json!({"name": "c2", "source": {"type": "image", "alias": "nope"}, "profiles": ["default"]})).await;
+        assert_eq!(e.message, "Image not provided for instance creation");
+        let e = err(&f, Method::Post, "/1.0/instances?project=p", json!({"name": "c2", "source": {"type": "image", "mode": "pull", "server": "https://x", "protocol": "simplestreams", "alias": "debian/12"}, "profiles": ["default"]})).await;
+        assert!(e.message.contains("Failed getting image"), "{}", e.message);
+        let e = err(&f, Method::Post, "/1.0/instances?project=p", json!({"name": "c2", "source": {"type": "image", "alias": IMG}, "profiles": ["default", "nope"]})).await;
+        assert_eq!(e.message, "Requested profile \"nope\" doesn't exist");
+        let e = err(
+            &f,
+            Method::Post,
+            "/1.0/instances?project=p",
+            json!({"name": "c2", "source": {"type": "image", "alias": IMG}, "profiles": []}),
+        )
+        .await;
+        assert!(
+            e.message.ends_with("No root device could be found"),
+            "{}",
+            e.message
+        );
+        assert!(
+            f.get_object("/1.0/instances/c2?project=p").is_none(),
+            "failed creates leave nothing"
+        );
+        let state = "/1.0/instances/c1/state?project=p";
+        assert_eq!(
+            err(
+                &f,
+                Method::Delete,
+                "/1.0/instances/c1?project=p",
+                Value::Null
+            )
+            .await
+            .message,
+            "Instance is running"
+        );
+        assert_eq!(
+            err(&f, Method::Put, state, json!({"action": "start"}))
+                .await
+                .message,
+            "The instance is already running"
+        );
+        ok(
+            &f,
+            Method::Put,
+            state,
+            json!({"action": "stop", "force": true}),
+        )
+        .await;
+        let i = f.get_object("/1.0/instances/c1?project=p").unwrap();
+        assert_eq!(i["status"], "Stopped");
+        assert!(i["config"].get("volatile.eth0.host_name").is_none());
+        assert_eq!(
+            err(&f, Method::Put, state, json!({"action": "stop"}))
+                .await
+                .message,
+            "The instance is already stopped"
+        );
+        ok(
+            &f,
+            Method::Patch,
+            "/1.0/instances/c1?project=p",
+            json!({"config": {"security.protection.delete": "true"}}),
+        )
+        .await;
+        assert_eq!(
+            err(
+                &f,
+                Method::Delete,
+                "/1.0/instances/c1?project=p",
+                Value::Null
+            )
+            .await
+            .message,
+            "Instance is protected"
+        );
+        ok(
+            &f,
+            Method::Patch,
+            "/1.0/instances/c1?project=p",
+            json!({"config": {"security.protection.delete": "false"}}),
+        )
+        .await;
+        ok(
+            &f,
+            Method::Delete,
+            "/1.0/instances/c1?project=p",
+            Value::Null,
+        )
+        .await;
+        let e = err(&f, Method::Get, "/1.0/instances/c1?project=p", Value::Null).await;
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                404,
+                "Failed to fetch instance \"c1\" in project \"p\": Instance not found"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn instance_put_keeps_volatile_keys_but_refuses_to_drop_idmap() {
+        let f = world().await;
+        create_c1(&f, false).await;
+        let path = "/1.0/instances/c1?project=p";
+        let e = err(
+            &f,
+            Method::Put,
+            path,
+            json!({"config": {}, "devices": {}, "profiles": ["default"]}),
+        )
+        .await;
+        assert_eq!(
+            e.message,
+            "Volatile idmap keys can't be deleted by the user"
+        );
+        let cur = f.get_object(path).unwrap();
+        let idmap: Map<String, Value> = cur["config"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("volatile.idmap."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        ok(
+            &f,
+            Method::Put,
+            path,
+            json!({"config": idmap, "devices": {}, "profiles": ["default"], "description": "d"}),
+        )
+        .await;
+        let i = f.get_object(path).unwrap();
+        assert!(i["config"].get("user.a").is_none(), "PUT replaces config");
+        assert!(
+            i["config"]["volatile.uuid"].is_string(),
+            "volatile keys stay"
+        );
+        assert_eq!(i["profiles"], json!(["default"]));
+        assert!(
+            i["expanded_config"].get("limits.cpu").is_none(),
+            "expanded follows profiles"
+        );
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_listed_restored_and_deleted() {
+        let f = world().await;
+        create_c1(&f, true).await;
+        let snaps = "/1.0/instances/c1/snapshots?project=p";
+        ok(
+            &f,
+            Method::Post,
+            snaps,
+            json!({"name": "s1", "stateful": false}),
+        )
+        .await;
+        ok(
+            &f,
+            Method::Post,
+            snaps,
+            json!({"name": "s2", "stateful": false}),
+        )
+        .await;
+        assert_eq!(
+            err(&f, Method::Post, snaps, json!({"name": "s1"}))
+                .await
+                .code,
+            400
+        );
+        assert_eq!(
+            ok(&f, Method::Get, snaps, Value::Null).await,
+            json!([
+                "/1.0/instances/c1/snapshots/s1?project=p",
+                "/1.0/instances/c1/snapshots/s2?project=p"
+            ])
+        );
+        let rec = ok(
+            &f,
+            Method::Get,
+            &format!("{snaps}&recursion=1"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(names(&rec), ["s1", "s2"]);
+        assert!(
+            rec[0]["created_at"].as_str() < rec[1]["created_at"].as_str(),
+            "creation times grow"
+        );
+        let all = ok(
+            &f,
+            Method::Get,
+            "/1.0/instances?all-projects=true&recursion=2",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(names(&all[0]["snapshots"]), ["s1", "s2"]);
+        assert_eq!(all[0]["state"]["status"], "Running");
+        // Drift, then restore brings the snapshot's config back.
+        let path = "/1.0/instances/c1?project=p";
+        f.set_object(path, |v| v["config"]["user.a"] = json!("drifted"));
+        assert_eq!(f.get_object(path).unwrap()["config"]["user.a"], "drifted");
+        let cur = f.get(path).await.unwrap();
+        f.put(path, &json!({"restore": "s1"}), cur.etag.as_deref())
+            .await
+            .unwrap();
+        let i = f.get_object(path).unwrap();
+        assert_eq!(
+            (i["config"]["user.a"].as_str(), i["status"].as_str()),
+            (Some("1"), Some("Running"))
+        );
+        let e = err(&f, Method::Put, path, json!({"restore": "nope"})).await;
+        assert_eq!(e.message, "Snapshot c1/nope does not exist");
+        ok(
+            &f,
+            Method::Delete,
+            "/1.0/instances/c1/snapshots/s1?project=p",
+            Value::Null,
+        )
+        .await;
+        let e = err(
+            &f,
+            Method::Get,
+            "/1.0/instances/c1/snapshots/s1?project=p",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(e.message, "Failed to fetch snapshot \"s1\" of instance \"c1\" in project \"p\": Instance_snapshot not found");
+    }
+
+    #[tokio::test]
+    async fn requests_are_logged_and_counted_like_the_real_client() {
+        let f = Fake::new();
+        f.get("/1.0/projects?recursion=1").await.unwrap();
+        f.post("/1.0/projects", &json!({"name": "p"}))
+            .await
+            .unwrap();
+        let _ = f.get_opt("/1.0/networks/none").await.unwrap();
+        let _ = f.delete("/1.0/networks/none").await;
+        assert_eq!((f.counters().reads(), f.counters().writes()), (2, 2));
+        assert_eq!(
+            f.requests(),
+            [
+                (Method::Get, "/1.0/projects?recursion=1".to_string()),
+                (Method::Post, "/1.0/projects".to_string()),
+                (Method::Get, "/1.0/networks/none".to_string()),
+                (Method::Delete, "/1.0/networks/none".to_string()),
+            ]
+        );
+        assert_eq!(f.writes().len(), 2);
+        f.clear_log();
+        assert!(f.requests().is_empty());
+        assert_eq!(
+            f.counters().total(),
+            4,
+            "clearing the log keeps the counters"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_injected_failure_fails_once_and_changes_nothing() {
+        let f = Fake::new();
+        let boom = IncusError {
+            code: 500,
+            message: "boom".into(),
+        };
+        f.fail(Method::Post, "/1.0/projects", boom.clone());
+        let e = f
+            .post("/1.0/projects", &json!({"name": "p"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e, boom);
+        assert!(f.get_object("/1.0/projects/p").is_none());
+        f.post("/1.0/projects", &json!({"name": "p"}))
+            .await
+            .unwrap();
+        assert!(f.get_object("/1.0/projects/p").is_some());
+        // Only the matching method fails.
+        f.fail(Method::Delete, "/1.0/projects/p", boom.clone());
+        f.get("/1.0/projects/p").await.unwrap();
+        assert_eq!(f.delete("/1.0/projects/p").await.unwrap_err(), boom);
+        assert_eq!(f.writes().len(), 3, "a failed request is still logged");
+    }
+
+    #[test]
+    fn clones_share_state() {
+        let f = Fake::new();
+        let g = f.clone();
+        g.set_object("/1.0/projects/default", |v| {
+            v["description"] = json!("changed")
+        });
+        assert_eq!(
+            f.get_object("/1.0/projects/default").unwrap()["description"],
+            "changed"
+        );
+    }
 }
