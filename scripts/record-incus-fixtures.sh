@@ -32,6 +32,7 @@ cleanup() {
   incus config set ankfx-c1 security.protection.delete=false --project ankfx-proj >/dev/null 2>&1 || true
   incus delete --force ankfx-c1 --project ankfx-proj >/dev/null 2>&1 || true
   incus delete --force ankfx-c2 --project ankfx-proj >/dev/null 2>&1 || true
+  incus delete --force ankfx-c2 --project ankfx-proj2 >/dev/null 2>&1 || true
   incus profile delete ankfx-prof --project ankfx-proj >/dev/null 2>&1 || true
   incus storage volume delete default ankfx-vol --project ankfx-proj >/dev/null 2>&1 || true
   incus project delete ankfx-proj >/dev/null 2>&1 || true

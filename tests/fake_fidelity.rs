@@ -175,7 +175,7 @@ fn scenario() -> Vec<Step> {
         step("project-get-put", "GET", format!("/1.0/projects/{PROJ}")),
         step("project-default-profile-get", "GET", format!("/1.0/profiles/default?{p}")),
         step("project-default-profile-patch", "PATCH", format!("/1.0/profiles/default?{p}"))
-            .body(json!({"devices": {"root": root}}))
+            .body(json!({"devices": {"root": root.clone()}}))
             .tag(Tag::Last),
         step("project-default-profile-get-patched", "GET", format!("/1.0/profiles/default?{p}")),
         step("projects-list", "GET", "/1.0/projects?recursion=1").cmp(Cmp::Ours),
@@ -244,6 +244,12 @@ fn scenario() -> Vec<Step> {
             "name": INST2, "type": "container", "description": "",
             "source": {"type": "image", "alias": IMAGE},
             "profiles": [], "config": {}, "devices": {}, "start": true})),
+        // ankfx-proj2 keeps its own image store (features.images unset):
+        // the default project's alias is not there.
+        step("instance-create-own-image-store", "POST", format!("/1.0/instances?{}", q(PROJ2))).body(json!({
+            "name": INST2, "type": "container", "description": "",
+            "source": {"type": "image", "alias": IMAGE},
+            "profiles": ["default"], "config": {}, "devices": {"root": root}, "start": false})),
         step("instance-missing", "GET", format!("/1.0/instances/ankfx-noinst?{p}")),
         step("instances-list", "GET", "/1.0/instances?recursion=1&all-projects=true").cmp(Cmp::Ours),
         step("instances-urls", "GET", "/1.0/instances?all-projects=true").cmp(Cmp::Ours),
@@ -608,6 +614,7 @@ async fn cleanup(incus: &Incus) {
         ("PUT", format!("/1.0/instances/{INST}/state?{p}")),
         ("DELETE", format!("/1.0/instances/{INST}?{p}")),
         ("DELETE", format!("/1.0/instances/{INST2}?{p}")),
+        ("DELETE", format!("/1.0/instances/{INST2}?{}", q(PROJ2))),
         ("DELETE", format!("/1.0/profiles/{PROF}?{p}")),
         (
             "DELETE",

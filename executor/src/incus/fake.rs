@@ -36,8 +36,9 @@
 //! answers 404), clustering, storage pools other than `default`, network
 //! types other than bridges and their address allocation beyond filling
 //! `ipv4.address` / `ipv6.address` when not given, device validation
-//! (a NIC naming a missing network is accepted), per-project image stores
-//! (every project sees the aliases), runtime state (`state` of
+//! (a NIC naming a missing network is accepted), images other than
+//! aliases in the default project's store (a project with
+//! `features.images=true` has its own, empty, store), runtime state (`state` of
 //! `recursion=2` carries the recorded keys, not real counters), and any
 //! endpoint the executor does not use (answered 404 `not found`).
 
@@ -249,7 +250,9 @@ impl Fake {
         }
     }
 
-    /// With a local image under `alias`.
+    /// With a local image under `alias`, in the default project's image
+    /// store (shared by the projects with `features.images=false`, as
+    /// anklume creates them).
     pub fn with_image(self, alias: &str) -> Fake {
         {
             let mut st = self.lock();
@@ -1284,11 +1287,12 @@ impl State {
             });
         }
         let alias = str_of(&source, "alias");
-        let Some(target) = self
-            .aliases
-            .get(alias)
-            .map(|a| str_of(a, "target").to_string())
-        else {
+        let target = self
+            .shares_default_images(project)
+            .then(|| self.aliases.get(alias))
+            .flatten()
+            .map(|a| str_of(a, "target").to_string());
+        let Some(target) = target else {
             return Err(err_of("instance-create-unknown-alias", &[]));
         };
         let profiles: Vec<String> = body
@@ -1583,7 +1587,21 @@ impl State {
 
     // ---- image aliases ----
 
+    /// Whether `project` uses the default project's image store: it is the
+    /// default project, or has `features.images=false`. (The fake's images
+    /// all live in the default project's store.)
+    fn shares_default_images(&self, project: &str) -> bool {
+        project == "default"
+            || self
+                .projects
+                .get(project)
+                .is_some_and(|p| p["config"]["features.images"] != "true")
+    }
+
     fn list_aliases(&self, q: &HashMap<String, String>) -> Value {
+        if !self.shares_default_images(&query_project(q)) {
+            return json!([]);
+        }
         if recursion(q) == 0 {
             return json!(self
                 .aliases
@@ -2105,6 +2123,37 @@ mod tests {
                 "Failed to fetch instance \"c1\" in project \"p\": Instance not found"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn a_project_with_its_own_image_store_does_not_see_the_default_aliases() {
+        let f = world().await;
+        ok(&f, Method::Post, "/1.0/projects", json!({"name": "own"})).await;
+        let e = err(
+            &f,
+            Method::Post,
+            "/1.0/instances?project=own",
+            json!({"name": "c", "source": {"type": "image", "alias": IMG}, "profiles": ["default"],
+                   "devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}}),
+        )
+        .await;
+        assert_eq!(e.message, "Image not provided for instance creation");
+        let own = ok(
+            &f,
+            Method::Get,
+            "/1.0/images/aliases?recursion=1&project=own",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(own, json!([]));
+        let shared = ok(
+            &f,
+            Method::Get,
+            "/1.0/images/aliases?recursion=1&project=p",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(names(&shared), [IMG]);
     }
 
     #[tokio::test]
