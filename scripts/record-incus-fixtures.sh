@@ -14,6 +14,10 @@
 # afterwards, also when the recording fails. Holds /tmp/anklume-incus.lock
 # so no other real-daemon test runs at the same time.
 #
+# The fake embeds the fixtures it reads (include_str!), so a step newly added
+# to the scenario and read by the fake needs its file before the first
+# recording: create it as `{}`, then run this script.
+#
 # Like the other real-daemon tests it refuses to run beside anklume state it
 # did not create; it touches none of it, so ANKLUME_TESTS_ALLOW_FOREIGN_STATE=1
 # is safe here.

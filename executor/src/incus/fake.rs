@@ -59,6 +59,7 @@ const FIXTURES: &[(&str, &str)] = &{
     }
     fx![
         "default-profile-get",
+        "default-project-get",
         "network-create",
         "network-get",
         "network-create-exists",
@@ -230,16 +231,8 @@ impl Fake {
     /// networks, no instances, no images.
     pub fn new() -> Fake {
         let mut st = State::default();
-        let mut project = template("project-get-defaults");
-        project.insert("name".into(), json!("default"));
-        project.insert("description".into(), json!("Default Incus project"));
-        let cfg = project["config"].as_object().cloned().unwrap_or_default();
-        let mut cfg = cfg;
-        cfg.insert("features.networks".into(), json!("true"));
-        cfg.insert("features.networks.zones".into(), json!("true"));
-        project.insert("config".into(), Value::Object(cfg));
-        project.remove("used_by");
-        st.projects.insert("default".into(), project);
+        st.projects
+            .insert("default".into(), template("default-project-get"));
         let mut profile = template("default-profile-get");
         profile.remove("used_by");
         st.profiles
