@@ -365,9 +365,15 @@ async fn run<A: Api>(api: &A) -> Vec<Value> {
                 }
             }
         }
+        let (reads, writes) = (api.counters().reads(), api.counters().writes());
         let r = api
             .call(method(s.method), &s.path, body.as_ref(), tag.as_deref())
             .await;
+        // What the client sent for this call (an operation's wait is a read).
+        let counted = json!({
+            "reads": api.counters().reads() - reads,
+            "writes": api.counters().writes() - writes,
+        });
         if let Ok(reply) = &r {
             if reply.etag.is_some() {
                 last_etag = reply.etag.clone();
@@ -386,6 +392,7 @@ async fn run<A: Api>(api: &A) -> Vec<Value> {
                 "if_match": match s.tag { Tag::None => Value::Null, Tag::Last => json!("<etag>"), Tag::Wrong => json!("wrong") },
             },
             "response": response,
+            "counted": counted,
         }));
     }
     out

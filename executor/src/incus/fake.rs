@@ -42,6 +42,7 @@
 //! `recursion=2` carries the recorded keys, not real counters), and any
 //! endpoint the executor does not use (answered 404 `not found`).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -208,6 +209,10 @@ struct State {
     log: Vec<(Method, String)>,
     fails: Vec<(Method, String, IncusError)>,
     seq: u64,
+    /// The recorded step the last reply came from: the real client sent
+    /// as many requests for it as the fixture counted (an operation's wait
+    /// is one more read), and so does the fake's counter.
+    replied: Cell<Option<&'static str>>,
 }
 
 /// An in-memory Incus (see the module doc). Clones share one state.
@@ -295,9 +300,9 @@ impl Fake {
     pub fn get_object(&self, path: &str) -> Option<Value> {
         let mut st = self.lock();
         let (segs, query) = parse(path);
-        st.route(Method::Get, &segs, &query, None, None)
-            .ok()
-            .map(|(v, _)| v)
+        let r = st.route(Method::Get, &segs, &query, None, None);
+        st.replied.set(None);
+        r.ok().map(|(v, _)| v)
     }
 
     /// Edit the stored object at `path` (a change made outside anklume).
@@ -359,7 +364,17 @@ impl Api for Fake {
             return Err(st.fails.remove(i).2);
         }
         let (segs, query) = parse(path);
-        let (metadata, etag) = st.route(method, &segs, &query, body, if_match)?;
+        st.replied.set(None);
+        let result = st.route(method, &segs, &query, body, if_match);
+        if let Some(label) = st.replied.take() {
+            let counted = &fixture(label)["counted"];
+            let total =
+                counted["reads"].as_u64().unwrap_or(0) + counted["writes"].as_u64().unwrap_or(0);
+            for _ in 1..total {
+                self.counters.count(Method::Get);
+            }
+        }
+        let (metadata, etag) = result?;
         Ok(Reply { metadata, etag })
     }
 
@@ -499,6 +514,18 @@ fn etag_of(obj: &Map<String, Value>) -> String {
 }
 
 impl State {
+    /// A recorded success reply; see [`State::replied`].
+    fn ok(&self, label: &'static str) -> Value {
+        self.replied.set(Some(label));
+        ok_of(label)
+    }
+
+    /// A recorded error; see [`State::replied`].
+    fn err(&self, label: &'static str, names: &[(&str, &str)]) -> IncusError {
+        self.replied.set(Some(label));
+        err_of(label, names)
+    }
+
     fn next(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -657,7 +684,7 @@ impl State {
     fn create_network(&mut self, body: &Map<String, Value>) -> Res {
         let name = str_of(body, "name").to_string();
         if self.networks.contains_key(&name) {
-            return Err(err_of("network-create-exists", &[(REC_NETWORK, &name)]));
+            return Err(self.err("network-create-exists", &[(REC_NETWORK, &name)]));
         }
         let mut o = template("network-get");
         let mut config = obj_of(body.get("config"));
@@ -687,7 +714,7 @@ impl State {
             unreachable!()
         };
         self.networks.insert(name, o);
-        Ok(ok_of("network-create"))
+        Ok(self.ok("network-create"))
     }
 
     fn one_network(
@@ -703,7 +730,7 @@ impl State {
             } else {
                 "network-delete-missing"
             };
-            return Err(err_of(label, &[]));
+            return Err(self.err(label, &[]));
         };
         let etag = etag_of(cur);
         match method {
@@ -713,10 +740,10 @@ impl State {
                 let cur = self.networks.get_mut(name).expect("checked");
                 if method == Method::Patch {
                     merge_patch(cur, body);
-                    Ok((ok_of("network-patch"), None))
+                    Ok((self.ok("network-patch"), None))
                 } else {
                     replace_put(cur, body, &["config", "description"]);
-                    Ok((ok_of("network-put"), None))
+                    Ok((self.ok("network-put"), None))
                 }
             }
             Method::Delete => {
@@ -724,10 +751,10 @@ impl State {
                     .as_array()
                     .is_some_and(|u| !u.is_empty())
                 {
-                    return Err(err_of("network-delete-used", &[]));
+                    return Err(self.err("network-delete-used", &[]));
                 }
                 self.networks.remove(name);
-                Ok((ok_of("network-delete"), None))
+                Ok((self.ok("network-delete"), None))
             }
             Method::Post => Err(not_found()),
         }
@@ -786,7 +813,7 @@ impl State {
     fn create_project(&mut self, body: &Map<String, Value>) -> Res {
         let name = str_of(body, "name").to_string();
         if self.projects.contains_key(&name) {
-            return Err(err_of("project-create-exists", &[(REC_PROJECT, &name)]));
+            return Err(self.err("project-create-exists", &[(REC_PROJECT, &name)]));
         }
         let mut o = template("project-get");
         let mut config = obj_of(body.get("config"));
@@ -812,7 +839,7 @@ impl State {
             prof.remove("used_by");
             self.profiles.insert((name, "default".into()), prof);
         }
-        Ok(ok_of("project-create"))
+        Ok(self.ok("project-create"))
     }
 
     fn one_project(
@@ -824,8 +851,8 @@ impl State {
     ) -> Result<(Value, Option<String>), IncusError> {
         let Some(cur) = self.projects.get(name) else {
             return Err(match method {
-                Method::Delete => err_of("project-delete-missing", &[(REC_PROJECT, name)]),
-                _ => err_of("project-missing", &[]),
+                Method::Delete => self.err("project-delete-missing", &[(REC_PROJECT, name)]),
+                _ => self.err("project-missing", &[]),
             });
         };
         let etag = etag_of(cur);
@@ -839,7 +866,7 @@ impl State {
                 } else {
                     replace_put(cur, body, &["config", "description"]);
                 }
-                Ok((ok_of("project-put"), None))
+                Ok((self.ok("project-put"), None))
             }
             Method::Delete => {
                 let own_default = format!("/1.0/profiles/default{}", in_project(name));
@@ -849,11 +876,11 @@ impl State {
                     .flatten()
                     .any(|u| u.as_str() != Some(&own_default));
                 if busy {
-                    return Err(err_of("project-delete-nonempty", &[]));
+                    return Err(self.err("project-delete-nonempty", &[]));
                 }
                 self.projects.remove(name);
                 self.profiles.retain(|(p, _), _| p != name);
-                Ok((ok_of("project-delete"), None))
+                Ok((self.ok("project-delete"), None))
             }
             Method::Post => Err(not_found()),
         }
@@ -881,7 +908,7 @@ impl State {
     fn list_profiles(&self, project: &str, q: &HashMap<String, String>) -> Res {
         let all = all_projects(q);
         if !all && !self.project_exists(project) {
-            return Err(err_of("profile-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("profile-missing-project", &[(REC_PROJECT, project)]));
         }
         let keys: Vec<&(String, String)> = self
             .profiles
@@ -902,12 +929,12 @@ impl State {
 
     fn create_profile(&mut self, project: &str, body: &Map<String, Value>) -> Res {
         if !self.project_exists(project) {
-            return Err(err_of("profile-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("profile-missing-project", &[(REC_PROJECT, project)]));
         }
         let name = str_of(body, "name").to_string();
         let key = (project.to_string(), name.clone());
         if self.profiles.contains_key(&key) {
-            return Err(err_of("profile-create-exists", &[(REC_PROFILE, &name)]));
+            return Err(self.err("profile-create-exists", &[(REC_PROFILE, &name)]));
         }
         let mut o = template("profile-get");
         o.insert("name".into(), json!(name));
@@ -915,7 +942,7 @@ impl State {
         replace_put(&mut o, body, &["config", "description", "devices"]);
         o.remove("used_by");
         self.profiles.insert(key, o);
-        Ok(ok_of("profile-create"))
+        Ok(self.ok("profile-create"))
     }
 
     fn one_profile(
@@ -927,7 +954,7 @@ impl State {
         if_match: Option<&str>,
     ) -> Result<(Value, Option<String>), IncusError> {
         if !self.project_exists(project) {
-            return Err(err_of("profile-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("profile-missing-project", &[(REC_PROJECT, project)]));
         }
         let key = (project.to_string(), name.to_string());
         let Some(cur) = self.profiles.get(&key) else {
@@ -936,7 +963,7 @@ impl State {
             } else {
                 "profile-delete-missing"
             };
-            return Err(err_of(label, &[]));
+            return Err(self.err(label, &[]));
         };
         let etag = etag_of(cur);
         match method {
@@ -946,10 +973,10 @@ impl State {
                 let cur = self.profiles.get_mut(&key).expect("checked");
                 if method == Method::Patch {
                     merge_patch(cur, body);
-                    Ok((ok_of("profile-patch"), None))
+                    Ok((self.ok("profile-patch"), None))
                 } else {
                     replace_put(cur, body, &["config", "description", "devices"]);
-                    Ok((ok_of("profile-put"), None))
+                    Ok((self.ok("profile-put"), None))
                 }
             }
             Method::Delete => {
@@ -957,10 +984,10 @@ impl State {
                     .as_array()
                     .is_some_and(|u| !u.is_empty())
                 {
-                    return Err(err_of("profile-delete-used", &[]));
+                    return Err(self.err("profile-delete-used", &[]));
                 }
                 self.profiles.remove(&key);
-                Ok((ok_of("profile-delete"), None))
+                Ok((self.ok("profile-delete"), None))
             }
             Method::Post => Err(not_found()),
         }
@@ -989,7 +1016,7 @@ impl State {
         }
         let all = all_projects(q);
         if !all && !self.project_exists(project) {
-            return Err(err_of("volume-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("volume-missing-project", &[(REC_PROJECT, project)]));
         }
         let keys: Vec<&(String, String, String)> = self
             .volumes
@@ -1018,12 +1045,12 @@ impl State {
             return Err(not_found());
         }
         if !self.project_exists(project) {
-            return Err(err_of("volume-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("volume-missing-project", &[(REC_PROJECT, project)]));
         }
         let name = str_of(body, "name").to_string();
         let key = (project.to_string(), pool.to_string(), name.clone());
         if self.volumes.contains_key(&key) {
-            return Err(err_of("volume-create-exists", &[]));
+            return Err(self.err("volume-create-exists", &[]));
         }
         let mut o = template("volume-get");
         o.insert("name".into(), json!(name));
@@ -1040,7 +1067,7 @@ impl State {
             unreachable!()
         };
         self.volumes.insert(key, o);
-        Ok(ok_of("volume-create"))
+        Ok(self.ok("volume-create"))
     }
 
     fn one_volume(
@@ -1053,11 +1080,11 @@ impl State {
         if_match: Option<&str>,
     ) -> Result<(Value, Option<String>), IncusError> {
         if !self.project_exists(project) {
-            return Err(err_of("volume-missing-project", &[(REC_PROJECT, project)]));
+            return Err(self.err("volume-missing-project", &[(REC_PROJECT, project)]));
         }
         let key = (project.to_string(), pool.to_string(), name.to_string());
         let Some(cur) = self.volumes.get(&key) else {
-            return Err(err_of("volume-missing", &[]));
+            return Err(self.err("volume-missing", &[]));
         };
         let etag = etag_of(cur);
         match method {
@@ -1067,10 +1094,10 @@ impl State {
                 let cur = self.volumes.get_mut(&key).expect("checked");
                 if method == Method::Patch {
                     merge_patch(cur, body);
-                    Ok((ok_of("volume-patch"), None))
+                    Ok((self.ok("volume-patch"), None))
                 } else {
                     replace_put(cur, body, &["config", "description"]);
-                    Ok((ok_of("volume-put"), None))
+                    Ok((self.ok("volume-put"), None))
                 }
             }
             Method::Delete => {
@@ -1078,10 +1105,10 @@ impl State {
                     .as_array()
                     .is_some_and(|u| !u.is_empty())
                 {
-                    return Err(err_of("volume-delete-used", &[]));
+                    return Err(self.err("volume-delete-used", &[]));
                 }
                 self.volumes.remove(&key);
-                Ok((ok_of("volume-delete"), None))
+                Ok((self.ok("volume-delete"), None))
             }
             Method::Post => Err(not_found()),
         }
@@ -1166,7 +1193,7 @@ impl State {
     fn list_instances(&self, project: &str, q: &HashMap<String, String>) -> Res {
         let all = all_projects(q);
         if !all && !self.project_exists(project) {
-            return Err(err_of("instance-missing-project", &[]));
+            return Err(self.err("instance-missing-project", &[]));
         }
         let keys: Vec<&(String, String)> = self
             .instances
@@ -1264,16 +1291,16 @@ impl State {
 
     fn create_instance(&mut self, project: &str, body: &Map<String, Value>) -> Res {
         if !self.project_exists(project) {
-            return Err(err_of("instance-missing-project", &[]));
+            return Err(self.err("instance-missing-project", &[]));
         }
         let name = str_of(body, "name").to_string();
         let key = (project.to_string(), name.clone());
         if self.instances.contains_key(&key) {
-            return Err(err_of("instance-create-exists", &[]));
+            return Err(self.err("instance-create-exists", &[]));
         }
         let source = obj_of(body.get("source"));
         if source.get("mode") == Some(&json!("pull")) || source.contains_key("server") {
-            let e = err_of("instance-create-remote", &[]);
+            let e = self.err("instance-create-remote", &[]);
             return Err(IncusError {
                 message: format!("{}: the fake Incus is offline", e.message),
                 ..e
@@ -1286,7 +1313,7 @@ impl State {
             .flatten()
             .map(|a| str_of(a, "target").to_string());
         let Some(target) = target else {
-            return Err(err_of("instance-create-unknown-alias", &[]));
+            return Err(self.err("instance-create-unknown-alias", &[]));
         };
         let profiles: Vec<String> = body
             .get("profiles")
@@ -1301,10 +1328,7 @@ impl State {
                 .profiles
                 .contains_key(&(project.to_string(), p.clone()))
             {
-                return Err(err_of(
-                    "instance-create-unknown-profile",
-                    &[("ankfx-noprof", p)],
-                ));
+                return Err(self.err("instance-create-unknown-profile", &[("ankfx-noprof", p)]));
             }
         }
         let mut o = template("instance-get");
@@ -1334,7 +1358,7 @@ impl State {
             .values()
             .any(|d| d["type"] == "disk" && d["path"] == "/");
         if !has_root {
-            return Err(err_of("instance-create-no-root", &[]));
+            return Err(self.err("instance-create-no-root", &[]));
         }
         let Value::Object(mut o) = self.fill(Value::Object(o)) else {
             unreachable!()
@@ -1348,11 +1372,11 @@ impl State {
                 snapshots: Vec::new(),
             },
         );
-        Ok(ok_of("instance-create"))
+        Ok(self.ok("instance-create"))
     }
 
-    fn inst_missing(project: &str, name: &str, label: &str) -> IncusError {
-        err_of(
+    fn inst_missing(&self, project: &str, name: &str, label: &'static str) -> IncusError {
+        self.err(
             label,
             &[
                 (REC_INSTANCE, name),
@@ -1371,11 +1395,11 @@ impl State {
         if_match: Option<&str>,
     ) -> Result<(Value, Option<String>), IncusError> {
         if !self.project_exists(project) {
-            return Err(err_of("instance-missing-project", &[]));
+            return Err(self.err("instance-missing-project", &[]));
         }
         let key = (project.to_string(), name.to_string());
         let Some(cur) = self.instances.get(&key) else {
-            return Err(Self::inst_missing(project, name, "instance-missing"));
+            return Err(self.inst_missing(project, name, "instance-missing"));
         };
         let etag = etag_of(&cur.obj);
         let running = cur.obj["status"] == "Running";
@@ -1385,7 +1409,7 @@ impl State {
                 Self::check_etag(&cur.obj, if_match)?;
                 let cur = self.instances.get_mut(&key).expect("checked");
                 merge_patch(&mut cur.obj, body);
-                Ok((ok_of("instance-patch"), None))
+                Ok((self.ok("instance-patch"), None))
             }
             Method::Put => {
                 Self::check_etag(&cur.obj, if_match)?;
@@ -1398,7 +1422,7 @@ impl State {
                     .keys()
                     .any(|k| k.starts_with("volatile.idmap.") && !new_cfg.contains_key(k))
                 {
-                    return Err(err_of("instance-put-without-volatile", &[]));
+                    return Err(self.err("instance-put-without-volatile", &[]));
                 }
                 let mut cfg = new_cfg;
                 for (k, v) in old_cfg {
@@ -1409,17 +1433,17 @@ impl State {
                 let cur = self.instances.get_mut(&key).expect("checked");
                 replace_put(&mut cur.obj, body, &["devices", "profiles", "description"]);
                 cur.obj.insert("config".into(), Value::Object(cfg));
-                Ok((ok_of("instance-put"), None))
+                Ok((self.ok("instance-put"), None))
             }
             Method::Delete => {
                 if running {
-                    return Err(err_of("instance-delete-running", &[]));
+                    return Err(self.err("instance-delete-running", &[]));
                 }
                 if cur.obj["config"]["security.protection.delete"] == "true" {
-                    return Err(err_of("instance-delete-protected", &[]));
+                    return Err(self.err("instance-delete-protected", &[]));
                 }
                 self.instances.remove(&key);
-                Ok((ok_of("instance-delete"), None))
+                Ok((self.ok("instance-delete"), None))
             }
             Method::Post => Err(not_found()),
         }
@@ -1429,7 +1453,7 @@ impl State {
         let key = (project.to_string(), name.to_string());
         let inst = self.instances.get(&key).expect("checked by the caller");
         let Some(s) = inst.snapshots.iter().find(|s| s["name"] == snap).cloned() else {
-            let e = err_of("instance-restore-missing", &[]);
+            let e = self.err("instance-restore-missing", &[]);
             return Err(IncusError {
                 message: e.message.replace(
                     &format!("{REC_INSTANCE}/ankfx-nosnap"),
@@ -1447,18 +1471,18 @@ impl State {
         obj.insert("description".into(), json!(""));
         self.set_volatile(project, &mut obj, running);
         self.instances.get_mut(&key).expect("checked").obj = obj;
-        Ok(ok_of("instance-restore"))
+        Ok(self.ok("instance-restore"))
     }
 
     fn instance_state(&mut self, project: &str, name: &str, body: &Map<String, Value>) -> Res {
         let key = (project.to_string(), name.to_string());
         let Some(cur) = self.instances.get(&key) else {
-            return Err(Self::inst_missing(project, name, "instance-missing"));
+            return Err(self.inst_missing(project, name, "instance-missing"));
         };
         let running = cur.obj["status"] == "Running";
         let start = match str_of(body, "action") {
-            "start" if running => return Err(err_of("instance-start-running", &[])),
-            "stop" if !running => return Err(err_of("instance-stop-stopped", &[])),
+            "start" if running => return Err(self.err("instance-start-running", &[])),
+            "stop" if !running => return Err(self.err("instance-stop-stopped", &[])),
             "start" => true,
             "stop" => false,
             "restart" => running,
@@ -1472,14 +1496,14 @@ impl State {
         let mut obj = cur.obj.clone();
         self.set_volatile(project, &mut obj, start);
         self.instances.get_mut(&key).expect("checked").obj = obj;
-        Ok(ok_of("instance-stop"))
+        Ok(self.ok("instance-stop"))
     }
 
     // ---- snapshots ----
 
     fn list_snapshots(&self, project: &str, name: &str, q: &HashMap<String, String>) -> Res {
         let Some(inst) = self.instances.get(&(project.to_string(), name.to_string())) else {
-            return Err(Self::inst_missing(project, name, "instance-missing"));
+            return Err(self.inst_missing(project, name, "instance-missing"));
         };
         if recursion(q) == 0 {
             return Ok(json!(inst
@@ -1503,11 +1527,11 @@ impl State {
     fn create_snapshot(&mut self, project: &str, name: &str, body: &Map<String, Value>) -> Res {
         let key = (project.to_string(), name.to_string());
         let Some(inst) = self.instances.get(&key) else {
-            return Err(Self::inst_missing(project, name, "instance-missing"));
+            return Err(self.inst_missing(project, name, "instance-missing"));
         };
         let snap = str_of(body, "name").to_string();
         if inst.snapshots.iter().any(|s| s["name"] == *snap) {
-            return Err(err_of("snapshot-create-exists", &[(REC_SNAPSHOT, &snap)]));
+            return Err(self.err("snapshot-create-exists", &[(REC_SNAPSHOT, &snap)]));
         }
         let mut o = template("snapshot-get");
         for k in [
@@ -1537,7 +1561,7 @@ impl State {
             .expect("checked")
             .snapshots
             .push(o);
-        Ok(ok_of("snapshot-create"))
+        Ok(self.ok("snapshot-create"))
     }
 
     fn one_snapshot(
@@ -1549,10 +1573,10 @@ impl State {
     ) -> Result<(Value, Option<String>), IncusError> {
         let key = (project.to_string(), name.to_string());
         let Some(inst) = self.instances.get(&key) else {
-            return Err(Self::inst_missing(project, name, "instance-missing"));
+            return Err(self.inst_missing(project, name, "instance-missing"));
         };
         let Some(i) = inst.snapshots.iter().position(|s| s["name"] == snap) else {
-            return Err(err_of(
+            return Err(self.err(
                 "snapshot-missing",
                 &[
                     ("ankfx-nosnap", snap),
@@ -1572,7 +1596,7 @@ impl State {
                     .expect("checked")
                     .snapshots
                     .remove(i);
-                Ok((ok_of("snapshot-delete"), None))
+                Ok((self.ok("snapshot-delete"), None))
             }
             _ => Err(not_found()),
         }
@@ -2304,6 +2328,45 @@ mod tests {
             f.counters().total(),
             4,
             "clearing the log keeps the counters"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_operation_counts_its_wait_as_the_real_client_does() {
+        let f = world().await;
+        let before = (f.counters().reads(), f.counters().writes());
+        create_c1(&f, true).await;
+        let after = (f.counters().reads(), f.counters().writes());
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 1),
+            "POST + operation wait"
+        );
+        // A failed operation: the wait, then the operation read again.
+        let e = err(
+            &f,
+            Method::Put,
+            "/1.0/instances/c1/state?project=p",
+            json!({"action": "start"}),
+        )
+        .await;
+        assert_eq!(e.code, 400);
+        let last = (f.counters().reads(), f.counters().writes());
+        assert_eq!((last.0 - after.0, last.1 - after.1), (2, 1));
+        // A sync reply (profile PATCH) and a sync error (404) are one request.
+        ok(
+            &f,
+            Method::Patch,
+            "/1.0/profiles/web?project=p",
+            json!({"config": {}}),
+        )
+        .await;
+        err(&f, Method::Delete, "/1.0/networks/none", Value::Null).await;
+        assert_eq!(f.counters().total() - last.0 - last.1, 2);
+        assert_eq!(
+            f.requests().len(),
+            9,
+            "the log holds the caller's requests only"
         );
     }
 
