@@ -29,7 +29,17 @@
 //!   running or protected instance, a non-empty project, a network,
 //!   profile or volume in use, starting a running / stopping a stopped
 //!   instance, an unknown image alias or profile, no root disk, and a remote
-//!   image pull (the fake is offline).
+//!   image pull (the fake is offline);
+//! - request counting: [`Api::counters`] counts what the real client sends,
+//!   as recorded per step (a background operation adds its wait, a failed
+//!   one the wait and a re-read).
+//!
+//! Not recorded, so best guesses (no fixture says otherwise): a network
+//! created without `ipv4.address` gets a free `10.x.y.1/24` with NAT (the
+//! recording host had no free subnet); an instance created with
+//! `start: false` carries the stopped volatile keys; an unknown state
+//! action, an unknown storage pool and [`Api::wait`] answer with invented
+//! messages.
 //!
 //! What it does not model: background operations (a request returns its
 //! finished result at once; `/1.0/operations` lists none, [`Api::wait`]
