@@ -12,6 +12,7 @@
 //! Everything above this module is generic over `A: Api`, so the same
 //! decisions, transactions and undo steps run against either.
 
+pub mod fake;
 pub mod http;
 
 use std::future::Future;
