@@ -27,10 +27,10 @@ use anklume_plan::{Plan, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::model::{Action, Change, Orphan, StepResult, Undo};
 use crate::incus::{Api, IncusError};
 use crate::journal::Journal;
 use crate::live::Live;
+pub use crate::model::{Action, Change, Orphan, StepResult, Undo};
 
 /// What a change is made to, named so that rollback can find it again
 /// without the plan: one variant per journaled kind, holding that kind's
