@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anklume_plan::{Node, Plan, Resource};
+use anklume_plan::{Node, Plan};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -193,20 +193,8 @@ pub async fn run<A: Api>(
     let mut set: JoinSet<(usize, NodeResult, Option<String>, u64)> = JoinSet::new();
     let mut panicked: Vec<String> = Vec::new();
     let parallelism = parallelism.max(1);
-    let is_network: Vec<bool> = plan
-        .nodes
-        .iter()
-        .map(|node| matches!(node.resource, Resource::Network(_)))
-        .collect();
     loop {
         let stop = interrupt.raised();
-        let networks_pending = (0..n)
-            .filter(|&i| {
-                is_network[i]
-                    && results[i].is_none()
-                    && matches!(decisions.actions[i], Action::Create | Action::Update { .. })
-            })
-            .count();
         // Schedule everything that is ready, in plan order.
         for i in 0..n {
             if started[i] {
@@ -261,11 +249,6 @@ pub async fn run<A: Api>(
                 continue;
             }
             if running >= parallelism {
-                continue;
-            }
-            // Host bridges are set up before anything else runs: Incus's
-            // bridge setup races with veths that instances create and remove.
-            if !is_network[i] && networks_pending > 0 {
                 continue;
             }
             started[i] = true;

@@ -532,15 +532,19 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
     );
 }
 
-/// Incus's transient bridge-setup failure is retried; other errors are not.
+fn race_error() -> IncusError {
+    IncusError {
+        code: 500,
+        message: "Failed to delete bridge children interfaces: Failed to run: ip -d -j link show vethX: Device \"vethX\" does not exist".into(),
+    }
+}
+
+/// Incus's transient bridge-setup failure is retried, on create and on
+/// update; other errors are not.
 #[tokio::test]
 async fn network_create_retries_the_link_race_only() {
     let fake = Fake::new();
-    let race = IncusError {
-        code: 500,
-        message: "Failed to run: ip link show vethX: Device \"vethX\" does not exist".into(),
-    };
-    fake.fail(Method::Post, "/1.0/networks", race);
+    fake.fail(Method::Post, "/1.0/networks", race_error());
     apply(&fake, &network("net-kt", "x"), true, &RunContext::default())
         .await
         .unwrap();
@@ -550,6 +554,58 @@ async fn network_create_retries_the_link_race_only() {
         .filter(|(m, p)| *m == Method::Post && p == "/1.0/networks")
         .count();
     assert_eq!(posts, 2);
+    // A leftover of the failed attempt is deleted first; that delete races
+    // too, and is retried.
+    fake.fail(Method::Post, "/1.0/networks", race_error());
+    fake.fail(Method::Delete, "/1.0/networks/net-kt", race_error());
+    fake.clear_log();
+    apply(&fake, &network("net-kt", "x"), true, &RunContext::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.writes(),
+        [
+            (Method::Post, "/1.0/networks".to_string()),
+            (Method::Delete, "/1.0/networks/net-kt".to_string()),
+            (Method::Delete, "/1.0/networks/net-kt".to_string()),
+            (Method::Post, "/1.0/networks".to_string()),
+        ]
+    );
+    // An update reruns the bridge setup: retried the same way.
+    fake.fail(Method::Patch, "/1.0/networks/net-kt", race_error());
+    fake.clear_log();
+    apply(
+        &fake,
+        &network("net-kt", "y"),
+        false,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let patches = fake
+        .writes()
+        .iter()
+        .filter(|(m, _)| *m == Method::Patch)
+        .count();
+    assert_eq!(patches, 2);
+    assert_eq!(
+        decide_now(&fake, &network("net-kt", "y")).await,
+        Action::Unchanged
+    );
+    // Four failures in a row are reported.
+    for _ in 0..4 {
+        fake.fail(Method::Patch, "/1.0/networks/net-kt", race_error());
+    }
+    let e = apply(
+        &fake,
+        &network("net-kt", "z"),
+        false,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("does not exist"), "{e}");
+
     let fake = Fake::new();
     fake.fail(
         Method::Post,
