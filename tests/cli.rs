@@ -158,6 +158,12 @@ fn sync_twice_changes_nothing_and_keeps_user_content() {
     assert!(std::fs::read_to_string(&f)
         .unwrap()
         .ends_with("my_var: keep-me\n"));
+    // A host_vars file no machine owns is listed as an orphan, as v1 does.
+    std::fs::write(dir.path().join("out/host_vars/gone.yml"), "x: 1\n").unwrap();
+    let again = anklume(dir.path(), &["sync", "--base-dir", "out"]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("Orphan files (1):"), "{stdout}");
+    assert!(stdout.contains("gone.yml"), "{stdout}");
 }
 
 #[test]

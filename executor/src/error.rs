@@ -41,6 +41,18 @@ pub enum Error {
     /// more than anklume's table.
     #[error(transparent)]
     Nft(#[from] crate::nft::NftError),
+    /// Incus refused while anklume was doing something named here.
+    #[error("{doing}: {source}")]
+    IncusWhile {
+        /// What (`listing instances`).
+        doing: &'static str,
+        /// Incus's error.
+        #[source]
+        source: IncusError,
+    },
+    /// This machine's host name (what `self` names) cannot be read.
+    #[error("cannot read the host name: {0}")]
+    Hostname(std::io::Error),
     /// An instance or project named by the user is not there (or is
     /// ambiguous).
     #[error("{0}")]

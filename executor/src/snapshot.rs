@@ -70,7 +70,13 @@ pub struct SnapInfo {
 /// globally unique in anklume (ADR-008); a name found in several projects is
 /// reported as ambiguous rather than guessed.
 pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error> {
-    let all = incus.get("/1.0/instances?all-projects=true").await?;
+    let all = incus
+        .get("/1.0/instances?all-projects=true")
+        .await
+        .map_err(|source| Error::IncusWhile {
+            doing: "listing instances",
+            source,
+        })?;
     let mut found = Vec::new();
     for url in all.metadata.as_array().into_iter().flatten() {
         let Some(url) = url.as_str() else { continue };
@@ -127,19 +133,17 @@ fn decode(s: &str) -> String {
 
 /// This machine's host name: what `self` means.
 pub fn hostname() -> Result<String, Error> {
-    let p = Path::new("/proc/sys/kernel/hostname");
-    std::fs::read_to_string(p)
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
-        .map_err(|e| Error::io(p, e))
+        .map_err(Error::Hostname)
 }
 
 /// Resolve `instance`, where `self` is the instance this runs in.
 pub async fn resolve_target<A: Api>(incus: &A, instance: &str) -> Result<InstanceRef, Error> {
     if instance == "self" {
         let host = hostname()?;
-        return resolve(incus, &host).await.map_err(|e| match e {
-            Error::Lookup(_) => Error::Lookup(format!("'self' is this machine's host name '{host}', which is not an Incus instance (run it inside an instance, or name the instance)")),
-            e => e,
+        return resolve(incus, &host).await.map_err(|_| {
+            Error::Lookup(format!("'self' is this machine's host name '{host}', which is not an Incus instance (run it inside an instance, or name the instance)"))
         });
     }
     resolve(incus, instance).await

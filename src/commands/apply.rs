@@ -143,7 +143,9 @@ pub fn run(args: Args) -> Exit {
 fn sink(json_out: bool, progress: bool) -> Sink {
     Arc::new(move |event: &Event| {
         if json_out {
-            if let Event::Interrupted { .. } | Event::Warning { .. } = event {
+            if let Event::Interrupted { .. } | Event::Warning { .. } | Event::Internal { .. } =
+                event
+            {
                 // Said on stderr in both formats: stdout stays the stream
                 // of results.
             } else {
@@ -206,6 +208,7 @@ fn sink(json_out: bool, progress: bool) -> Sink {
                 esc(error)
             ),
             Event::Warning { message } => eprintln!("warning: {}", esc(message)),
+            Event::Internal { message } => eprintln!("internal error: {}", esc(message)),
             Event::Settled { .. } | Event::Step { .. } => {}
         }
     })
@@ -226,6 +229,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         allow_stale: args.allow_stale,
         sources_dir: PathBuf::from("."),
         ctrl_c: true,
+        anklume_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let prepared = match tx::prepare(super::incus(), file.plan, &file.header, opts, &sink).await {
         Ok(p) => p,
@@ -332,6 +336,8 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     render_summary(&args, &summary, orphans, &api, start, json_out);
     if summary.report.interrupted {
         Exit::Interrupted
+    } else if !summary.report.panicked.is_empty() {
+        Exit::Internal
     } else if summary.report.failed().next().is_some() {
         Exit::Invalid
     } else {
@@ -349,7 +355,7 @@ fn refused(e: &TxError) -> Exit {
             );
             Exit::Invalid
         }
-        TxError::JournalStart(_) => {
+        TxError::JournalStart(_) | TxError::JournalWrite(_) => {
             eprintln!("error: {}\nnothing was changed", esc(&e.to_string()));
             Exit::Failed
         }

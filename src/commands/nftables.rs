@@ -146,14 +146,14 @@ fn deploy(file: &Path) -> Exit {
             );
             Exit::Ok
         }
-        Err(Error::Nft(NftError::Rejected { args, stderr })) => {
+        Err(Error::Nft(NftError::Rejected { args, stderr, .. })) => {
             eprintln!(
-                "error: `nft {args} {}` rejected the ruleset; {}:\n{}",
+                "error: `nft {args} {}` {}:\n{}",
                 crate::output::shown(file),
                 if args.contains("-c") {
-                    "nothing was loaded"
+                    "rejected the ruleset; nothing was loaded"
                 } else {
-                    "the previous table is unchanged"
+                    "failed; the previous table is unchanged"
                 },
                 stderr
                     .lines()
@@ -163,9 +163,16 @@ fn deploy(file: &Path) -> Exit {
             );
             Exit::Invalid
         }
-        Err(e @ Error::Nft(NftError::Refused(_))) => {
+        Err(e @ Error::Nft(NftError::Refused(_) | NftError::List(_))) => {
             eprintln!("error: {}\nnothing was loaded", esc(&e.to_string()));
             Exit::Invalid
+        }
+        Err(e @ Error::Nft(NftError::Unavailable(_))) => {
+            eprintln!(
+                "error: {} (install the nftables package)",
+                esc(&e.to_string())
+            );
+            Exit::Failed
         }
         Err(e) => {
             eprintln!("error: {}", esc(&e.to_string()));

@@ -123,7 +123,7 @@ fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> Stri
     }
     if !report.orphans.is_empty() {
         out.push('\n');
-        let _ = writeln!(out, "OrphanFile files ({}):", report.orphans.len());
+        let _ = writeln!(out, "Orphan files ({}):", report.orphans.len());
         for o in &report.orphans {
             let path = shown(&o.path);
             match &o.protection {

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::common::{
     config_changes, config_json, delete_if_exists, description_change, device_changes,
-    devices_json, is_managed, patch, pick, put_back, restored, str_of, verdict,
+    devices_json, is_managed, patch, pick, put_back, restored, verdict,
 };
 use super::{Action, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{enc, project_query, Api, IncusError};
@@ -78,22 +78,22 @@ pub async fn apply<A: Api>(api: &A, p: &Project, create: bool) -> Result<(), Nod
         return Ok(());
     }
     // Never PATCH a project's config (Incus replaces it all): GET, merge,
-    // PUT with If-Match.
+    // PUT with If-Match. Whether anything differs is read as `decide`
+    // reads it.
     let cur = api.get(&a.path()).await?;
-    let mut config: Map<String, Value> = cur
-        .metadata
-        .get("config")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut changed = str_of(&cur.metadata, "description") != p.description;
-    for (k, v) in &p.config {
-        if config.get(k).and_then(Value::as_str) != Some(v) {
+    let mut c = Vec::new();
+    config_changes("config", &p.config, cur.metadata.get("config"), &mut c);
+    description_change(&p.description, &cur.metadata, &mut c);
+    if !c.is_empty() {
+        let mut config: Map<String, Value> = cur
+            .metadata
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in &p.config {
             config.insert(k.clone(), Value::String(v.clone()));
-            changed = true;
         }
-    }
-    if changed {
         let body = json!({"config": config, "description": p.description});
         api.put(&a.path(), &body, cur.etag.as_deref()).await?;
     }

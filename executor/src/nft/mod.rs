@@ -16,17 +16,19 @@ use crate::Error;
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
     /// `nft` could not be started (missing, or not allowed).
-    #[error("cannot run nft: {0} (install the nftables package)")]
+    #[error("cannot run nft: {0}")]
     Unavailable(std::io::Error),
     /// The ruleset touches more than table `inet anklume`: nothing was run.
     #[error("{0}")]
     Refused(String),
     /// `nft` refused the ruleset (`nft -c -f`: nothing was loaded;
     /// `nft -f`: the table in force is unchanged, nft loads atomically).
-    #[error("`nft {args}` rejected the ruleset: {stderr}")]
+    #[error("nft {args} rejected {what}: {stderr}")]
     Rejected {
         /// The arguments before the file (`-c -f`, `-f`).
         args: String,
+        /// What was given (`the ruleset`, `the previous table`).
+        what: &'static str,
         /// What nft said.
         stderr: String,
     },
@@ -122,6 +124,7 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
         } else {
             Err(Error::Nft(NftError::Rejected {
                 args: args.join(" "),
+                what: "the ruleset",
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             }))
         }
@@ -190,6 +193,7 @@ pub fn restore(
     if !out.status.success() {
         return Err(Error::Nft(NftError::Rejected {
             args: "-f".into(),
+            what: "the previous table",
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         }));
     }

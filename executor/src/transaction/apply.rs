@@ -40,6 +40,8 @@ pub struct Options {
     /// Stop on Ctrl-C (the CLI); tests raise [`Prepared::interrupt`]
     /// themselves.
     pub ctrl_c: bool,
+    /// The version of anklume recorded in the journal (the CLI's).
+    pub anklume_version: String,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             allow_stale: false,
             sources_dir: PathBuf::from("."),
             ctrl_c: false,
+            anklume_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }
@@ -165,9 +168,12 @@ impl Summary {
             .count()
     }
 
-    /// Whether every node ended well and nothing interrupted the run.
+    /// Whether every node ended well, nothing interrupted the run and no
+    /// task panicked.
     pub fn ok(&self) -> bool {
-        !self.report.interrupted && self.report.failed().next().is_none()
+        !self.report.interrupted
+            && self.report.failed().next().is_none()
+            && self.report.panicked.is_empty()
     }
 }
 
@@ -221,11 +227,11 @@ impl<A: Api> Prepared<A> {
                 .then(|| format!("{}{}", snapshot::PRE_APPLY, j.ts));
             j.append(&Record::Begin {
                 ts: j.ts.clone(),
-                anklume: env!("CARGO_PKG_VERSION").to_string(),
+                anklume: opts.anklume_version.clone(),
                 changes,
                 snapshot: snap_name.clone(),
             })
-            .map_err(TxError::JournalStart)?;
+            .map_err(TxError::JournalWrite)?;
             if let Some(name) = &snap_name {
                 let refs: Vec<_> = touched.iter().map(|a| a.instance_ref()).collect();
                 let results =
@@ -270,12 +276,9 @@ impl<A: Api> Prepared<A> {
             },
         )
         .await;
-        if let Some(w) = watcher {
-            w.abort();
-        }
         for p in &report.panicked {
-            sink(&Event::Warning {
-                message: format!("internal error: a task failed: {p}"),
+            sink(&Event::Internal {
+                message: format!("a task failed: {p}"),
             });
         }
         let summary = Summary {
@@ -300,6 +303,11 @@ impl<A: Api> Prepared<A> {
         }
         if snapshot_taken && summary.ok() {
             retention(&self.api, &opts.state_dir, opts.keep, sink).await;
+        }
+        // Ctrl-C is watched until the very end: once a handler is
+        // installed, the default (quit) does not come back.
+        if let Some(w) = watcher {
+            w.abort();
         }
         Ok(summary)
     }

@@ -104,6 +104,12 @@ pub enum Event {
         /// Milliseconds.
         ms: u64,
     },
+    /// A bug in anklume (a task panicked); the run goes on with the rest
+    /// and ends as failed.
+    Internal {
+        /// What.
+        message: String,
+    },
     /// Something went wrong that does not stop the transaction.
     Warning {
         /// What.
@@ -132,6 +138,18 @@ pub enum TxError {
     /// The journal could not be started: nothing was changed.
     #[error("cannot start the apply journal: {0}")]
     JournalStart(Error),
+    /// The journal's first record could not be written: nothing was
+    /// changed.
+    #[error("cannot write the apply journal: {0}")]
+    JournalWrite(Error),
+    /// Incus's running operations could not be read (rollback waits for a
+    /// killed apply's operations first).
+    #[error("reading Incus operations: {0}")]
+    Operations(IncusError),
+    /// Incus's snapshots could not be listed (a rollback without a
+    /// journal).
+    #[error("{0}")]
+    Snapshots(IncusError),
     /// There is no journal to roll back.
     #[error("nothing to roll back: no apply journal in {}", dir.display())]
     NoJournal {

@@ -68,7 +68,7 @@ pub async fn prepare<A: Api>(api: A, opts: Options, sink: &Sink) -> Result<Prepa
         }
         if r.ended().is_none() {
             // The apply died: let its operations finish before undoing.
-            let n = undo::settle(&api).await.map_err(TxError::ReadLive)?;
+            let n = undo::settle(&api).await.map_err(TxError::Operations)?;
             if n > 0 {
                 sink(&Event::Settled { operations: n });
             }
@@ -78,7 +78,7 @@ pub async fn prepare<A: Api>(api: A, opts: Options, sink: &Sink) -> Result<Prepa
         Some(r) => undo::steps(r),
         None => undo::snapshot_only_steps(&api, &ts)
             .await
-            .map_err(TxError::ReadLive)?,
+            .map_err(TxError::Snapshots)?,
     };
     if steps.is_empty() {
         return Err(TxError::NothingToUndo {
