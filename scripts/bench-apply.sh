@@ -5,7 +5,8 @@
 # and its rollback (9 snapshot restores, configuration checked). Ends with the
 # median of each measure.
 # Needs a running Incus (scripts/incus-setup.sh) and root. Removes the demo
-# domains before and after.
+# domains before and after, and puts the host's `inet anklume` nftables table
+# back as it found it (the applies load their own).
 #
 # To compare builds in the same session, give their binaries: the runs are
 # interleaved (run 1 of each, then run 2 of each...), so a busy machine
@@ -25,7 +26,15 @@ for b in "${bins[@]}"; do
   [ -x "$b" ] || { echo "bench-apply.sh: $b is not an executable" >&2; exit 2; }
 done
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The host's table before the runs: put back at the end (or removed when
+# there was none), also when a run fails.
+had_table=0
+if nft list table inet anklume > "$work/nft-before" 2>/dev/null; then had_table=1; fi
+restore_table() {
+  nft delete table inet anklume 2>/dev/null || true
+  if [ "$had_table" = 1 ]; then nft -f "$work/nft-before"; fi
+}
+trap 'restore_table; rm -rf "$work"' EXIT
 cp examples/incus-demo.yml "$work/infra.yml"
 cd "$work"
 sed 's/: {}$/: {description: "changed"}/' infra.yml > changed.yml

@@ -207,39 +207,27 @@ pub async fn run<A: Api>(
                 .iter()
                 .copied()
                 .find(|&d| results[d].as_ref().is_some_and(|e| !e.result.ok()));
-            if let Some(d) = bad_dep {
-                started[i] = true;
-                let outcome = match results[d].as_ref().map(|e| &e.result) {
+            // Nodes that end without a request: after a dependency that did
+            // not end well, unchanged, not run, or once interrupted.
+            let immediate = match (bad_dep, &decisions.actions[i]) {
+                (Some(d), _) => Some(match results[d].as_ref().map(|e| &e.result) {
                     Some(NodeResult::Interrupted) => NodeResult::Interrupted,
                     _ => NodeResult::Skipped {
                         because: plan.nodes[d].id.clone(),
                     },
-                };
-                let ev = NodeEvent {
-                    id: plan.nodes[i].id.clone(),
-                    result: outcome,
-                    ms: 0,
-                    warning: None,
-                };
-                done += 1;
-                on_event(&ev, done, n);
-                results[i] = Some(ev);
-                continue;
-            }
-            let action = &decisions.actions[i];
-            let immediate = match action {
-                Action::Unchanged => Some(NodeResult::Unchanged),
-                Action::NotRun { reason } => Some(NodeResult::NotRun {
+                }),
+                (None, Action::Unchanged) => Some(NodeResult::Unchanged),
+                (None, Action::NotRun { reason }) => Some(NodeResult::NotRun {
                     reason: reason.clone(),
                 }),
-                _ if stop => Some(NodeResult::Interrupted),
-                _ => None,
+                (None, _) if stop => Some(NodeResult::Interrupted),
+                (None, _) => None,
             };
-            if let Some(outcome) = immediate {
+            if let Some(result) = immediate {
                 started[i] = true;
                 let ev = NodeEvent {
                     id: plan.nodes[i].id.clone(),
-                    result: outcome,
+                    result,
                     ms: 0,
                     warning: None,
                 };
@@ -255,7 +243,7 @@ pub async fn run<A: Api>(
             running += 1;
             let api = api.clone();
             let node = plan.nodes[i].clone();
-            let action = action.clone();
+            let action = decisions.actions[i].clone();
             let ctx = ctx.clone();
             let dep_ids: Vec<String> = deps[i].iter().map(|&d| plan.nodes[d].id.clone()).collect();
             set.spawn(async move {

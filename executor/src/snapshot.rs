@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::incus::{enc, Api, IncusError};
+use crate::incus::{dec, enc, Api, IncusError};
 use crate::Error;
 
 /// Prefix of the snapshots apply takes.
@@ -84,13 +84,13 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
         let Some(n) = path.strip_prefix("/1.0/instances/") else {
             continue;
         };
-        if decode(n) != name {
+        if dec(n) != name {
             continue;
         }
         let project = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("project="))
-            .map_or_else(|| "default".to_string(), decode);
+            .map_or_else(|| "default".to_string(), dec);
         found.push(InstanceRef {
             project,
             name: name.to_string(),
@@ -110,25 +110,6 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
                 .join(", ")
         ))),
     }
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// This machine's host name: what `self` means.
@@ -264,7 +245,7 @@ pub async fn instances_of<A: Api>(incus: &A, project: &str) -> Result<Vec<Instan
             let path = u.split('?').next()?;
             Some(InstanceRef {
                 project: project.to_string(),
-                name: decode(path.strip_prefix("/1.0/instances/")?),
+                name: dec(path.strip_prefix("/1.0/instances/")?),
             })
         })
         .collect();
@@ -390,10 +371,10 @@ mod tests {
 
     #[test]
     fn percent_decoding_of_listed_names() {
-        assert_eq!(decode("a%2Fb"), "a/b");
-        assert_eq!(decode("plain"), "plain");
-        assert_eq!(decode("bad%zz"), "bad%zz");
-        assert_eq!(decode("end%4"), "end%4");
+        assert_eq!(dec("a%2Fb"), "a/b");
+        assert_eq!(dec("plain"), "plain");
+        assert_eq!(dec("bad%zz"), "bad%zz");
+        assert_eq!(dec("end%4"), "end%4");
     }
 
     #[test]

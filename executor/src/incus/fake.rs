@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{json, Map, Value};
 
-use super::{enc, Api, Counters, IncusError, Method, Reply};
+use super::{dec, enc, Api, Counters, IncusError, Method, Reply};
 
 /// The recorded scenario steps the fake reads, by label.
 const FIXTURES: &[(&str, &str)] = &{
@@ -416,36 +416,17 @@ fn parse(path: &str) -> (Vec<String>, HashMap<String, String>) {
         .trim_start_matches("/1.0")
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(decode)
+        .map(dec)
         .collect();
     let query = q
         .split('&')
         .filter(|s| !s.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
+            (dec(k), dec(v))
         })
         .collect();
     (segs, query)
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn query_project(q: &HashMap<String, String>) -> String {

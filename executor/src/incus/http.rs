@@ -169,9 +169,11 @@ impl Incus {
         })?;
         Ok((status, etag, json))
     }
+}
 
+impl Api for Incus {
     /// One call: a sync reply is returned; an async one is waited for.
-    async fn call_impl(
+    async fn call(
         &self,
         method: Method,
         path: &str,
@@ -193,7 +195,7 @@ impl Incus {
                         message: "async reply without an operation".into(),
                     })?
                     .to_string();
-                self.wait_impl(&op).await
+                self.wait(&op).await
             }
             _ => Err(error_of(status, &json)),
         }
@@ -201,7 +203,7 @@ impl Incus {
 
     /// Wait for an operation. After an error body, the operation is read
     /// again: a timed-out wait and a failure can look alike.
-    async fn wait_impl(&self, op: &str) -> Result<Reply, IncusError> {
+    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
         let base = op.split('?').next().unwrap_or(op);
         let path = format!("{base}/wait?timeout={OPERATION_TIMEOUT}");
         let (status, _, json) = self.raw(Method::Get, &path, None, None).await?;
@@ -230,22 +232,6 @@ impl Incus {
             }
             _ => Err(first),
         }
-    }
-}
-
-impl Api for Incus {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        if_match: Option<&str>,
-    ) -> Result<Reply, IncusError> {
-        self.call_impl(method, path, body, if_match).await
-    }
-
-    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
-        self.wait_impl(op).await
     }
 
     fn counters(&self) -> &Counters {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anklume_plan::{Config, Devices};
 use serde_json::{json, Map, Value};
 
-use super::{Action, Change, StepResult};
+use super::{Action, Change, StepResult, Undo};
 use crate::incus::{Api, IncusError};
 
 /// An Incus config map as strings. A non-string value (Incus sends only
@@ -212,6 +212,20 @@ pub fn restored(wrote: bool) -> StepResult {
         StepResult::AlreadyDone {
             detail: "configuration already as before the apply".into(),
         }
+    }
+}
+
+/// Undo for a kind whose prior state is its writable `keys`: delete what
+/// the apply created, put back what it updated.
+pub async fn undo_fields<A: Api>(
+    api: &A,
+    path: &str,
+    undo: &Undo,
+    keys: &[&str],
+) -> Result<StepResult, IncusError> {
+    match undo {
+        Undo::Delete => delete_if_exists(api, path).await,
+        Undo::Restore { prior, .. } => restore_fields(api, path, prior.as_ref(), keys).await,
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::common::{
     config_changes, config_json, delete_if_exists, description_change, is_managed, patch,
-    read_prior, restore_fields, verdict,
+    read_prior, undo_fields, verdict,
 };
 use super::{Action, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{enc, Api, IncusError};
@@ -131,10 +131,7 @@ pub async fn prior<A: Api>(api: &A, a: &Address) -> Result<Option<Value>, IncusE
 
 /// Undo: delete what the apply created, put back what it updated.
 pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResult, IncusError> {
-    match undo {
-        Undo::Delete => delete(api, a).await,
-        Undo::Restore { prior, .. } => restore_fields(api, &a.path(), prior.as_ref(), FIELDS).await,
-    }
+    undo_fields(api, &a.path(), undo, FIELDS).await
 }
 
 /// Delete it (Incus refuses while something uses it).

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{
-    config_changes, config_json, delete_if_exists, patch, read_prior, restore_fields, verdict,
+    config_changes, config_json, delete_if_exists, patch, read_prior, undo_fields, verdict,
 };
 use super::{Action, NodeError, StepResult, Undo};
 use crate::incus::{enc, project_query, Api, IncusError};
@@ -90,10 +90,7 @@ pub async fn prior<A: Api>(api: &A, a: &Address) -> Result<Option<Value>, IncusE
 
 /// Undo: delete what the apply created, put back what it updated.
 pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResult, IncusError> {
-    match undo {
-        Undo::Delete => delete(api, a).await,
-        Undo::Restore { prior, .. } => restore_fields(api, &a.path(), prior.as_ref(), FIELDS).await,
-    }
+    undo_fields(api, &a.path(), undo, FIELDS).await
 }
 
 /// Delete it (its data goes with it; Incus refuses while it is attached).
