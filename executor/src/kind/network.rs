@@ -129,14 +129,65 @@ pub async fn prior<A: Api>(api: &A, a: &Address) -> Result<Option<Value>, IncusE
     read_prior(api, &a.path(), FIELDS).await
 }
 
-/// Undo: delete what the apply created, put back what it updated.
+/// Undo: delete what the apply created, put back what it updated, once
+/// Incus has finished with it ([`settle`]).
 pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResult, IncusError> {
-    undo_fields(api, &a.path(), undo, FIELDS).await
+    match undo {
+        Undo::Delete => delete(api, a).await,
+        Undo::Restore { .. } => {
+            settle(api, a).await?;
+            undo_fields(api, &a.path(), undo, FIELDS).await
+        }
+    }
 }
 
-/// Delete it (Incus refuses while something uses it).
+/// Delete it (Incus refuses while something uses it), once Incus has
+/// finished with it. A bridge whose create was cut short leaves Incus
+/// `Pending`; after deleting it, the host's bridge device must be gone too:
+/// one Incus no longer manages is reported, with how to remove it.
 pub async fn delete<A: Api>(api: &A, a: &Address) -> Result<StepResult, IncusError> {
-    delete_if_exists(api, &a.path()).await
+    let pending = settle(api, a).await?;
+    let r = delete_if_exists(api, &a.path()).await?;
+    if pending {
+        let start = std::time::Instant::now();
+        while let Some(left) = api.get_opt(&a.path()).await? {
+            if start.elapsed() > SETTLE {
+                let managed = left.metadata.get("managed").and_then(Value::as_bool);
+                return Ok(StepResult::Failed {
+                    error: if managed == Some(false) {
+                        format!("deleted from Incus, but the host keeps a bridge device named {} that Incus no longer manages (its create was cut short): remove it with `ip link delete {}`", a.name, a.name)
+                    } else {
+                        "still there after its delete".into()
+                    },
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(r)
+}
+
+/// How long rollback waits for Incus to finish with a bridge.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Wait while Incus reports the bridge `Pending`: a create still in flight,
+/// or cut short (a killed apply's: creating a bridge is not a background
+/// operation, so rollback's wait for operations does not cover it, and a
+/// cut-short create stays `Pending` while Incus reverts what it had set
+/// up). Gives up after [`SETTLE`]. Returns whether it was pending.
+async fn settle<A: Api>(api: &A, a: &Address) -> Result<bool, IncusError> {
+    let start = std::time::Instant::now();
+    let mut pending = false;
+    while let Some(r) = api.get_opt(&a.path()).await? {
+        if r.metadata.get("status").and_then(Value::as_str) != Some("Pending")
+            || start.elapsed() > SETTLE
+        {
+            break;
+        }
+        pending = true;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(pending)
 }
 
 /// `net-x` or `NNN-net-x`: named like an anklume bridge.

@@ -532,6 +532,35 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
     );
 }
 
+/// A bridge Incus is still setting up (a killed apply's create in
+/// flight) is deleted only once it is set up.
+#[tokio::test]
+async fn rollback_waits_for_a_bridge_still_being_set_up() {
+    let fake = Fake::new();
+    let n = network("net-kt", "x");
+    apply(&fake, &n, true, &RunContext::default())
+        .await
+        .unwrap();
+    let t = target(&n).unwrap();
+    let path = t.path().unwrap();
+    fake.set_object(&path, |v| v["status"] = Value::String("Pending".into()));
+    let later = fake.clone();
+    let p = path.clone();
+    let start = std::time::Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        later.set_object(&p, |v| v["status"] = Value::String("Created".into()));
+    });
+    fake.clear_log();
+    let r = undo(&fake, &t, &Undo::Delete, &UndoContext::default())
+        .await
+        .unwrap();
+    assert!(matches!(r, StepResult::Restored { .. }), "{r:?}");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(fake.writes(), [(Method::Delete, path.clone())]);
+    assert_eq!(fake.get_object(&path), None);
+}
+
 fn race_error() -> IncusError {
     IncusError {
         code: 500,
