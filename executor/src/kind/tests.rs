@@ -374,19 +374,69 @@ async fn volume_life_cycle() {
 #[tokio::test]
 async fn instance_life_cycle() {
     let fake = fake_with_project().await;
+    apply(
+        &fake,
+        &profile("kt", "kt-extra", ""),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
     let Resource::Instance(mut changed) = instance("kt", "kt-a", "one") else {
         unreachable!()
     };
     changed
         .config
         .insert("limits.memory".into(), "256MiB".into());
+    changed.profiles.push("kt-extra".into());
     life_cycle(
         &fake,
         instance("kt", "kt-a", "one"),
         Resource::Instance(changed),
-        &["config.limits.memory"],
+        &["config.limits.memory", "profiles"],
     )
     .await;
+}
+
+/// The journal keeps an instance's settings without the `volatile.*` keys
+/// Incus owns (they change on every start): restoring that prior state
+/// keeps Incus's, and a second restore writes nothing.
+#[tokio::test]
+async fn instance_prior_leaves_out_volatile_keys() {
+    let fake = fake_with_project().await;
+    let i = instance("kt", "kt-a", "one");
+    apply(&fake, &i, true, &RunContext::default())
+        .await
+        .unwrap();
+    let t = target(&i).unwrap();
+    let volatile = |v: &Value| {
+        v["config"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("volatile."))
+            .count()
+    };
+    let live = fake.get_object(&t.path().unwrap()).unwrap();
+    assert!(volatile(&live) > 0, "Incus added volatile keys: {live}");
+    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(volatile(&before), 0, "{before}");
+    let restore = Undo::Restore {
+        prior: Some(before),
+        snapshot: None,
+    };
+    fake.clear_log();
+    undo(&fake, &t, &restore, &UndoContext::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.writes(), vec![]);
+    assert_eq!(
+        volatile(&fake.get_object(&t.path().unwrap()).unwrap()),
+        volatile(&live)
+    );
 }
 
 /// A stopped instance is started by the update, and its drift is the run
@@ -498,9 +548,18 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
         .await
         .unwrap()
         .unwrap();
+    // The fake has no data to restore: a volatile key stands in for it
+    // (the configuration restore keeps Incus's volatile keys; only the
+    // snapshot brings this one back).
+    let witness = |value: &str| {
+        let value = Value::String(value.into());
+        move |v: &mut Value| v["config"]["volatile.test.witness"] = value
+    };
+    fake.set_object(&t.path().unwrap(), witness("at the snapshot"));
     crate::snapshot::create(&fake, &a.instance_ref(), "pre-apply-20260101-000000")
         .await
         .unwrap();
+    fake.set_object(&t.path().unwrap(), witness("after the snapshot"));
     apply(&fake, &instance("kt", "kt-a", "two"), false, &ctx)
         .await
         .unwrap();
@@ -517,6 +576,10 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
     assert!(
         detail.contains("snapshot pre-apply-20260101-000000 restored"),
         "{detail}"
+    );
+    assert_eq!(
+        fake.get_object(&t.path().unwrap()).unwrap()["config"]["volatile.test.witness"],
+        "at the snapshot"
     );
     assert_eq!(decide_now(&fake, &i).await, Action::Unchanged);
     let gone = Undo::Restore {
@@ -739,13 +802,20 @@ async fn orphans_of_every_kind_sorted() {
     ] {
         apply(&fake, &r, true, &ctx).await.unwrap();
     }
-    let Resource::Network(mut foreign) = network("lxdbr1", "") else {
-        unreachable!()
-    };
-    foreign.config.remove("user.anklume.managed");
-    apply(&fake, &Resource::Network(foreign), true, &ctx)
-        .await
-        .unwrap();
+    // Unmarked: only those named like anklume's bridges count.
+    for name in ["lxdbr1", "net-old", "001-net-v1", "01-net-x", "net-host"] {
+        let Resource::Network(mut unmarked) = network(name, "") else {
+            unreachable!()
+        };
+        unmarked.config.remove("user.anklume.managed");
+        apply(&fake, &Resource::Network(unmarked), true, &ctx)
+            .await
+            .unwrap();
+    }
+    // Named like one, but not managed by Incus (a host interface).
+    fake.set_object("/1.0/networks/net-host", |v| {
+        v["managed"] = Value::Bool(false)
+    });
     let live = live_of(&fake).await;
     let plan = chain(vec![instance("kt", "kt-b", "")]);
     let found: Vec<(&str, String, String)> = orphans(&plan, &live)
@@ -756,7 +826,9 @@ async fn orphans_of_every_kind_sorted() {
         found,
         [
             ("instance", "kt".to_string(), "kt-a".to_string()),
+            ("network", "default".into(), "001-net-v1".into()),
             ("network", "default".into(), "net-kt".into()),
+            ("network", "default".into(), "net-old".into()),
             ("profile", "kt".into(), "kt-extra".into()),
             ("project", "kt".into(), "kt".into()),
         ]

@@ -2,6 +2,7 @@
 //! Incus (no daemon): ordering, failures, interruption, the journal, and a
 //! rollback planned from a partial journal.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anklume_plan::codec::{Header, SourceDigest};
@@ -10,12 +11,13 @@ use anklume_plan::{Plan, Resource};
 use super::{apply, rollback, Event, Sink, TxError};
 use crate::decide::Action;
 use crate::incus::fake::Fake;
-use crate::incus::{IncusError, Method};
+use crate::incus::{Api, Counters, IncusError, Method, Reply};
 use crate::journal::{self, Record, Verb};
 use crate::kind::tests::{chain, instance, live_of, network, profile, project, volume, IMAGE};
 use crate::kind::{RunContext, Target};
 use crate::schedule::{self, Interrupt, NodeResult};
 use crate::undo::{self, StepResult, Undo};
+use serde_json::Value;
 
 /// A domain: bridge → project → profile, volume → two instances (each
 /// node depends on the ones before it).
@@ -81,6 +83,70 @@ async fn creates_follow_the_dependencies() {
     assert_eq!(s.count("unchanged"), 6);
     assert_eq!(fake.writes(), vec![]);
     assert!(s.journal.is_none(), "no change, no journal");
+}
+
+/// The fake, but each write first looks at the newest journal in `dir`
+/// and notes the writes made while no intent was open.
+#[derive(Clone)]
+struct Watched {
+    fake: Fake,
+    dir: PathBuf,
+    unjournaled: Arc<Mutex<Vec<(Method, String)>>>,
+}
+
+impl Api for Watched {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, IncusError> {
+        let open = journal::unfinished(&self.dir)
+            .is_some_and(|j| j.changes().iter().any(|(_, done)| done.is_none()));
+        if method != Method::Get && !open {
+            self.unjournaled
+                .lock()
+                .unwrap()
+                .push((method, path.to_string()));
+        }
+        self.fake.call(method, path, body, if_match).await
+    }
+
+    async fn wait(&self, op: &str) -> Result<Reply, IncusError> {
+        self.fake.wait(op).await
+    }
+
+    fn counters(&self) -> &Counters {
+        self.fake.counters()
+    }
+}
+
+/// Every change is journaled before it is made: each write to Incus
+/// happens while its intent is in the journal without an outcome.
+#[tokio::test]
+async fn each_change_is_journaled_before_it_is_made() {
+    let fake = Fake::new().with_image(IMAGE);
+    let dir = tempfile::tempdir().unwrap();
+    let watched = Watched {
+        fake: fake.clone(),
+        dir: dir.path().to_path_buf(),
+        unjournaled: Arc::default(),
+    };
+    let (sink, _) = recorder();
+    let p = apply::prepare(
+        watched.clone(),
+        domain("one"),
+        &Header::default(),
+        opts(dir.path()),
+        &sink,
+    )
+    .await
+    .unwrap();
+    let s = p.run(&sink).await.unwrap();
+    assert_eq!(s.count("created"), 6, "{:?}", s.report);
+    assert!(!fake.writes().is_empty());
+    assert_eq!(*watched.unjournaled.lock().unwrap(), vec![]);
 }
 
 /// A failed node skips what depends on it, names the cause, and the run
@@ -180,6 +246,24 @@ async fn rollback_undoes_an_apply_from_its_journal() {
         intents.iter().all(|i| *i == (Verb::Update, true)),
         "{intents:?}"
     );
+    // The instances it changed were snapshotted before, each journaled.
+    let snap = format!("pre-apply-{ts}");
+    for name in ["kt-a", "kt-b"] {
+        let i = crate::snapshot::InstanceRef {
+            project: "kt".into(),
+            name: name.into(),
+        };
+        assert!(
+            crate::snapshot::exists(&fake, &i, &snap).await.unwrap(),
+            "{name}"
+        );
+    }
+    let snapshots = j
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Snapshot { ok: true, name, .. } if *name == snap))
+        .count();
+    assert_eq!(snapshots, 2);
 
     let (sink, seen) = recorder();
     let opts = rollback::Options {
