@@ -230,6 +230,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         sources_dir: PathBuf::from("."),
         ctrl_c: true,
         anklume_version: env!("CARGO_PKG_VERSION").to_string(),
+        nft: anklume_executor::nft::system(),
     };
     let prepared = match tx::prepare(super::incus(), file.plan, &file.header, opts, &sink).await {
         Ok(p) => p,

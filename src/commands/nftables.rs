@@ -138,7 +138,7 @@ fn deploy(file: &Path) -> Exit {
             return Exit::Invalid;
         }
     };
-    match nft::deploy(&text, &state_dir) {
+    match nft::deploy(&nft::System, &text, &state_dir) {
         Ok(()) => {
             println!(
                 "loaded {} (table inet anklume replaced atomically)",

@@ -147,6 +147,7 @@ async fn run_async(args: Args) -> Exit {
         timestamp: args.timestamp.clone(),
         force: args.force,
         parallelism: args.parallelism,
+        nft: anklume_executor::nft::system(),
     };
     let prepared = match tx::prepare(incus, opts, &sink).await {
         Ok(p) => p,

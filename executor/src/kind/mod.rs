@@ -31,6 +31,7 @@ use crate::incus::{Api, IncusError};
 use crate::journal::Journal;
 use crate::live::Live;
 pub use crate::model::{Action, Change, Orphan, StepResult, Undo};
+use crate::nft::Nft;
 
 /// What a change is made to, named so that rollback can find it again
 /// without the plan: one variant per journaled kind, holding that kind's
@@ -105,7 +106,7 @@ impl std::fmt::Display for NodeError {
 impl std::error::Error for NodeError {}
 
 /// What carrying out a node needs besides Incus.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunContext {
     /// The state directory (last applied ruleset, saved previous tables).
     pub state_dir: PathBuf,
@@ -115,10 +116,23 @@ pub struct RunContext {
     /// The journal every change is recorded in first (none for tests that
     /// exercise the scheduler alone).
     pub journal: Option<Arc<Journal>>,
+    /// The host's `nft`.
+    pub nft: Arc<dyn Nft>,
+}
+
+impl Default for RunContext {
+    fn default() -> RunContext {
+        RunContext {
+            state_dir: PathBuf::new(),
+            nft_previous: None,
+            journal: None,
+            nft: crate::nft::system(),
+        }
+    }
 }
 
 /// What undoing a step needs besides Incus.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct UndoContext {
     /// The state directory.
     pub state_dir: PathBuf,
@@ -127,6 +141,19 @@ pub struct UndoContext {
     /// The bridges the journal names (the nftables step checks which are
     /// left).
     pub networks: Vec<String>,
+    /// The host's `nft`.
+    pub nft: Arc<dyn Nft>,
+}
+
+impl Default for UndoContext {
+    fn default() -> UndoContext {
+        UndoContext {
+            state_dir: PathBuf::new(),
+            force: false,
+            networks: Vec::new(),
+            nft: crate::nft::system(),
+        }
+    }
 }
 
 /// What a node changes, for the journal; `None` for what is not journaled
@@ -170,7 +197,7 @@ pub async fn apply<A: Api>(
         Resource::Volume(v) => volume::apply(api, v, create).await,
         Resource::Instance(i) => instance::apply(api, i, create).await,
         Resource::Nftables(t) => {
-            nftables::apply(t, &ctx.state_dir, ctx.nft_previous.as_deref()).await
+            nftables::apply(&ctx.nft, t, &ctx.state_dir, ctx.nft_previous.as_deref()).await
         }
         Resource::Provision(_) => Ok(()),
     }
@@ -213,7 +240,9 @@ pub async fn undo<A: Api>(
         Target::Profile(a) => profile::undo(api, a, undo).await,
         Target::Volume(a) => volume::undo(api, a, undo).await,
         Target::Instance(a) => instance::undo(api, a, undo, ctx.force).await,
-        Target::Nftables(_) => nftables::undo(api, undo, &ctx.state_dir, &ctx.networks).await,
+        Target::Nftables(_) => {
+            nftables::undo(api, &ctx.nft, undo, &ctx.state_dir, &ctx.networks).await
+        }
     }
 }
 

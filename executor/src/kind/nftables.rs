@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use anklume_plan::Nftables;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use super::{Action, Change, NodeError, StepResult, Undo};
 use crate::incus::{enc, Api, IncusError};
 use crate::live::Live;
-use crate::nft::{self, AfterRollback};
+use crate::nft::{self, AfterRollback, Nft};
 
 /// There is one table: its address is empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,6 +75,7 @@ pub fn decide(t: &Nftables, live: &Live) -> Action {
 /// Load the ruleset (checked, then atomically), saving the table it
 /// replaces.
 pub async fn apply(
+    runner: &Arc<dyn Nft>,
     t: &Nftables,
     state_dir: &Path,
     previous: Option<&str>,
@@ -81,7 +83,8 @@ pub async fn apply(
     let text = t.text();
     let dir = state_dir.to_path_buf();
     let previous = previous.map(str::to_string);
-    tokio::task::spawn_blocking(move || nft::load(&text, &dir, previous.as_deref()))
+    let runner = runner.clone();
+    tokio::task::spawn_blocking(move || nft::load(&*runner, &text, &dir, previous.as_deref()))
         .await
         .map_err(|e| NodeError::new(format!("internal error: {e}")))?
         .map_err(|e| NodeError::new(e.to_string()))
@@ -107,6 +110,7 @@ pub fn prior(state_dir: &Path, previous: Option<&str>) -> Value {
 /// along with those the table in force isolates.
 pub async fn undo<A: Api>(
     api: &A,
+    runner: &Arc<dyn Nft>,
     undo: &Undo,
     state_dir: &Path,
     networks: &[String],
@@ -120,7 +124,8 @@ pub async fn undo<A: Api>(
     let internal =
         |e: tokio::task::JoinError| IncusError::transport(format!("internal error: {e}"));
     let dir = state_dir.to_path_buf();
-    let live = tokio::task::spawn_blocking(move || nft::read(&dir))
+    let r = runner.clone();
+    let live = tokio::task::spawn_blocking(move || nft::read(&*r, &dir))
         .await
         .map_err(internal)?
         .map_err(|e| IncusError::transport(e.to_string()))?
@@ -163,8 +168,10 @@ pub async fn undo<A: Api>(
         decision => {
             let had = decision == AfterRollback::LoadPrevious;
             let dir = state_dir.to_path_buf();
+            let r = runner.clone();
             tokio::task::spawn_blocking(move || {
                 nft::restore(
+                    &*r,
                     table.as_deref(),
                     applied.as_deref(),
                     listing.as_deref(),

@@ -771,6 +771,130 @@ fn nftables_decide_covers_every_case() {
     assert!(!prior_on_create(&target(&network("n", "")).unwrap()));
 }
 
+/// The isolation table the planner writes for these bridges: one drop
+/// between every pair (what rollback's last step reads).
+fn isolation(bridges: &[&str]) -> Vec<String> {
+    let set = bridges
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        "table inet anklume;".into(),
+        "delete table inet anklume;".into(),
+        "table inet anklume {".into(),
+        "\tchain isolation {".into(),
+        "\t\ttype filter hook forward priority filter - 1; policy accept;".into(),
+        format!("\t\tiifname {{ {set} }} oifname {{ {set} }} drop"),
+        "\t}".into(),
+        "}".into(),
+    ]
+}
+
+/// The table's life: loaded (checked first) and recorded for the drift
+/// check; changed by hand is drift; rollback's last step keeps it while
+/// bridges it separates are left, removes it once they are gone, or loads
+/// the table from before the apply.
+#[tokio::test]
+async fn nftables_apply_decide_and_undo() {
+    use crate::nft::fake::FakeNft;
+    use crate::nft::Nft;
+    use std::sync::Arc;
+    let state = tempfile::tempdir().unwrap();
+    let incus = Fake::new();
+    let host = FakeNft::new();
+    let runner: Arc<dyn Nft> = Arc::new(host.clone());
+    let ctx = RunContext {
+        state_dir: state.path().to_path_buf(),
+        nft: runner.clone(),
+        ..RunContext::default()
+    };
+    for n in ["net-a", "net-b"] {
+        apply(&incus, &network(n, ""), true, &ctx).await.unwrap();
+    }
+    let t = Nftables {
+        table: "inet anklume".into(),
+        lines: isolation(&["net-a", "net-b"]),
+        paths: Vec::new(),
+    };
+    let table = Resource::Nftables(t.clone());
+    let read = || Live {
+        nftables: Some(crate::nft::read(&host, state.path()).unwrap()),
+        ..Live::default()
+    };
+    assert_eq!(decide(&table, &read()), Action::Create);
+    let target = target(&table).unwrap();
+    let before = prior(&incus, &target, state.path(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    apply(&incus, &table, true, &ctx).await.unwrap();
+    assert!(host.table().unwrap().contains("drop"));
+    assert_eq!(decide(&table, &read()), Action::Unchanged);
+    // Checked before it is loaded.
+    let loads: Vec<Vec<String>> = host
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains(&"-f".to_string()))
+        .map(|c| c[..c.len() - 1].to_vec())
+        .collect();
+    assert_eq!(loads, [vec!["-c", "-f"], vec!["-f"]]);
+
+    // Changed by hand.
+    let applied = host.table();
+    host.set_table(Some("table inet anklume {\n}\n"));
+    assert_eq!(keys(&decide(&table, &read())), ["table"]);
+    host.set_table(applied.as_deref());
+
+    // Rollback's last step: both bridges are still there, and there was
+    // no table before: the table in force stays.
+    let uctx = UndoContext {
+        state_dir: state.path().to_path_buf(),
+        nft: runner.clone(),
+        networks: vec!["net-a".into(), "net-b".into()],
+        ..UndoContext::default()
+    };
+    let restore = Undo::Restore {
+        prior: Some(before.clone()),
+        snapshot: None,
+    };
+    let r = undo(&incus, &target, &restore, &uctx).await.unwrap();
+    assert!(
+        matches!(&r, StepResult::Skipped { why } if why.contains("net-a and net-b")),
+        "{r:?}"
+    );
+    assert_eq!(host.table(), applied);
+    // Once they are gone, it is removed, and so are the state files.
+    for n in ["net-a", "net-b"] {
+        undo(&incus, &target_of_network(n), &Undo::Delete, &uctx)
+            .await
+            .unwrap();
+    }
+    let r = undo(&incus, &target, &restore, &uctx).await.unwrap();
+    assert!(
+        matches!(&r, StepResult::Restored { detail } if detail.contains("table removed")),
+        "{r:?}"
+    );
+    assert_eq!(host.table(), None);
+    assert!(!crate::nft::dir(state.path()).join("applied.nft").exists());
+    // A table from before the apply is loaded again.
+    let old = "table inet anklume {\n\tchain old {\n\t}\n}\n";
+    let had = Undo::Restore {
+        prior: Some(serde_json::json!({"table": old, "applied": null, "applied_listing": null})),
+        snapshot: None,
+    };
+    let r = undo(&incus, &target, &had, &uctx).await.unwrap();
+    assert!(
+        matches!(&r, StepResult::Restored { detail } if detail.contains("previous table")),
+        "{r:?}"
+    );
+    assert_eq!(host.table().as_deref(), Some(old));
+}
+
+fn target_of_network(name: &str) -> Target {
+    Target::Network(network::Address { name: name.into() })
+}
+
 #[test]
 fn provisioning_is_not_run_and_not_journaled() {
     let p = Resource::Provision(Provision {

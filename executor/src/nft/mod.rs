@@ -4,6 +4,7 @@
 //! Every ruleset is read by [`syntax::check`] first: anklume loads nothing
 //! that touches more than table `inet anklume`.
 
+pub mod fake;
 pub mod syntax;
 
 use std::collections::BTreeSet;
@@ -37,8 +38,83 @@ pub enum NftError {
     List(String),
 }
 
-fn nft() -> Command {
-    Command::new("nft")
+/// What one run of `nft` gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ran {
+    /// It exited with status 0.
+    pub ok: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// The host's `nft`, the one command the executor runs: [`System`] runs
+/// it; [`fake::FakeNft`] keeps one table in memory for unit tests.
+pub trait Nft: Send + Sync + std::fmt::Debug {
+    /// Run `nft` with these arguments; `Err` when it cannot be started.
+    fn run(&self, args: &[&str]) -> std::io::Result<Ran>;
+}
+
+/// The real `nft` of this host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct System;
+
+impl Nft for System {
+    fn run(&self, args: &[&str]) -> std::io::Result<Ran> {
+        let out = Command::new("nft").args(args).output()?;
+        Ok(Ran {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// The host's `nft`, shared.
+pub fn system() -> std::sync::Arc<dyn Nft> {
+    std::sync::Arc::new(System)
+}
+
+fn path_arg(file: &Path) -> Result<&str, Error> {
+    file.to_str().ok_or_else(|| {
+        Error::io(
+            file,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path"),
+        )
+    })
+}
+
+/// `nft list table inet anklume`: `None` when there is no such table.
+fn list(nft: &dyn Nft) -> Result<Option<String>, Error> {
+    let out = nft
+        .run(&["list", "table", "inet", "anklume"])
+        .map_err(unavailable)?;
+    if out.ok {
+        Ok(Some(out.stdout))
+    } else if out.stderr.contains("No such file or directory")
+        || out.stderr.contains("does not exist")
+    {
+        Ok(None)
+    } else {
+        Err(Error::Nft(NftError::List(out.stderr.trim().to_string())))
+    }
+}
+
+/// `nft <args> <file>`; a refusal is [`NftError::Rejected`] about `what`.
+fn run_file(nft: &dyn Nft, args: &[&str], file: &Path, what: &'static str) -> Result<(), Error> {
+    let mut all = args.to_vec();
+    all.push(path_arg(file)?);
+    let out = nft.run(&all).map_err(unavailable)?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(Error::Nft(NftError::Rejected {
+            args: args.join(" "),
+            what,
+            stderr: out.stderr.trim().to_string(),
+        }))
+    }
 }
 
 fn unavailable(e: std::io::Error) -> Error {
@@ -71,21 +147,8 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 
 /// Read the host's state. `Err` when `nft` cannot be run (missing, or not
 /// allowed): apply then reports the ruleset as not run.
-pub fn read(state_dir: &Path) -> Result<NftLive, Error> {
-    let out = nft()
-        .args(["list", "table", "inet", "anklume"])
-        .output()
-        .map_err(unavailable)?;
-    let live_table = if out.status.success() {
-        Some(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No such file or directory") || err.contains("does not exist") {
-            None
-        } else {
-            return Err(Error::Nft(NftError::List(err.trim().to_string())));
-        }
-    };
+pub fn read(nft: &dyn Nft, state_dir: &Path) -> Result<NftLive, Error> {
+    let live_table = list(nft)?;
     let last_applied = std::fs::read_to_string(dir(state_dir).join("applied.nft")).ok();
     let applied_listing = std::fs::read_to_string(dir(state_dir).join("applied.listing")).ok();
     Ok(NftLive {
@@ -106,7 +169,12 @@ pub fn rules(text: &str) -> Vec<String> {
 
 /// Check, then load `text`; save the previous live table and the new
 /// ruleset under the state directory.
-pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), Error> {
+pub fn load(
+    nft: &dyn Nft,
+    text: &str,
+    state_dir: &Path,
+    previous: Option<&str>,
+) -> Result<(), Error> {
     syntax::check(text).map_err(|r| {
         Error::Nft(NftError::Refused(syntax::refusal_message(
             "the ruleset",
@@ -117,19 +185,7 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     let file = d.join("pending.nft");
     std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
-    let run = |args: &[&str]| -> Result<(), Error> {
-        let out = nft().args(args).arg(&file).output().map_err(unavailable)?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Nft(NftError::Rejected {
-                args: args.join(" "),
-                what: "the ruleset",
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            }))
-        }
-    };
-    run(&["-c", "-f"])?;
+    run_file(nft, &["-c", "-f"], &file, "the ruleset")?;
     if let Some(prev) = previous {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -137,13 +193,10 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
         let saved = d.join(format!("previous-{stamp}.nft"));
         std::fs::write(&saved, prev).map_err(|e| Error::io(&saved, e))?;
     }
-    run(&["-f"])?;
+    run_file(nft, &["-f"], &file, "the ruleset")?;
     std::fs::rename(&file, d.join("applied.nft")).map_err(|e| Error::io(&d, e))?;
-    let listing = nft()
-        .args(["list", "table", "inet", "anklume"])
-        .output()
-        .map_err(unavailable)?;
-    std::fs::write(d.join("applied.listing"), &listing.stdout).map_err(|e| Error::io(&d, e))?;
+    let listing = list(nft)?.unwrap_or_default();
+    std::fs::write(d.join("applied.listing"), listing).map_err(|e| Error::io(&d, e))?;
     Ok(())
 }
 
@@ -151,21 +204,22 @@ pub fn load(text: &str, state_dir: &Path, previous: Option<&str>) -> Result<(), 
 /// caller) as [`load`] does for apply, saving the table in force first and
 /// recording the ruleset in the state directory: the next apply's drift
 /// check sees what was deployed.
-pub fn deploy(text: &str, state_dir: &Path) -> Result<(), Error> {
+pub fn deploy(nft: &dyn Nft, text: &str, state_dir: &Path) -> Result<(), Error> {
     syntax::check(text).map_err(|r| {
         Error::Nft(NftError::Refused(syntax::refusal_message(
             "the ruleset",
             &r,
         )))
     })?;
-    let previous = read(state_dir)?.live_table;
-    load(text, state_dir, previous.as_deref())
+    let previous = list(nft)?;
+    load(nft, text, state_dir, previous.as_deref())
 }
 
 /// Put the `inet anklume` table back as it was (`table`: a listing saved
 /// by [`read`], or `None` when there was no table), atomically, and the
 /// state files with it.
 pub fn restore(
+    nft: &dyn Nft,
     table: Option<&str>,
     applied: Option<&str>,
     applied_listing: Option<&str>,
@@ -189,14 +243,7 @@ pub fn restore(
         table.unwrap_or("")
     );
     std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
-    let out = nft().arg("-f").arg(&file).output().map_err(unavailable)?;
-    if !out.status.success() {
-        return Err(Error::Nft(NftError::Rejected {
-            args: "-f".into(),
-            what: "the previous table",
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        }));
-    }
+    run_file(nft, &["-f"], &file, "the previous table")?;
     let _ = std::fs::remove_file(&file);
     for (name, content) in [
         ("applied.nft", applied),
@@ -294,6 +341,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("anklume-nft-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let e = load(
+            &System,
             "table inet anklume {}\nflush ruleset\n",
             &dir,
             Some("table inet anklume {\n}\n"),
@@ -301,7 +349,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("line 2: `flush ruleset`"), "{e}");
         assert!(!dir.exists(), "nothing written");
-        let e = restore(Some("table ip filter {\n}\n"), None, None, &dir).unwrap_err();
+        let e = restore(&System, Some("table ip filter {\n}\n"), None, None, &dir).unwrap_err();
         assert!(e.to_string().contains("`ip filter`"), "{e}");
         assert!(!dir.exists(), "nothing written");
     }

@@ -14,6 +14,7 @@ use crate::decide::{self, Decisions, Preflight};
 use crate::incus::Api;
 use crate::journal::{self, Journal, Record};
 use crate::kind::RunContext;
+use crate::nft::Nft;
 use crate::schedule::{self, Interrupt, NodeResult, Report};
 use crate::state::{self, ApplyLock};
 use crate::{live, nft, snapshot};
@@ -42,6 +43,8 @@ pub struct Options {
     pub ctrl_c: bool,
     /// The version of anklume recorded in the journal (the CLI's).
     pub anklume_version: String,
+    /// The host's `nft`.
+    pub nft: Arc<dyn Nft>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             sources_dir: PathBuf::from("."),
             ctrl_c: false,
             anklume_version: env!("CARGO_PKG_VERSION").to_string(),
+            nft: nft::system(),
         }
     }
 }
@@ -113,7 +117,7 @@ pub async fn prepare<A: Api>(
         .await
         .map_err(TxError::ReadLive)?;
     if opts.nftables {
-        match nft::read(&opts.state_dir) {
+        match nft::read(&*opts.nft, &opts.state_dir) {
             Ok(s) => live.nftables = Some(s),
             Err(e) => sink(&Event::NftablesNotManaged {
                 reason: e.to_string(),
@@ -259,6 +263,7 @@ impl<A: Api> Prepared<A> {
             state_dir: opts.state_dir.clone(),
             nft_previous: self.nft_previous.clone(),
             journal: journal.clone(),
+            nft: opts.nft.clone(),
         };
         let report = schedule::run(
             &self.api,

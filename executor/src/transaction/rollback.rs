@@ -27,6 +27,8 @@ pub struct Options {
     pub force: bool,
     /// Instance steps in flight at once.
     pub parallelism: usize,
+    /// The host's `nft`.
+    pub nft: std::sync::Arc<dyn crate::nft::Nft>,
 }
 
 /// A rollback planned, about to run.
@@ -125,6 +127,7 @@ impl<A: Api> Prepared<A> {
             state_dir: self.opts.state_dir.clone(),
             force: self.opts.force,
             networks: Vec::new(),
+            nft: self.opts.nft.clone(),
         };
         let results = undo::run(
             &self.api,

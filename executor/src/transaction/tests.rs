@@ -15,6 +15,7 @@ use crate::incus::{Api, Counters, IncusError, Method, Reply};
 use crate::journal::{self, Record, Verb};
 use crate::kind::tests::{chain, instance, live_of, network, profile, project, volume, IMAGE};
 use crate::kind::{RunContext, Target};
+use crate::nft::fake::FakeNft;
 use crate::schedule::{self, Interrupt, NodeResult};
 use crate::undo::{self, StepResult, Undo};
 use serde_json::Value;
@@ -271,6 +272,7 @@ async fn rollback_undoes_an_apply_from_its_journal() {
         timestamp: Some(ts.clone()),
         force: false,
         parallelism: 4,
+        nft: Arc::new(FakeNft::new()),
     };
     let p = rollback::prepare(fake.clone(), opts, &sink).await.unwrap();
     assert_eq!(p.later, Vec::<String>::new());
@@ -294,6 +296,7 @@ async fn rollback_undoes_an_apply_from_its_journal() {
         timestamp: Some(first_ts),
         force: false,
         parallelism: 4,
+        nft: Arc::new(FakeNft::new()),
     };
     let p = rollback::prepare(fake.clone(), opts, &sink).await.unwrap();
     assert_eq!(p.later, vec![ts]);
