@@ -30,6 +30,7 @@ pub fn gather(wanted: Wanted) -> HostFacts {
         vm_nested: read("vm_nested").map(|s| is_true(&s)),
         yolo: read("yolo").is_some_and(|s| is_true(&s)),
         absolute_level: read("absolute_level").and_then(|s| s.trim().parse().ok()),
+        relative_level: read("relative_level").and_then(|s| s.trim().parse().ok()),
         cpu,
         memory,
         interfaces: if skip_subnet_check {

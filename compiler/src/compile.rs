@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use anklume_schema::ast::{self, Ports, Reserve, TRUST_LEVELS};
 use anklume_schema::{Diagnostic, Field, Loaded, Severity, Span, Value};
 
-use crate::ir::{Domain, HostFacts, Ir, Machine, Policy, Provenance, SharedVolume};
+use crate::ir::{Domain, HostFacts, Ir, Machine, NestingContext, Policy, Provenance, SharedVolume};
 use crate::render::{Capped, Omitted};
 
 /// The result of compiling: the IR (meaningful only without errors), where
@@ -181,6 +181,13 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
         (Some(false), _) => String::new(),
         (_, Some(n)) if n > 0 => format!("{n:03}-"),
         _ => String::new(),
+    };
+
+    ir.host_context = NestingContext {
+        absolute_level: facts.absolute_level.unwrap_or(0),
+        relative_level: facts.relative_level.unwrap_or(0),
+        vm_nested: facts.vm_nested.unwrap_or(false),
+        yolo: facts.yolo,
     };
 
     let subnets = compute_subnets(&mut cx, addressing);

@@ -13,6 +13,8 @@ pub struct HostFacts {
     pub yolo: bool,
     /// `/etc/anklume/absolute_level` as an integer, when present and valid.
     pub absolute_level: Option<i64>,
+    /// `/etc/anklume/relative_level` as an integer, when present and valid.
+    pub relative_level: Option<i64>,
     /// Host CPU count, when known.
     pub cpu: Option<f64>,
     /// Host memory in bytes, when known.
@@ -21,6 +23,45 @@ pub struct HostFacts {
     pub interfaces: Vec<HostNet>,
     /// `ANKLUME_SKIP_HOST_SUBNET_CHECK=1`.
     pub skip_subnet_check: bool,
+}
+
+/// A host's nesting context: the `/etc/anklume/*` files anklume reads on
+/// the host it runs on and writes into every instance it makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NestingContext {
+    /// `absolute_level`: how deep below the physical host (0 there).
+    pub absolute_level: i64,
+    /// `relative_level`: how deep below the nearest VM (0 in a VM).
+    pub relative_level: i64,
+    /// `vm_nested`: a VM is somewhere above (or it is one).
+    pub vm_nested: bool,
+    /// `yolo`: the production safeguards are off.
+    pub yolo: bool,
+}
+
+impl NestingContext {
+    /// The context of an instance this host makes: one level deeper; a VM
+    /// starts a new relative count and is VM-nested (spec §5, incus-effects
+    /// §6.9).
+    pub fn child(&self, vm: bool) -> NestingContext {
+        NestingContext {
+            absolute_level: self.absolute_level + 1,
+            relative_level: if vm { 0 } else { self.relative_level + 1 },
+            vm_nested: vm || self.vm_nested,
+            yolo: self.yolo,
+        }
+    }
+
+    /// The files, by name, each holding its value (without the newline
+    /// that is written after it).
+    pub fn files(&self) -> [(&'static str, String); 4] {
+        [
+            ("absolute_level", self.absolute_level.to_string()),
+            ("relative_level", self.relative_level.to_string()),
+            ("vm_nested", self.vm_nested.to_string()),
+            ("yolo", self.yolo.to_string()),
+        ]
+    }
 }
 
 /// One IPv4 network on a host interface.
@@ -53,6 +94,9 @@ pub struct Ir {
     pub firewall_mode: String,
     /// Incus name prefix from the nesting level (`""` or `NNN-`).
     pub prefix: String,
+    /// This host's own nesting context (`/etc/anklume/*`; a missing file
+    /// counts as 0 or false): what each instance's context is computed from.
+    pub host_context: NestingContext,
     /// Domains in input order (disabled ones included).
     pub domains: Vec<Domain>,
     /// Network policies after enrichment (the auto AI policy appended).
@@ -199,4 +243,50 @@ pub struct Provenance {
     pub machines: Vec<Vec<Span>>,
     /// Span of each policy entry (auto-created: `Span::NONE`).
     pub policies: Vec<Span>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NestingContext;
+
+    /// incus-effects §6.9: one level deeper; a VM restarts the relative
+    /// count and is VM-nested from then on; yolo is inherited.
+    #[test]
+    fn a_child_context_follows_the_spec() {
+        let host = NestingContext::default();
+        let ct = host.child(false);
+        assert_eq!(
+            ct,
+            NestingContext {
+                absolute_level: 1,
+                relative_level: 1,
+                vm_nested: false,
+                yolo: false
+            }
+        );
+        let vm = ct.child(true);
+        assert_eq!(
+            (vm.absolute_level, vm.relative_level, vm.vm_nested),
+            (2, 0, true)
+        );
+        let in_vm = NestingContext { yolo: true, ..vm }.child(false);
+        assert_eq!(
+            in_vm,
+            NestingContext {
+                absolute_level: 3,
+                relative_level: 1,
+                vm_nested: true,
+                yolo: true
+            }
+        );
+        assert_eq!(
+            in_vm.files().map(|(k, v)| format!("{k}={v}")),
+            [
+                "absolute_level=3",
+                "relative_level=1",
+                "vm_nested=true",
+                "yolo=true"
+            ]
+        );
+    }
 }

@@ -15,4 +15,4 @@ pub mod render;
 pub mod synth;
 
 pub use compile::{compile, Compiled};
-pub use ir::{HostFacts, HostNet, Ir};
+pub use ir::{HostFacts, HostNet, Ir, NestingContext};

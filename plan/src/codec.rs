@@ -22,7 +22,7 @@ use crate::Plan;
 /// First bytes of every plan file.
 pub const MAGIC: &[u8; 8] = b"ANKPLAN\0";
 /// Version of the plan format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest body accepted (guards allocations on hostile input).
 pub const MAX_BODY: u64 = 1 << 30;
 /// Largest plan file accepted: the largest body and its envelope.
@@ -68,6 +68,8 @@ pub struct SourceDigest {
 pub struct Facts {
     /// `/etc/anklume/absolute_level`.
     pub absolute_level: Option<i64>,
+    /// `/etc/anklume/relative_level`.
+    pub relative_level: Option<i64>,
     /// The Incus name prefix it gave (`""` or `NNN-`).
     pub prefix: String,
     /// `/etc/anklume/vm_nested`.
@@ -454,8 +456,21 @@ mod tests {
             );
         }
         let mut v = a.clone();
-        v[8] = 2;
-        assert_eq!(decode(&v), Err(DecodeError::Version { found: 2 }));
+        v[8] = (FORMAT_VERSION + 1) as u8;
+        assert_eq!(
+            decode(&v),
+            Err(DecodeError::Version {
+                found: FORMAT_VERSION + 1
+            })
+        );
+        // A plan of the previous format version is refused by name too.
+        v[8] = (FORMAT_VERSION - 1) as u8;
+        assert_eq!(
+            decode(&v),
+            Err(DecodeError::Version {
+                found: FORMAT_VERSION - 1
+            })
+        );
         for i in [20, a.len() / 2, a.len() - 1] {
             let mut c = a.clone();
             c[i] ^= 0x40;

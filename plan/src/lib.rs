@@ -302,6 +302,11 @@ pub struct Provision {
     pub roles: Vec<String>,
     /// Inventory file, relative to the Ansible tree.
     pub inventory: String,
+    /// The nesting context files written into the instance
+    /// (`/etc/anklume/<name>`, each holding its value and a newline):
+    /// `absolute_level`, `relative_level`, `vm_nested`, `yolo`.
+    #[serde(deserialize_with = "budget::config")]
+    pub context: Config,
 }
 
 impl Plan {

@@ -218,7 +218,15 @@ pub fn plan(ir: &Ir, provenance: &Provenance, sources: &Sources) -> Result<Plan,
                         .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
                 })
                 .unwrap_or_default();
-            lower_machine(&mut b, d, m, span.and_then(origin), with_firewall, &file);
+            lower_machine(
+                &mut b,
+                d,
+                m,
+                span.and_then(origin),
+                with_firewall,
+                &file,
+                &ir.host_context,
+            );
         }
     }
     let nft = nft::ruleset(ir);
@@ -311,6 +319,7 @@ fn lower_machine(
     origin: Option<String>,
     with_firewall: bool,
     source_file: &str,
+    host: &anklume_compiler::NestingContext,
 ) {
     let proj_id = format!("project/{}", d.incus_project);
     let net_id = format!("network/{}", d.network_name);
@@ -455,6 +464,12 @@ fn lower_machine(
             project: d.incus_project.clone(),
             roles,
             inventory: format!("inventory/{}.yml", d.name),
+            context: host
+                .child(m.kind == "vm")
+                .files()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }),
     );
     b.edge(&inst_id, &prov_id);
@@ -541,6 +556,7 @@ mod tests {
                 project: "p".into(),
                 roles: vec![],
                 inventory: String::new(),
+                context: Default::default(),
             }),
         }
     }

@@ -59,6 +59,7 @@ pub fn plan_file(c: &Compilation, facts: &anklume_compiler::HostFacts) -> Result
                 .collect(),
             facts: Facts {
                 absolute_level: facts.absolute_level,
+                relative_level: facts.relative_level,
                 prefix: ir.prefix.clone(),
                 vm_nested: facts.vm_nested,
                 yolo: facts.yolo,

@@ -903,6 +903,7 @@ fn provisioning_is_not_run_and_not_journaled() {
         project: "kt".into(),
         roles: vec!["base_system".into()],
         inventory: "inventory/kt.yml".into(),
+        context: Config::new(),
     });
     assert!(matches!(
         decide(&p, &Live::default()),

@@ -150,6 +150,7 @@ pub fn facts(case: &Case) -> HostFacts {
             "vm_nested" => f.vm_nested = val.as_bool(),
             "yolo" => f.yolo = val.as_bool().expect("yolo is a boolean"),
             "absolute_level" => f.absolute_level = val.as_i64(),
+            "relative_level" => f.relative_level = val.as_i64(),
             "cpu" => f.cpu = val.as_f64(),
             "memory" => f.memory = val.as_u64(),
             "skip_subnet_check" => {

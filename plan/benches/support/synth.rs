@@ -195,6 +195,15 @@ pub fn realistic(domains: usize, machines: usize) -> PlanFile {
                     project: dom.clone(),
                     roles: vec!["base_system".into()],
                     inventory: format!("inventory/{dom}.yml"),
+                    context: [
+                        ("absolute_level", "1"),
+                        ("relative_level", "1"),
+                        ("vm_nested", "false"),
+                        ("yolo", "false"),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 }),
             ));
             b.deps.push((id, format!("provision/{name}")));
