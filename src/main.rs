@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod facts;
 mod output;
+mod provisioning;
 
 use std::process::ExitCode;
 

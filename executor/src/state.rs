@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use anklume_plan::codec::{sha256_hex, Header};
+use anklume_plan::codec::{listing_digest, sha256_hex, Header};
 
 use crate::Error;
 
@@ -43,23 +43,96 @@ pub fn lock(dir: &Path) -> Result<ApplyLock, Error> {
     }
 }
 
-/// Source files whose bytes differ from when the plan was made (missing
-/// files included), relative to `cwd`.
+/// Files whose bytes differ from when the plan was made, relative to
+/// `cwd`: the sources (missing ones included), and the Ansible tree's
+/// files provisioning depends on (under the plan's tree directory; one
+/// recorded as absent is stale once it exists).
 pub fn stale_sources(header: &Header, cwd: &Path) -> Vec<String> {
-    header
+    let sha = |p: &Path| std::fs::read(p).ok().map(|b| sha256_hex(&b));
+    let mut out: Vec<String> = header
         .sources
         .iter()
-        .filter(|s| match std::fs::read(cwd.join(&s.path)) {
-            Ok(bytes) => sha256_hex(&bytes) != s.sha256,
-            Err(_) => true,
-        })
+        .filter(|s| sha(&cwd.join(&s.path)).as_deref() != Some(s.sha256.as_str()))
         .map(|s| s.path.clone())
-        .collect()
+        .collect();
+    let tree = cwd.join(&header.tree_dir);
+    for f in &header.tree {
+        let path = tree.join(&f.path);
+        let changed = if let Some(dir) = f.path.strip_suffix('/') {
+            // A directory's list of files.
+            let mut files = Vec::new();
+            list_files(&tree.join(dir), Path::new(""), &mut files);
+            listing_digest(files.iter().map(String::as_str)) != f.sha256
+        } else if f.sha256.is_empty() {
+            // Absent when planned: anything there now (a file, or a role's
+            // directory) is a change.
+            std::fs::symlink_metadata(&path).is_ok()
+        } else {
+            sha(&path).as_deref() != Some(f.sha256.as_str())
+        };
+        if changed {
+            out.push(
+                Path::new(&header.tree_dir)
+                    .join(&f.path)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    out
+}
+
+/// Every file under `dir` (links included, not followed), relative, into
+/// `out`; an unreadable directory lists as empty.
+fn list_files(dir: &Path, rel: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir.join(rel)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = rel.join(e.file_name());
+        match e.file_type() {
+            Ok(t) if t.is_dir() => list_files(dir, &name, out),
+            Ok(_) => out.push(name.to_string_lossy().into_owned()),
+            Err(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tree's files count, and one that appears after planning too.
+    #[test]
+    fn a_changed_or_new_tree_file_makes_the_plan_stale() {
+        use anklume_plan::codec::SourceDigest;
+        let dir = std::env::temp_dir().join(format!("anklume-stale-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("t/host_vars")).unwrap();
+        std::fs::write(dir.join("t/host_vars/a.yml"), "x: 1\n").unwrap();
+        let header = Header {
+            tree_dir: "t".into(),
+            tree: vec![
+                SourceDigest {
+                    path: "host_vars/a.yml".into(),
+                    sha256: sha256_hex(b"x: 1\n"),
+                },
+                SourceDigest {
+                    path: "host_vars/b.yml".into(),
+                    sha256: String::new(),
+                },
+            ],
+            ..Header::default()
+        };
+        assert_eq!(stale_sources(&header, &dir), Vec::<String>::new());
+        std::fs::write(dir.join("t/host_vars/a.yml"), "x: 2\n").unwrap();
+        std::fs::write(dir.join("t/host_vars/b.yml"), "y: 1\n").unwrap();
+        assert_eq!(
+            stale_sources(&header, &dir),
+            ["t/host_vars/a.yml", "t/host_vars/b.yml"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn one_apply_at_a_time() {

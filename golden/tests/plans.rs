@@ -32,6 +32,8 @@ fn plan_file(
                 })
                 .collect(),
             facts: Default::default(),
+            tree_dir: String::new(),
+            tree: Vec::new(),
         },
         plan,
     })

@@ -50,6 +50,14 @@ pub struct Header {
     pub sources: Vec<SourceDigest>,
     /// The host facts that shaped the plan.
     pub facts: Facts,
+    /// The Ansible tree the plan read (where `anklume sync` writes, with
+    /// `roles_custom/`), as given to `plan` (relative to where it ran).
+    pub tree_dir: String,
+    /// The tree's files provisioning depends on (variable files and the
+    /// user's role files), relative to `tree_dir`; an empty digest: the
+    /// file was absent.
+    #[serde(deserialize_with = "crate::budget::seq")]
+    pub tree: Vec<SourceDigest>,
 }
 
 /// A source file and its digest.
@@ -350,6 +358,21 @@ pub fn read(path: &std::path::Path) -> Result<PlanFile, ReadError> {
 }
 
 /// Lower-case hex SHA-256 of some bytes.
+/// The digest of a directory's list of files (relative paths, sorted, one
+/// per line): what a plan records for a directory whose files it also
+/// records one by one, so that a file added later shows.
+pub fn listing_digest<'a>(paths: impl IntoIterator<Item = &'a str>) -> String {
+    let mut v: Vec<&str> = paths.into_iter().collect();
+    v.sort_unstable();
+    let mut text = String::new();
+    for p in v {
+        text.push_str(p);
+        text.push('\n');
+    }
+    sha256_hex(text.as_bytes())
+}
+
+/// The SHA-256 of `bytes`, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -415,6 +438,11 @@ mod tests {
                     sha256: sha256_hex(b"x"),
                 }],
                 facts: Facts::default(),
+                tree_dir: ".".into(),
+                tree: vec![SourceDigest {
+                    path: "host_vars/pro-dev.yml".into(),
+                    sha256: String::new(),
+                }],
             },
             plan: Plan {
                 nodes: vec![Node {

@@ -307,6 +307,16 @@ pub struct Provision {
     /// `absolute_level`, `relative_level`, `vm_nested`, `yolo`.
     #[serde(deserialize_with = "budget::config")]
     pub context: Config,
+    /// The files of the Ansible tree its variables come from, relative to
+    /// the tree: `group_vars/all.yml`, `group_vars/<domain>.yml`,
+    /// `inventory/<domain>.yml`, `host_vars/<machine>.yml`.
+    #[serde(deserialize_with = "budget::seq")]
+    pub vars: Vec<String>,
+    /// A digest of everything its provisioning depends on: its roles, the
+    /// files of those roles, its variable files and its context (empty when
+    /// the plan was made without the Ansible tree). An instance whose
+    /// recorded fingerprint matches is provisioned already.
+    pub fingerprint: String,
 }
 
 impl Plan {

@@ -311,6 +311,8 @@ struct JsonPlan<'a> {
     anklume_version: &'a str,
     sources: &'a [crate::codec::SourceDigest],
     facts: &'a crate::codec::Facts,
+    tree_dir: &'a str,
+    tree: &'a [crate::codec::SourceDigest],
     nodes: JsonNodes<'a>,
 }
 
@@ -385,6 +387,8 @@ pub fn write_json(w: &mut impl Write, file: &PlanFile) -> io::Result<()> {
         anklume_version: &file.header.anklume_version,
         sources: &file.header.sources,
         facts: &file.header.facts,
+        tree_dir: &file.header.tree_dir,
+        tree: &file.header.tree,
         nodes: JsonNodes {
             plan: &file.plan,
             deps: dependencies(&file.plan),
@@ -479,6 +483,8 @@ pub(crate) mod tests {
                     prefix: "001\x1b[31m-".into(),
                     ..Default::default()
                 },
+                tree_dir: format!(".{EVIL}"),
+                tree: Vec::new(),
             },
             plan: Plan {
                 nodes: vec![

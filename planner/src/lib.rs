@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod nft;
+mod provision;
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ use anklume_schema::{Sources, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use nft::ruleset;
+pub use provision::{fingerprint, ProvisionInputs};
 
 /// A planner bug: the graph the IR produced is not a DAG, or an edge points
 /// at a node that does not exist. Never caused by user input (the compiler
@@ -470,6 +472,13 @@ fn lower_machine(
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            vars: vec![
+                "group_vars/all.yml".into(),
+                format!("group_vars/{}.yml", d.name),
+                format!("inventory/{}.yml", d.name),
+                format!("host_vars/{}.yml", m.name),
+            ],
+            fingerprint: String::new(),
         }),
     );
     b.edge(&inst_id, &prov_id);
@@ -557,6 +566,8 @@ mod tests {
                 roles: vec![],
                 inventory: String::new(),
                 context: Default::default(),
+                vars: Vec::new(),
+                fingerprint: String::new(),
             }),
         }
     }

@@ -36,13 +36,38 @@ pub struct Args {
     /// Diagnostic format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub diagnostics: DiagFormat,
+    /// The Ansible tree (where `anklume sync` writes, and `roles_custom/`):
+    /// what each instance's provisioning fingerprint is computed from.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub tree: PathBuf,
 }
 
-/// Build the plan file for a valid compilation.
-pub fn plan_file(c: &Compilation, facts: &anklume_compiler::HostFacts) -> Result<PlanFile, String> {
+/// Build the plan file for a valid compilation; with the Ansible tree
+/// `tree`, provisioning fingerprints and the tree's digests too.
+pub fn plan_file(
+    c: &Compilation,
+    facts: &anklume_compiler::HostFacts,
+    tree: Option<&std::path::Path>,
+) -> Result<PlanFile, String> {
     let ir = &c.compiled.ir;
-    let plan = anklume_planner::plan(ir, &c.compiled.provenance, &c.loaded.sources)
+    let mut plan = anklume_planner::plan(ir, &c.compiled.provenance, &c.loaded.sources)
         .map_err(|e| e.to_string())?;
+    let (tree_dir, tree_digests) = match tree {
+        Some(dir) => {
+            let g = crate::provisioning::gather(&plan, dir)?;
+            for (role, hosts) in &g.missing {
+                eprintln!(
+                    "warning: role '{}' is not in {} nor among anklume's roles: the provisioning of {} cannot run",
+                    anklume_term::display(role),
+                    crate::output::shown(&dir.join("roles_custom")),
+                    anklume_term::display(&hosts.join(", "))
+                );
+            }
+            anklume_planner::fingerprint(&mut plan, &g.inputs);
+            (dir.to_string_lossy().into_owned(), g.digests)
+        }
+        None => (String::new(), Vec::new()),
+    };
     let uses_resources = c.loaded.infra.global.resource_policy.get().is_some();
     Ok(PlanFile {
         header: Header {
@@ -66,6 +91,8 @@ pub fn plan_file(c: &Compilation, facts: &anklume_compiler::HostFacts) -> Result
                 cpu: facts.cpu.filter(|_| uses_resources),
                 memory: facts.memory.filter(|_| uses_resources),
             },
+            tree_dir,
+            tree: tree_digests,
         },
         plan,
     })
@@ -85,11 +112,11 @@ pub fn run(args: Args) -> Exit {
         eprintln!("plan aborted: {}", summary(&c));
         return Exit::Invalid;
     }
-    let file = match plan_file(&c, &facts) {
+    let file = match plan_file(&c, &facts, Some(&args.tree)) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Internal;
+            eprintln!("error: {}", anklume_term::display(&e));
+            return Exit::Failed;
         }
     };
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();

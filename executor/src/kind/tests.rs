@@ -904,6 +904,8 @@ fn provisioning_is_not_run_and_not_journaled() {
         roles: vec!["base_system".into()],
         inventory: "inventory/kt.yml".into(),
         context: Config::new(),
+        vars: Vec::new(),
+        fingerprint: String::new(),
     });
     assert!(matches!(
         decide(&p, &Live::default()),

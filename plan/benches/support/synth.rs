@@ -25,6 +25,8 @@ fn header() -> Header {
             sha256: "0".repeat(64),
         }],
         facts: Facts::default(),
+        tree_dir: ".".into(),
+        tree: Vec::new(),
     }
 }
 
@@ -204,6 +206,8 @@ pub fn realistic(domains: usize, machines: usize) -> PlanFile {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                    vars: vec![format!("host_vars/{name}.yml")],
+                    fingerprint: "0".repeat(64),
                 }),
             ));
             b.deps.push((id, format!("provision/{name}")));
