@@ -179,7 +179,7 @@ pub fn decide(resource: &Resource, live: &Live) -> Action {
         Resource::Volume(v) => volume::decide(v, live),
         Resource::Instance(i) => instance::decide(i, live),
         Resource::Nftables(t) => nftables::decide(t, live),
-        Resource::Provision(p) => provision::decide(p),
+        Resource::Provision(p) => provision::decide(p, live),
     }
 }
 

@@ -914,6 +914,58 @@ fn provisioning_is_not_run_and_not_journaled() {
     assert_eq!(target(&p), None);
 }
 
+/// An instance that records the plan's fingerprint is provisioned already;
+/// one that records none or another needs a run, and says which.
+#[tokio::test]
+async fn provisioning_is_needed_unless_the_fingerprint_matches() {
+    let fake = fake_with_project().await;
+    apply(
+        &fake,
+        &instance("kt", "kt-a", ""),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let p = Provision {
+        host: "kt-a".into(),
+        instance: "kt-a".into(),
+        project: "kt".into(),
+        roles: vec!["base_system".into()],
+        inventory: "inventory/kt.yml".into(),
+        context: Config::new(),
+        vars: Vec::new(),
+        fingerprint: "f1".into(),
+    };
+    let c = provision::needed(&p, &live_of(&fake).await).expect("never provisioned");
+    assert_eq!((c.old, c.new.as_deref()), (None, Some("f1")));
+    let path = "/1.0/instances/kt-a?project=kt";
+    fake.set_object(path, |v| {
+        v["config"][provision::PROVISIONED] = Value::String("f0".into())
+    });
+    let c = provision::needed(&p, &live_of(&fake).await).expect("another fingerprint");
+    assert_eq!(c.old.as_deref(), Some("f0"));
+    fake.set_object(path, |v| {
+        v["config"][provision::PROVISIONED] = Value::String("f1".into())
+    });
+    assert_eq!(provision::needed(&p, &live_of(&fake).await), None);
+    let Action::NotRun { reason } = decide(&Resource::Provision(p.clone()), &live_of(&fake).await)
+    else {
+        panic!()
+    };
+    assert!(reason.contains("provisioned already"), "{reason}");
+    // A plan made without the tree cannot tell.
+    let blind = Provision {
+        fingerprint: String::new(),
+        ..p
+    };
+    let Action::NotRun { reason } = decide(&Resource::Provision(blind), &live_of(&fake).await)
+    else {
+        panic!()
+    };
+    assert!(reason.contains("--tree"), "{reason}");
+}
+
 /// Orphans: managed objects the plan lacks, of every kind that has them,
 /// sorted; bridges named like anklume's count even unmarked (v1 did not
 /// mark them); unmanaged objects never do.
