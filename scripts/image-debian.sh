@@ -92,10 +92,28 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 incus info >/dev/null 2>&1 || die "Incus is not reachable: run scripts/incus-setup.sh first"
 
+# The fingerprint the alias points at, or nothing.
+alias_target() {
+  incus query "/1.0/images/aliases/$alias_name" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target"])' 2>/dev/null || true
+}
+image_prop() { # FINGERPRINT PROPERTY
+  incus query "/1.0/images/$1" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["properties"].get(sys.argv[1], ""))' "$2" \
+      2>/dev/null || true
+}
+
 if [ -z "$suite" ]; then
   if served "$mirror" trixie; then suite=trixie
   elif served "$mirror" bookworm; then suite=bookworm
-  else die "the mirror $mirror serves neither trixie nor bookworm (set ANKLUME_DEBIAN_MIRROR)"
+  else
+    # Offline: the suite of the image already imported, so that a converged
+    # run still succeeds; a build would need the mirror anyway.
+    suite=$(image_prop "$(alias_target)" release)
+    case "$suite" in
+      trixie|bookworm) log "the mirror $mirror does not answer; keeping the suite of '$alias_name' ($suite)" ;;
+      *) die "the mirror $mirror serves neither trixie nor bookworm (set ANKLUME_DEBIAN_MIRROR)" ;;
+    esac
   fi
 fi
 case "$suite" in trixie) version=13 ;; bookworm) version=12 ;; esac
@@ -109,17 +127,6 @@ exec 9>"$cache/.lock"
 flock 9
 tarball="$cache/debian-$suite-$arch-$key.tar.zst"
 log "Debian $version ($suite, $arch) from $mirror; cache key $key"
-
-# The fingerprint the alias points at, or nothing.
-alias_target() {
-  incus query "/1.0/images/aliases/$alias_name" 2>/dev/null \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target"])' 2>/dev/null || true
-}
-image_prop() { # FINGERPRINT PROPERTY
-  incus query "/1.0/images/$1" 2>/dev/null \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["properties"].get(sys.argv[1], ""))' "$2" \
-      2>/dev/null || true
-}
 
 current=$(alias_target)
 if [ "$force" -eq 0 ] && [ -s "$tarball" ] && [ -s "$tarball.sha256" ]; then
@@ -142,8 +149,10 @@ build() {
   root="$w/rootfs"
   mkdir "$root"
   # The image's date is the mirror's: the Date of the suite's Release file.
-  sde=$(curl -fsS --max-time 30 "$mirror/dists/$suite/Release" | sed -n 's/^Date: //p' | head -n 1)
-  sde=$(date -u -d "$sde" +%s 2>/dev/null) || die "could not read the Date of $mirror/dists/$suite/Release"
+  sde=$(curl -fsS --max-time 30 "$mirror/dists/$suite/Release" 2>&1) \
+    || die "cannot build: the mirror does not answer ($sde)"
+  sde=$(date -u -d "$(echo "$sde" | sed -n 's/^Date: //p' | head -n 1)" +%s 2>/dev/null) \
+    || die "could not read the Date of $mirror/dists/$suite/Release"
   export SOURCE_DATE_EPOCH="$sde"
   if served "$mirror-security" "$suite-security"; then
     security=("deb $mirror-security $suite-security main")

@@ -23,8 +23,11 @@ use anklume_executor::{Api, Incus};
 use common::live::{apply_json, cleanup, daemon, get, planned, rt};
 use common::text;
 
-/// The alias `scripts/image-debian.sh` imports.
-const ALIAS: &str = "anklume-debian";
+/// The alias `scripts/image-debian.sh` imports; both honour
+/// `ANKLUME_IMAGE_ALIAS`.
+fn alias() -> String {
+    std::env::var("ANKLUME_IMAGE_ALIAS").unwrap_or_else(|_| "anklume-debian".into())
+}
 const DOMAIN: &str = "ankt-img";
 const STATIC: &str = "ankt-img-st";
 const DYNAMIC: &str = "ankt-img-dy";
@@ -34,11 +37,12 @@ const BOOT_WAIT: Duration = Duration::from_secs(60);
 const LEASE_WAIT: Duration = Duration::from_secs(20);
 
 fn infra() -> String {
+    let alias = alias();
     format!(
         r#"project_name: itest
 global:
   addressing: {{zone_base: 243}}
-  default_os_image: {ALIAS}
+  default_os_image: {alias}
 domains:
   {DOMAIN}:
     description: "anklume-debian image test"
@@ -46,9 +50,9 @@ domains:
     machines:
       {STATIC}:
         ip: 10.243.0.10
-        os_image: {ALIAS}
+        os_image: {alias}
       {DYNAMIC}:
-        os_image: {ALIAS}
+        os_image: {alias}
 "#
     )
 }
@@ -56,14 +60,15 @@ domains:
 /// Whether the image is there; `None` means skip (a panic when Incus is
 /// required).
 fn image_present(incus: &Incus) -> bool {
+    let alias = alias();
     if rt()
-        .block_on(incus.get(&format!("/1.0/images/aliases/{ALIAS}")))
+        .block_on(incus.get(&format!("/1.0/images/aliases/{alias}")))
         .is_ok()
     {
         return true;
     }
     let msg = format!(
-        "no image '{ALIAS}' in Incus: build and import it with `scripts/image-debian.sh` (as root)"
+        "no image '{alias}' in Incus: build and import it with `scripts/image-debian.sh` (as root)"
     );
     assert!(
         std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
