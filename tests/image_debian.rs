@@ -220,6 +220,14 @@ fn debian_image_boots_systemd_gets_its_planned_address_by_dhcp_and_reaches_the_m
             line.contains("dynamic"),
             "{machine}: {ip} is not a DHCP (dynamic) address: {line}"
         );
+        let (_, link) = sh(
+            machine,
+            "for i in $(seq 1 40); do networkctl list eth0 --no-legend | grep -q ' configured' && break; sleep 0.25; done; networkctl list eth0 --no-legend",
+        );
+        assert!(
+            link.contains(" configured"),
+            "{machine}: networkd has not finished configuring eth0: {link:?}"
+        );
         let (_, journal) = sh(machine, "journalctl -u systemd-networkd --no-pager");
         assert!(
             journal.contains(&format!("DHCPv4 address {ip}/24")),
