@@ -1,0 +1,289 @@
+//! The `anklume-debian` image (`scripts/image-debian.sh`) on a real Incus
+//! daemon, through anklume itself: plan and apply a domain of two machines
+//! on the image (one with a static `ip:`, one with an address anklume
+//! picks), then check from inside each instance that systemd is PID 1 and
+//! the system is up, that eth0 got its planned address (the NIC's
+//! `ipv4.address` reservation) by DHCP, that python3 runs, that the
+//! hostname is the instance's name, and that apt reaches the Debian mirror
+//! through the bridge's NAT.
+//!
+//! Skipped without an Incus socket or without the image (a failure with
+//! `ANKLUME_REQUIRE_INCUS=1`). Like every real-daemon test it only creates
+//! and deletes `ankt-…` objects, and it removes them even when it fails.
+//! Run it as the others: `flock /tmp/anklume-incus.lock cargo test --test
+//! image_debian`.
+
+mod common;
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anklume_executor::{Api, Incus};
+use common::live::{apply_json, cleanup, daemon, get, planned, rt};
+use common::text;
+
+/// The alias `scripts/image-debian.sh` imports; both honour
+/// `ANKLUME_IMAGE_ALIAS`.
+fn alias() -> String {
+    std::env::var("ANKLUME_IMAGE_ALIAS").unwrap_or_else(|_| "anklume-debian".into())
+}
+const DOMAIN: &str = "ankt-img";
+const STATIC: &str = "ankt-img-st";
+const DYNAMIC: &str = "ankt-img-dy";
+/// How long systemd may take to answer once the instance runs.
+const BOOT_WAIT: Duration = Duration::from_secs(60);
+/// How long eth0 may take to get its lease once the instance runs.
+const LEASE_WAIT: Duration = Duration::from_secs(20);
+
+fn infra() -> String {
+    let alias = alias();
+    format!(
+        r#"project_name: itest
+global:
+  addressing: {{zone_base: 243}}
+  default_os_image: {alias}
+domains:
+  {DOMAIN}:
+    description: "anklume-debian image test"
+    trust_level: admin
+    machines:
+      {STATIC}:
+        ip: 10.243.0.10
+        os_image: {alias}
+      {DYNAMIC}:
+        os_image: {alias}
+"#
+    )
+}
+
+/// Whether the image is there; `None` means skip (a panic when Incus is
+/// required).
+fn image_present(incus: &Incus) -> bool {
+    let alias = alias();
+    if rt()
+        .block_on(incus.get(&format!("/1.0/images/aliases/{alias}")))
+        .is_ok()
+    {
+        return true;
+    }
+    let msg = format!(
+        "no image '{alias}' in Incus: build and import it with `scripts/image-debian.sh` (as root)"
+    );
+    assert!(
+        std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
+        "ANKLUME_REQUIRE_INCUS=1 but {msg}"
+    );
+    eprintln!("skipped: {msg}");
+    false
+}
+
+/// Removes the test's domain when dropped, also when the test panics.
+struct Cleanup<'a>(&'a Incus);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        rt().block_on(cleanup(self.0, &[DOMAIN]));
+    }
+}
+
+/// `sh -c CMD` inside an instance of the test domain: exit code and stdout
+/// (stderr appended), through the `incus` client.
+fn sh(machine: &str, cmd: &str) -> (i32, String) {
+    let o = Command::new("incus")
+        .args(["exec", "--project", DOMAIN, machine, "--", "sh", "-c", cmd])
+        .output()
+        .expect("the incus client runs");
+    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.code().unwrap_or(-1), out)
+}
+
+/// The address Incus reserves for the machine's eth0: the NIC's
+/// `ipv4.address`, from its expanded devices.
+fn reserved(incus: &Incus, machine: &str) -> String {
+    let i = rt().block_on(get(
+        incus,
+        &format!("/1.0/instances/{machine}?project={DOMAIN}"),
+    ));
+    i["expanded_devices"]["eth0"]["ipv4.address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{machine}: no eth0 ipv4.address in {i}"))
+        .to_string()
+}
+
+/// Poll until eth0 holds `ip` as a DHCP (dynamic) address; the `ip` line
+/// when it does, a panic with what eth0 and networkd show when not.
+fn wait_for_lease(machine: &str, ip: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let (_, out) = sh(machine, "ip -4 -o addr show dev eth0");
+        if let Some(line) = out.lines().find(|l| l.contains(&format!("inet {ip}/24"))) {
+            return line.to_string();
+        }
+        if start.elapsed() > LEASE_WAIT {
+            let (_, net) = sh(
+                machine,
+                "networkctl --no-pager; journalctl -u systemd-networkd --no-pager | tail -n 20",
+            );
+            panic!(
+                "{machine}: eth0 has no {ip} after {LEASE_WAIT:?} (its addresses: {out:?})\n{net}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `systemctl is-system-running` once boot is over: polled while systemd
+/// does not answer yet (its socket appears a moment after start), then
+/// `--wait` for the boot to finish; bounded.
+fn system_state(machine: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let (_, state) = sh(machine, "timeout 60 systemctl is-system-running --wait");
+        let state = state.trim().to_string();
+        let answered = [
+            "initializing",
+            "starting",
+            "running",
+            "degraded",
+            "maintenance",
+            "stopping",
+            "offline",
+        ]
+        .contains(&state.as_str());
+        if answered || start.elapsed() > BOOT_WAIT {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether this host reaches the mirror the image's apt uses: the positive
+/// control that makes the instance's apt check meaningful.
+fn host_reaches(sources: &str) -> Option<String> {
+    let uri = sources
+        .lines()
+        .find_map(|l| l.strip_prefix("URIs:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let host = uri.strip_prefix("http://")?.split('/').next()?.to_string();
+    let addr = (host.as_str(), 80).to_socket_addrs().ok()?.next()?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .ok()
+        .map(|_| uri)
+}
+
+#[test]
+fn debian_image_boots_systemd_gets_its_planned_address_by_dhcp_and_reaches_the_mirror() {
+    let Some(incus) = daemon() else {
+        return;
+    };
+    if !image_present(&incus) {
+        return;
+    }
+    rt().block_on(cleanup(&incus, &[DOMAIN]));
+    let _cleanup = Cleanup(&incus);
+
+    let dir = planned(&infra());
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["failed"], 0, "{s}");
+
+    let leases = format!("/var/lib/incus/networks/net-{DOMAIN}/dnsmasq.leases");
+    let mut mirror_checked = false;
+    for machine in [STATIC, DYNAMIC] {
+        // systemd is PID 1, and boot finishes without a failed network unit.
+        let (_, pid1) = sh(machine, "cat /proc/1/comm");
+        assert_eq!(pid1.trim(), "systemd", "{machine}: PID 1 is {pid1:?}");
+        let state = system_state(machine);
+        let (_, failed) = sh(machine, "systemctl --failed --plain --no-legend --no-pager");
+        assert!(
+            matches!(state.trim(), "running" | "degraded"),
+            "{machine}: system state {state:?}; failed units:\n{failed}"
+        );
+        for unit in ["network", "resolve", "udev", "dhcp", "ifup"] {
+            assert!(
+                !failed.contains(unit),
+                "{machine}: a failed networking unit ({unit}):\n{failed}"
+            );
+        }
+
+        // eth0 got the NIC's reservation by DHCP, and dnsmasq leased it.
+        let ip = reserved(&incus, machine);
+        if machine == STATIC {
+            assert_eq!(ip, "10.243.0.10");
+        }
+        let line = wait_for_lease(machine, &ip);
+        assert!(
+            line.contains("dynamic"),
+            "{machine}: {ip} is not a DHCP (dynamic) address: {line}"
+        );
+        let (_, link) = sh(
+            machine,
+            "for i in $(seq 1 40); do networkctl list eth0 --no-legend | grep -q ' configured' && break; sleep 0.25; done; networkctl list eth0 --no-legend",
+        );
+        assert!(
+            link.contains(" configured"),
+            "{machine}: networkd has not finished configuring eth0: {link:?}"
+        );
+        let (_, journal) = sh(machine, "journalctl -u systemd-networkd --no-pager");
+        assert!(
+            journal.contains(&format!("DHCPv4 address {ip}/24")),
+            "{machine}: networkd did not log the lease of {ip}:\n{journal}"
+        );
+        if let Ok(l) = std::fs::read_to_string(&leases) {
+            assert!(
+                l.lines()
+                    .any(|x| x.split_whitespace().nth(2) == Some(ip.as_str())),
+                "{machine}: dnsmasq's lease file has no {ip}:\n{l}"
+            );
+        }
+
+        // python3 for Ansible.
+        let (rc, py) = sh(machine, "python3 --version");
+        assert!(
+            rc == 0 && py.starts_with("Python 3."),
+            "{machine}: python3 --version gave {rc}: {py:?}"
+        );
+
+        // The hostname is the instance's name (the image's templates).
+        let (_, host) = sh(machine, "cat /proc/sys/kernel/hostname /etc/hostname");
+        assert_eq!(
+            host.lines().collect::<Vec<_>>(),
+            [machine, machine],
+            "{machine}: kernel hostname, /etc/hostname"
+        );
+        let (_, hosts) = sh(machine, "cat /etc/hosts");
+        assert!(
+            hosts
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(machine)),
+            "{machine}: /etc/hosts does not name it:\n{hosts}"
+        );
+
+        // apt reaches the mirror through the bridge's NAT, when this host
+        // reaches it at all (the positive control). Once is enough.
+        if !mirror_checked {
+            let (_, sources) = sh(machine, "cat /etc/apt/sources.list.d/debian.sources");
+            match host_reaches(&sources) {
+                Some(uri) => {
+                    let (rc, out) = sh(machine, "timeout 120 apt-get update 2>&1");
+                    assert_eq!(
+                        rc, 0,
+                        "{machine}: apt-get update failed while this host reaches {uri}:\n{out}"
+                    );
+                    assert!(
+                        !out.contains("Err:") && !out.contains("W: Failed"),
+                        "{machine}: apt-get update:\n{out}"
+                    );
+                    mirror_checked = true;
+                }
+                None => eprintln!(
+                    "note: this host does not reach the image's mirror, so apt inside is not checked"
+                ),
+            }
+        }
+    }
+}
