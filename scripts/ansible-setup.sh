@@ -51,12 +51,12 @@ stamp="$venv/.anklume-pins.sha256"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ] && [ -x "$venv/bin/ansible-playbook" ]; then
   state="up to date"
 else
-  echo "installing pinned Ansible into $venv (PyPI)..." >&2
   # The stamp is written last, so an interrupted install is redone next time.
   # Never remove a directory that is not a venv (a mistyped ANKLUME_ANSIBLE_VENV).
   if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv" 2>/dev/null)" ]; then
     die "$venv exists and is not a Python venv; refusing to replace it"
   fi
+  echo "installing pinned Ansible into $venv (PyPI)..." >&2
   mkdir -p "$(dirname "$venv")"
   rm -rf "$venv"
   "$python" -m venv "$venv"
