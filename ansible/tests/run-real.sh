@@ -9,7 +9,8 @@
 # nesting); runs site.yml twice (the second must report changed=0 on every
 # host); runs the checks of ../shared/spec/provisioning.md §2 with `incus exec`;
 # deletes everything it created (KEEP=1 keeps it). Incus changes are made under
-# /tmp/anklume-incus.lock. Exit status: 0 when everything passed.
+# /tmp/anklume-incus.lock. LOGS=<dir> keeps the two runs' Ansible output there.
+# Exit status: 0 when everything passed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -32,6 +33,7 @@ teardown() {
 }
 work=$(mktemp -d)
 cleanup() {
+  if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$work"/run*.log "$LOGS"/ 2>/dev/null || true; fi
   rm -rf "$work"
   if [ "${KEEP:-0}" = 1 ]; then echo "KEEP=1: left project $project and bridge $bridge"; else teardown; fi
 }
@@ -85,10 +87,10 @@ for run in 1 2; do
   flock "$lock" ansible-playbook "$root/ansible/site.yml" -i "$tree/inventory" -f 5 >"$work/run$run.log" 2>&1 || rc=$?
   tenths=$(( ($(date +%s%N) - start) / 100000000 ))
   echo "run $run: exit $rc, $((tenths / 10)).$((tenths % 10)) s"
-  sed -n '/^PLAY RECAP/,$p' "$work/run$run.log" | sed '1d;/^$/d' | awk '{print "  " $1, $3, $4, $6}'
+  grep -E '^[^ ]+ +: ok=' "$work/run$run.log" | awk '{print "  " $1, $3, $4, $6}'
   if [ "$rc" -ne 0 ]; then cat "$work/run$run.log"; fail=1; fi
 done
-if grep -E 'changed=[1-9]' <(sed -n '/^PLAY RECAP/,$p' "$work/run2.log") >/dev/null; then
+if grep -E '^[^ ]+ +: ok=.* changed=[1-9]' "$work/run2.log" >/dev/null; then
   echo "FAIL second run changed something:"; grep -B4 '^changed' "$work/run2.log"; fail=1
 fi
 grep -A5 'python3 when missing' "$work/run1.log" | grep -q 'changed: \[bare\]' \
