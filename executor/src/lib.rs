@@ -13,6 +13,7 @@
 //!   never print or exit.
 #![warn(missing_docs)]
 
+pub mod ansible;
 pub mod decide;
 pub mod error;
 pub mod incus;

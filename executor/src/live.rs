@@ -26,6 +26,9 @@ pub struct Live {
     /// The host's nftables state; `None` when apply does not manage it
     /// (`--no-nftables`, or `nft` unusable here).
     pub nftables: Option<crate::nft::NftLive>,
+    /// Why provisioning does not run in this apply (`--no-provision`,
+    /// Ansible not set up, no tree); `None`: it runs.
+    pub provisioning_off: Option<String>,
 }
 
 fn list(v: &Value) -> impl Iterator<Item = &Value> {

@@ -236,11 +236,17 @@ pub async fn run<A: Api>(
                 results[i] = Some(ev);
                 continue;
             }
-            if running >= parallelism {
+            // A provision node waits for its batch's `ansible-playbook`,
+            // whose forks are the parallelism: it takes no slot.
+            let provisioning =
+                matches!(plan.nodes[i].resource, anklume_plan::Resource::Provision(_));
+            if running >= parallelism && !provisioning {
                 continue;
             }
             started[i] = true;
-            running += 1;
+            if !provisioning {
+                running += 1;
+            }
             let api = api.clone();
             let node = plan.nodes[i].clone();
             let action = decisions.actions[i].clone();
@@ -286,7 +292,9 @@ pub async fn run<A: Api>(
         tokio::select! {
             joined = set.join_next() => {
                 if let Some(Ok((i, outcome, warning, ms))) = joined {
-                    running -= 1;
+                    if !matches!(plan.nodes[i].resource, anklume_plan::Resource::Provision(_)) {
+                        running -= 1;
+                    }
                     let ev = NodeEvent { id: plan.nodes[i].id.clone(), result: outcome, ms, warning };
                     done += 1;
                     on_event(&ev, done, n);

@@ -53,6 +53,9 @@ pub struct Args {
     /// another host: use `anklume nftables deploy` there).
     #[arg(long)]
     pub no_nftables: bool,
+    /// Do not run provisioning (Ansible inside the instances).
+    #[arg(long)]
+    pub no_provision: bool,
     /// Do not snapshot the instances this apply changes
     /// (`pre-apply-YYYYMMDD-HHMMSS`); rollback then restores their
     /// configuration but not their data.
@@ -231,6 +234,25 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         ctrl_c: true,
         anklume_version: env!("CARGO_PKG_VERSION").to_string(),
         nft: anklume_executor::nft::system(),
+        provisioning: (!args.no_provision).then(|| anklume_executor::ansible::Setup {
+            ansible_playbook: anklume_executor::ansible::default_playbook(),
+            content: std::env::var_os("ANKLUME_ANSIBLE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible")
+                }),
+            // Absolute: Ansible resolves a relative roles path from its
+            // configuration file's directory, not from here.
+            tree: std::path::absolute(if file.header.tree_dir.is_empty() {
+                "."
+            } else {
+                file.header.tree_dir.as_str()
+            })
+            .unwrap_or_else(|_| PathBuf::from(&file.header.tree_dir)),
+            logs: state::state_dir().join("ansible"),
+            forks: args.parallelism,
+            quiet: std::time::Duration::from_millis(1500),
+        }),
     };
     let prepared = match tx::prepare(super::incus(), file.plan, &file.header, opts, &sink).await {
         Ok(p) => p,
@@ -334,7 +356,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         Ok(s) => s,
         Err(e) => return refused(&e),
     };
-    render_summary(&args, &summary, orphans, &api, start, json_out);
+    render_summary(&summary, orphans, &api, start, json_out);
     if summary.report.interrupted {
         Exit::Interrupted
     } else if !summary.report.panicked.is_empty() {
@@ -375,7 +397,6 @@ fn refused(e: &TxError) -> Exit {
 }
 
 fn render_summary(
-    args: &Args,
     summary: &Summary,
     orphans: usize,
     api: &impl Api,
@@ -408,15 +429,15 @@ fn render_summary(
         c.writes(),
         start.elapsed().as_millis()
     );
-    if get("not_run") > 0 {
-        println!(
-            "Not run: provisioning (Ansible) is not part of apply yet{}.",
-            if args.no_nftables {
-                "; nor is the host nftables ruleset (--no-nftables)"
-            } else {
-                ""
-            }
-        );
+    // Why nodes did not run, one line per reason.
+    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in summary.report.results.iter().flatten() {
+        if let NodeResult::NotRun { reason } = &e.result {
+            *reasons.entry(reason.as_str()).or_default() += 1;
+        }
+    }
+    for (reason, n) in reasons {
+        println!("Not run ({n}): {}.", esc(reason));
     }
     if let Some((ts, path)) = &summary.journal {
         println!(

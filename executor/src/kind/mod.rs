@@ -118,6 +118,8 @@ pub struct RunContext {
     pub journal: Option<Arc<Journal>>,
     /// The host's `nft`.
     pub nft: Arc<dyn Nft>,
+    /// Runs Ansible for the provision nodes (none: they do not run).
+    pub provisioner: Option<Arc<crate::ansible::Provisioner>>,
 }
 
 impl Default for RunContext {
@@ -127,6 +129,7 @@ impl Default for RunContext {
             nft_previous: None,
             journal: None,
             nft: crate::nft::system(),
+            provisioner: None,
         }
     }
 }
@@ -199,7 +202,7 @@ pub async fn apply<A: Api>(
         Resource::Nftables(t) => {
             nftables::apply(&ctx.nft, t, &ctx.state_dir, ctx.nft_previous.as_deref()).await
         }
-        Resource::Provision(_) => Ok(()),
+        Resource::Provision(p) => provision::apply(api, p, ctx).await,
     }
 }
 

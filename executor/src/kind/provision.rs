@@ -2,22 +2,20 @@
 //! the plan (`Provision::fingerprint`); after a successful run the instance
 //! records it in `user.anklume.provisioned`, so an instance whose recorded
 //! fingerprint matches is provisioned already and no Ansible runs for it.
-//!
-//! Carrying it out (a batched `ansible-playbook`) is not part of apply
-//! yet: `decide` says what would run, and apply reports it as not run.
+//! Running it goes through [`crate::ansible::Provisioner`], which batches
+//! the hosts of one apply into one `ansible-playbook`.
 
 use anklume_plan::Provision;
+use serde_json::json;
 
-use super::common::str_of;
-use super::{Action, Change};
+use super::common::{patch, str_of};
+use super::{Action, Change, NodeError, RunContext};
+use crate::incus::{enc, project_query, Api};
 use crate::live::Live;
 
 /// The instance key that records the fingerprint of its last successful
 /// provisioning.
 pub const PROVISIONED: &str = "user.anklume.provisioned";
-
-/// Why apply does not run it.
-pub const NOT_RUN: &str = "provisioning runs with Ansible, not part of apply yet";
 
 /// Why it cannot be decided: the plan was made without the Ansible tree.
 pub const NO_FINGERPRINT: &str =
@@ -40,15 +38,50 @@ pub fn needed(p: &Provision, live: &Live) -> Option<Change> {
     })
 }
 
-/// What apply would do. Not run by apply yet; the reason says whether it
-/// is needed.
+/// Run it when the instance does not record this fingerprint (create: it
+/// never was provisioned; update: with other inputs), unless provisioning
+/// is off for this apply.
 pub fn decide(p: &Provision, live: &Live) -> Action {
-    let reason = if p.fingerprint.is_empty() {
-        NO_FINGERPRINT.to_string()
-    } else if needed(p, live).is_none() {
-        format!("{NOT_RUN} (provisioned already: its fingerprint matches)")
-    } else {
-        NOT_RUN.to_string()
+    if p.fingerprint.is_empty() {
+        return Action::NotRun {
+            reason: NO_FINGERPRINT.into(),
+        };
+    }
+    let Some(change) = needed(p, live) else {
+        return Action::Unchanged;
     };
-    Action::NotRun { reason }
+    if let Some(why) = &live.provisioning_off {
+        return Action::NotRun {
+            reason: format!("provisioning does not run: {why}"),
+        };
+    }
+    if change.old.is_none() {
+        Action::Create
+    } else {
+        Action::Update {
+            changes: vec![change],
+        }
+    }
+}
+
+/// Run the playbook for this host (in the apply's batch), then record the
+/// fingerprint on the instance.
+pub async fn apply<A: Api>(api: &A, p: &Provision, ctx: &RunContext) -> Result<(), NodeError> {
+    let Some(provisioner) = &ctx.provisioner else {
+        return Err(NodeError::new("internal error: no provisioner"));
+    };
+    let outcome = provisioner.run(&p.host).await;
+    if let Some(e) = outcome.error {
+        return Err(NodeError::new(format!(
+            "{e}; its output is in {}",
+            outcome.log.display()
+        )));
+    }
+    let path = format!(
+        "/1.0/instances/{}?{}",
+        enc(&p.instance),
+        project_query(&p.project)
+    );
+    patch(api, &path, &json!({"config": {PROVISIONED: p.fingerprint}})).await?;
+    Ok(())
 }

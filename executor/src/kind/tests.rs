@@ -949,11 +949,25 @@ async fn provisioning_is_needed_unless_the_fingerprint_matches() {
         v["config"][provision::PROVISIONED] = Value::String("f1".into())
     });
     assert_eq!(provision::needed(&p, &live_of(&fake).await), None);
-    let Action::NotRun { reason } = decide(&Resource::Provision(p.clone()), &live_of(&fake).await)
-    else {
+    assert_eq!(
+        decide(&Resource::Provision(p.clone()), &live_of(&fake).await),
+        Action::Unchanged
+    );
+    // Needed, but provisioning is off in this apply: said, not run.
+    let mut off = live_of(&fake).await;
+    off.provisioning_off = Some("--no-provision".into());
+    let other = Provision {
+        fingerprint: "f2".into(),
+        ..p.clone()
+    };
+    let Action::NotRun { reason } = decide(&Resource::Provision(other.clone()), &off) else {
         panic!()
     };
-    assert!(reason.contains("provisioned already"), "{reason}");
+    assert!(reason.contains("--no-provision"), "{reason}");
+    assert_eq!(
+        keys(&decide(&Resource::Provision(other), &live_of(&fake).await)),
+        [format!("config.{}", provision::PROVISIONED)]
+    );
     // A plan made without the tree cannot tell.
     let blind = Provision {
         fingerprint: String::new(),

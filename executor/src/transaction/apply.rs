@@ -45,6 +45,9 @@ pub struct Options {
     pub anklume_version: String,
     /// The host's `nft`.
     pub nft: Arc<dyn Nft>,
+    /// Where Ansible and the content are, to run the provision nodes;
+    /// `None` with `--no-provision`.
+    pub provisioning: Option<crate::ansible::Setup>,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             ctrl_c: false,
             anklume_version: env!("CARGO_PKG_VERSION").to_string(),
             nft: nft::system(),
+            provisioning: None,
         }
     }
 }
@@ -71,6 +75,7 @@ pub struct Prepared<A: Api> {
     plan: Plan,
     opts: Options,
     nft_previous: Option<String>,
+    provisioner: Option<Arc<crate::ansible::Provisioner>>,
     _lock: Option<ApplyLock>,
     /// One action per plan node, and the orphans.
     pub decisions: Decisions,
@@ -136,6 +141,15 @@ pub async fn prepare<A: Api>(
             finished: changes.iter().filter(|c| c.1.is_some()).count(),
         });
     }
+    let provisioner = opts
+        .provisioning
+        .clone()
+        .map(crate::ansible::Provisioner::new);
+    live.provisioning_off = match &provisioner {
+        None => Some("--no-provision".into()),
+        Some(p) => p.unavailable(),
+    };
+    let provisioner = provisioner.filter(|_| live.provisioning_off.is_none());
     let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
     let decisions = decide::decide(&plan, &live);
     let preflight = decide::preflight(&plan, &live).err();
@@ -144,6 +158,7 @@ pub async fn prepare<A: Api>(
         plan,
         opts,
         nft_previous,
+        provisioner,
         _lock: lock,
         decisions,
         preflight,
@@ -264,6 +279,7 @@ impl<A: Api> Prepared<A> {
             nft_previous: self.nft_previous.clone(),
             journal: journal.clone(),
             nft: opts.nft.clone(),
+            provisioner: self.provisioner.clone(),
         };
         let report = schedule::run(
             &self.api,

@@ -1,0 +1,229 @@
+//! Running Ansible for provisioning: one `ansible-playbook` per batch of
+//! hosts (forks = the apply's parallelism), never one process per host.
+//!
+//! Provision nodes hand their host to the [`Provisioner`] and wait; the
+//! provisioner gathers the hosts that arrive close together (a short quiet
+//! period ends a batch), runs the shipped playbook over them with the
+//! user's Ansible tree, and answers each host from the play recap. The
+//! whole output of each run is kept in the state directory.
+
+pub mod recap;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, Mutex};
+
+pub use recap::HostRecap;
+
+/// Where Ansible and anklume's Ansible content are.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The `ansible-playbook` to run (from the venv of
+    /// `scripts/ansible-setup.sh`).
+    pub ansible_playbook: PathBuf,
+    /// anklume's Ansible content: `site.yml`, `ansible.cfg`, `roles/`.
+    pub content: PathBuf,
+    /// The user's Ansible tree (`inventory/`, `group_vars/`, `host_vars/`,
+    /// `roles_custom/`), as the plan recorded it.
+    pub tree: PathBuf,
+    /// Where each run's output is kept (`<state dir>/ansible/`).
+    pub logs: PathBuf,
+    /// Hosts run at once (`-f`).
+    pub forks: usize,
+    /// How long no new host must arrive before a batch starts.
+    pub quiet: Duration,
+}
+
+/// How one host's provisioning ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostOutcome {
+    /// Its recap, when the run reached it.
+    pub recap: Option<HostRecap>,
+    /// The run's full output.
+    pub log: PathBuf,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+struct Batch {
+    hosts: BTreeMap<String, Vec<oneshot::Sender<HostOutcome>>>,
+    generation: u64,
+}
+
+/// Gathers hosts into batches and runs them.
+pub struct Provisioner {
+    setup: Setup,
+    batch: Mutex<Batch>,
+    runs: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioner")
+            .field("setup", &self.setup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provisioner {
+    /// A provisioner for these paths.
+    pub fn new(setup: Setup) -> Arc<Provisioner> {
+        Arc::new(Provisioner {
+            setup,
+            batch: Mutex::new(Batch {
+                hosts: BTreeMap::new(),
+                generation: 0,
+            }),
+            runs: Default::default(),
+        })
+    }
+
+    /// Why provisioning cannot run here, if it cannot.
+    pub fn unavailable(&self) -> Option<String> {
+        let s = &self.setup;
+        if !s.ansible_playbook.is_file() {
+            return Some(format!(
+                "{} is not there: run scripts/ansible-setup.sh (or set ANKLUME_ANSIBLE_VENV)",
+                s.ansible_playbook.display()
+            ));
+        }
+        if !s.content.join("site.yml").is_file() {
+            return Some(format!(
+                "{} has no site.yml: set ANKLUME_ANSIBLE_DIR to anklume's ansible/ directory",
+                s.content.display()
+            ));
+        }
+        if !s.tree.join("inventory").is_dir() {
+            return Some(format!(
+                "{} has no inventory/: run `anklume sync` first",
+                s.tree.display()
+            ));
+        }
+        None
+    }
+
+    /// Provision `host` with the next batch; resolves when its run ends.
+    pub async fn run(self: &Arc<Self>, host: &str) -> HostOutcome {
+        let (tx, rx) = oneshot::channel();
+        let generation = {
+            let mut b = self.batch.lock().await;
+            b.hosts.entry(host.to_string()).or_default().push(tx);
+            b.generation += 1;
+            b.generation
+        };
+        // The last host to arrive starts the batch once nobody came for
+        // `quiet`.
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(me.setup.quiet).await;
+            let hosts = {
+                let mut b = me.batch.lock().await;
+                if b.generation != generation || b.hosts.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut b.hosts)
+            };
+            me.run_batch(hosts).await;
+        });
+        rx.await.unwrap_or_else(|_| HostOutcome {
+            recap: None,
+            log: PathBuf::new(),
+            error: Some("internal error: the batch ended without an answer".into()),
+        })
+    }
+
+    async fn run_batch(&self, hosts: BTreeMap<String, Vec<oneshot::Sender<HostOutcome>>>) {
+        let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let names: Vec<String> = hosts.keys().cloned().collect();
+        let setup = self.setup.clone();
+        let result = tokio::task::spawn_blocking(move || run_playbook(&setup, &names, n)).await;
+        let (log, output) = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => (PathBuf::new(), Err(e)),
+            Err(e) => (PathBuf::new(), Err(format!("internal error: {e}"))),
+        };
+        for (host, waiters) in hosts {
+            let outcome = match &output {
+                Err(e) => HostOutcome {
+                    recap: None,
+                    log: log.clone(),
+                    error: Some(e.clone()),
+                },
+                Ok(recaps) => {
+                    let recap = recaps.get(&host).cloned();
+                    let error = match &recap {
+                        None => Some("the play did not reach it (see the log)".into()),
+                        Some(r) if r.failed > 0 || r.unreachable > 0 => Some(format!(
+                            "{} task(s) failed, unreachable {} (see the log)",
+                            r.failed, r.unreachable
+                        )),
+                        Some(_) => None,
+                    };
+                    HostOutcome {
+                        recap,
+                        log: log.clone(),
+                        error,
+                    }
+                }
+            };
+            for w in waiters {
+                let _ = w.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// Each host's recap, or why there is none.
+type Recaps = Result<BTreeMap<String, HostRecap>, String>;
+
+/// Run the playbook over `hosts`; the log file and each host's recap.
+fn run_playbook(s: &Setup, hosts: &[String], n: u64) -> Result<(PathBuf, Recaps), String> {
+    std::fs::create_dir_all(&s.logs).map_err(|e| format!("{}: {e}", s.logs.display()))?;
+    let log = s
+        .logs
+        .join(format!("{}-{n}.log", crate::journal::timestamp()));
+    let out = std::process::Command::new(&s.ansible_playbook)
+        .arg(s.content.join("site.yml"))
+        .arg("-i")
+        .arg(s.tree.join("inventory"))
+        .arg("--limit")
+        .arg(hosts.join(","))
+        .arg("-f")
+        .arg(s.forks.max(1).to_string())
+        .env("ANSIBLE_CONFIG", s.content.join("ansible.cfg"))
+        .env("ANKLUME_TREE", &s.tree)
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", s.ansible_playbook.display()))?;
+    let mut text = out.stdout.clone();
+    text.extend_from_slice(&out.stderr);
+    std::fs::write(&log, &text).map_err(|e| format!("{}: {e}", log.display()))?;
+    let recaps = recap::parse(&String::from_utf8_lossy(&out.stdout));
+    if recaps.is_empty() {
+        return Ok((
+            log.clone(),
+            Err(format!(
+                "ansible-playbook ended with {} and no recap (see {})",
+                out.status,
+                log.display()
+            )),
+        ));
+    }
+    Ok((log, Ok(recaps)))
+}
+
+/// The default places: the venv of `scripts/ansible-setup.sh`
+/// (`ANKLUME_ANSIBLE_VENV`), anklume's `ansible/` (`ANKLUME_ANSIBLE_DIR`).
+pub fn default_playbook() -> PathBuf {
+    let venv = std::env::var_os("ANKLUME_ANSIBLE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/anklume/ansible-venv")
+        });
+    venv.join("bin/ansible-playbook")
+}
