@@ -1,0 +1,221 @@
+//! `anklume apply` provisions, on a real Incus daemon with the
+//! `anklume-debian` image and the Ansible venv of
+//! `scripts/ansible-setup.sh`: a user role in `roles_custom/` runs, a
+//! custom variable written below a managed block is honoured, a second
+//! apply starts no Ansible process, and editing one role reprovisions only
+//! the instances that run it.
+//!
+//! Skipped without an Incus socket, the image or the venv (a failure with
+//! `ANKLUME_REQUIRE_PROVISIONING=1`). Creates and deletes only `ankt-…`
+//! objects, also when it fails. Run it as the others:
+//! `flock /tmp/anklume-incus.lock cargo test --test provision`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anklume_executor::{Api, Incus};
+use common::live::{cleanup, daemon, rt, summary};
+use common::{anklume_command, text};
+
+const DOMAIN: &str = "ankt-pv";
+const A: &str = "ankt-pv-a";
+const B: &str = "ankt-pv-b";
+
+fn infra() -> String {
+    format!(
+        r#"project_name: ptest
+global:
+  addressing: {{zone_base: 130}}
+  default_os_image: anklume-debian
+domains:
+  {DOMAIN}:
+    machines:
+      {A}: {{roles: [hello]}}
+      {B}: {{roles: [bye]}}
+"#
+    )
+}
+
+/// The venv's `ansible-playbook`, found before the tests change `HOME`.
+fn venv() -> PathBuf {
+    std::env::var_os("ANKLUME_ANSIBLE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/anklume/ansible-venv")
+        })
+}
+
+/// Whether everything provisioning needs is here; otherwise skip (or fail
+/// when it is required).
+fn ready(incus: &Incus) -> bool {
+    let image = rt()
+        .block_on(incus.get("/1.0/images/aliases/anklume-debian"))
+        .is_ok();
+    let ansible = venv().join("bin/ansible-playbook").is_file();
+    if image && ansible {
+        return true;
+    }
+    let msg = format!(
+        "provisioning needs the anklume-debian image (scripts/image-debian.sh: {image}) and the Ansible venv (scripts/ansible-setup.sh: {ansible})"
+    );
+    assert!(
+        std::env::var("ANKLUME_REQUIRE_PROVISIONING").as_deref() != Ok("1"),
+        "{msg}"
+    );
+    eprintln!("skipped: {msg}");
+    false
+}
+
+struct Cleanup<'a>(&'a Incus);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        rt().block_on(cleanup(self.0, &[DOMAIN]));
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    anklume_command(dir, args)
+        .env("ANKLUME_ANSIBLE_VENV", venv())
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A role that writes `/root/<name>` from a variable with a default.
+fn role(dir: &Path, name: &str, greeting: &str) {
+    write(
+        dir,
+        &format!("roles_custom/{name}/tasks/main.yml"),
+        &format!(
+            "- name: {name} | write\n  ansible.builtin.copy:\n    dest: /root/{name}\n    content: \"{greeting} {{{{ {name}_word | default('world') }}}}\\n\"\n    mode: \"0644\"\n"
+        ),
+    );
+}
+
+/// plan, then apply; the summary and the provision results by host.
+fn plan_apply(dir: &Path) -> (serde_json::Value, Vec<(String, String)>) {
+    let o = run(dir, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(
+        dir,
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--format",
+            "json",
+            "--no-nftables",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut results: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "result")
+        .filter_map(|v| {
+            let id = v["node"]["id"]
+                .as_str()?
+                .strip_prefix("provision/")?
+                .to_string();
+            Some((id, v["node"]["result"].as_str()?.to_string()))
+        })
+        .collect();
+    results.sort();
+    (summary(&o), results)
+}
+
+fn cat(instance: &str, file: &str) -> String {
+    let o = Command::new("incus")
+        .args(["exec", instance, "--project", DOMAIN, "--", "cat", file])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ansible_runs(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state/ansible"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn apply_provisions_once_and_again_only_what_changed() {
+    let Some(incus) = daemon() else {
+        return;
+    };
+    if !ready(&incus) {
+        return;
+    }
+    rt().block_on(cleanup(&incus, &[DOMAIN]));
+    let _guard = Cleanup(&incus);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "infra.yml", &infra());
+    role(d, "hello", "hi");
+    role(d, "bye", "bye");
+    let o = run(d, &["sync"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // First apply: both provisioned, in one Ansible run; the user roles ran.
+    let (s, prov) = plan_apply(d);
+    assert_eq!(
+        prov,
+        [
+            (A.to_string(), "created".into()),
+            (B.to_string(), "created".into())
+        ],
+        "{s}"
+    );
+    assert_eq!(ansible_runs(d), 1);
+    assert_eq!(cat(A, "/root/hello"), "hi world\n");
+    assert_eq!(cat(B, "/root/bye"), "bye world\n");
+
+    // Converged: no Ansible process, no write.
+    let (s, prov) = plan_apply(d);
+    assert_eq!(s["writes"], 0, "{s}");
+    assert!(prov.iter().all(|(_, r)| r == "unchanged"), "{prov:?}");
+    assert_eq!(ansible_runs(d), 1);
+
+    // A variable below A's managed block: honoured, and only A runs again.
+    let hv = d.join(format!("host_vars/{A}.yml"));
+    let mut t = std::fs::read_to_string(&hv).unwrap();
+    t.push_str("hello_word: anklume\n");
+    std::fs::write(&hv, t).unwrap();
+    let (_, prov) = plan_apply(d);
+    assert_eq!(
+        prov,
+        [
+            (A.to_string(), "updated".into()),
+            (B.to_string(), "unchanged".into())
+        ]
+    );
+    assert_eq!(cat(A, "/root/hello"), "hi anklume\n");
+    // sync keeps the user's variable (and the next plan is unchanged).
+    let o = run(d, &["sync"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(std::fs::read_to_string(&hv)
+        .unwrap()
+        .contains("hello_word: anklume"));
+
+    // One role edited: only the instance that runs it.
+    role(d, "bye", "goodbye");
+    let (_, prov) = plan_apply(d);
+    assert_eq!(
+        prov,
+        [
+            (A.to_string(), "unchanged".into()),
+            (B.to_string(), "updated".into())
+        ]
+    );
+    assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
+    assert_eq!(ansible_runs(d), 3);
+}
