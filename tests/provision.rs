@@ -2,8 +2,9 @@
 //! `anklume-debian` image and the Ansible venv of
 //! `scripts/ansible-setup.sh`: a user role in `roles_custom/` runs, a
 //! custom variable written below a managed block is honoured, a second
-//! apply starts no Ansible process, and editing one role reprovisions only
-//! the instances that run it.
+//! apply starts no Ansible process, editing one role reprovisions only the
+//! instances that run it, and rollback brings back the data from before
+//! provisioning.
 //!
 //! Skipped without an Incus socket, the image or the venv (a failure with
 //! `ANKLUME_REQUIRE_PROVISIONING=1`). Creates and deletes only `ankt-…`
@@ -218,4 +219,26 @@ fn apply_provisions_once_and_again_only_what_changed() {
     );
     assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
     assert_eq!(ansible_runs(d), 3);
+
+    // Rollback of that apply: B's data as before it (its pre-apply
+    // snapshot), and its fingerprint, so the next apply provisions it
+    // again; A is left alone.
+    let o = run(d, &["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("restored provision/ankt-pv-b"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(cat(B, "/root/bye"), "bye world\n");
+    assert_eq!(cat(A, "/root/hello"), "hi anklume\n");
+    let (_, prov) = plan_apply(d);
+    assert_eq!(
+        prov,
+        [
+            (A.to_string(), "unchanged".into()),
+            (B.to_string(), "updated".into())
+        ]
+    );
+    assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
 }

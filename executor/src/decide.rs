@@ -62,17 +62,36 @@ impl Decisions {
 
     /// The instances a run changes that exist already: what pre-apply
     /// snapshots cover.
+    /// Those that provisioning is about to change count too (unless the
+    /// apply creates them: nothing to keep).
     pub fn touched_instances(&self, plan: &Plan) -> Vec<InstanceAddress> {
-        plan.nodes
+        let created: std::collections::BTreeSet<InstanceAddress> = plan
+            .nodes
             .iter()
             .zip(&self.actions)
             .filter_map(|(node, action)| match (&node.resource, action) {
-                (Resource::Instance(i), Action::Update { .. }) => {
-                    Some(crate::kind::instance::address(i))
-                }
+                (Resource::Instance(i), Action::Create) => Some(crate::kind::instance::address(i)),
                 _ => None,
             })
-            .collect()
+            .collect();
+        let mut out: Vec<InstanceAddress> = Vec::new();
+        for (node, action) in plan.nodes.iter().zip(&self.actions) {
+            let changed = matches!(action, Action::Create | Action::Update { .. });
+            let a = match &node.resource {
+                Resource::Instance(i) if matches!(action, Action::Update { .. }) => {
+                    crate::kind::instance::address(i)
+                }
+                Resource::Provision(p) if changed => InstanceAddress {
+                    project: p.project.clone(),
+                    name: p.instance.clone(),
+                },
+                _ => continue,
+            };
+            if !created.contains(&a) && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
     }
 }
 

@@ -84,6 +84,19 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
             }
         }
     }
+    // Instances updated by the apply: their own step restores the snapshot.
+    let instance_steps: BTreeSet<(String, String)> = j
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Intent {
+                target: Target::Instance(a),
+                change: Verb::Update,
+                ..
+            } => Some((a.project.clone(), a.name.clone())),
+            _ => None,
+        })
+        .collect();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for r in j.records.iter().rev() {
@@ -105,6 +118,15 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
             (_, Target::Nftables(_)) => Undo::Restore {
                 prior: prior.clone(),
                 snapshot: None,
+            },
+            // Provisioning is undone by the instance's snapshot, unless
+            // the instance's own step restores it (and its configuration,
+            // fingerprint included), and by the fingerprint it had.
+            (_, Target::Provision(a)) => Undo::Restore {
+                prior: prior.clone(),
+                snapshot: (!instance_steps.contains(&(a.project.clone(), a.instance.clone())))
+                    .then(|| snaps.get(&(a.project.clone(), a.instance.clone())).cloned())
+                    .flatten(),
             },
             (Verb::Create, _) => Undo::Delete,
             (Verb::Update, Target::Instance(a)) => Undo::Restore {

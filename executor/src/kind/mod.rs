@@ -51,6 +51,8 @@ pub enum Target {
     Instance(instance::Address),
     /// The host's `inet anklume` nftables table.
     Nftables(nftables::Address),
+    /// The provisioning of an instance (its data and recorded fingerprint).
+    Provision(provision::Address),
 }
 
 impl Target {
@@ -62,6 +64,7 @@ impl Target {
             Target::Profile(a) => a.path(),
             Target::Volume(a) => a.path(),
             Target::Instance(a) => a.path(),
+            Target::Provision(a) => a.path(),
             Target::Nftables(_) => return None,
         })
     }
@@ -169,7 +172,7 @@ pub fn target(resource: &Resource) -> Option<Target> {
         Resource::Volume(v) => Target::Volume(volume::address(v)),
         Resource::Instance(i) => Target::Instance(instance::address(i)),
         Resource::Nftables(_) => Target::Nftables(nftables::Address {}),
-        Resource::Provision(_) => return None,
+        Resource::Provision(p) => Target::Provision(provision::address(p)),
     })
 }
 
@@ -221,13 +224,14 @@ pub async fn prior<A: Api>(
         Target::Volume(a) => volume::prior(api, a).await,
         Target::Instance(a) => instance::prior(api, a).await,
         Target::Nftables(_) => Ok(Some(nftables::prior(state_dir, nft_previous))),
+        Target::Provision(a) => provision::prior(api, a).await,
     }
 }
 
 /// Whether the journal keeps the prior state of a create too (not only of
 /// an update).
 pub fn prior_on_create(target: &Target) -> bool {
-    target.is_nftables()
+    matches!(target, Target::Nftables(_) | Target::Provision(_))
 }
 
 /// Undo one step.
@@ -246,6 +250,7 @@ pub async fn undo<A: Api>(
         Target::Nftables(_) => {
             nftables::undo(api, &ctx.nft, undo, &ctx.state_dir, &ctx.networks).await
         }
+        Target::Provision(a) => provision::undo(api, a, undo).await,
     }
 }
 
@@ -265,6 +270,9 @@ pub async fn delete<A: Api>(
         Target::Nftables(_) => Ok(StepResult::Skipped {
             why: "the isolation table is removed only by rollback, which checks what it protects"
                 .into(),
+        }),
+        Target::Provision(_) => Ok(StepResult::Skipped {
+            why: "provisioning goes with its instance".into(),
         }),
     }
 }

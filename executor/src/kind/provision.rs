@@ -9,8 +9,8 @@ use anklume_plan::Provision;
 use serde_json::json;
 
 use super::common::{patch, str_of};
-use super::{Action, Change, NodeError, RunContext};
-use crate::incus::{enc, project_query, Api};
+use super::{Action, Change, NodeError, RunContext, StepResult, Undo};
+use crate::incus::{enc, project_query, Api, IncusError};
 use crate::live::Live;
 
 /// The instance key that records the fingerprint of its last successful
@@ -84,4 +84,109 @@ pub async fn apply<A: Api>(api: &A, p: &Provision, ctx: &RunContext) -> Result<(
     );
     patch(api, &path, &json!({"config": {PROVISIONED: p.fingerprint}})).await?;
     Ok(())
+}
+
+/// Where it is: the instance it provisions.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    /// The project.
+    pub project: String,
+    /// The instance.
+    pub instance: String,
+}
+
+impl Address {
+    /// The REST path of its instance.
+    pub fn path(&self) -> String {
+        format!(
+            "/1.0/instances/{}?{}",
+            enc(&self.instance),
+            project_query(&self.project)
+        )
+    }
+}
+
+/// Its address.
+pub fn address(p: &Provision) -> Address {
+    Address {
+        project: p.project.clone(),
+        instance: p.instance.clone(),
+    }
+}
+
+/// What the journal keeps: the fingerprint the instance recorded before
+/// (null: none, or no instance yet).
+pub async fn prior<A: Api>(api: &A, a: &Address) -> Result<Option<serde_json::Value>, IncusError> {
+    let recorded = api.get_opt(&a.path()).await?.and_then(|r| {
+        r.metadata
+            .get("config")
+            .and_then(|c| c.get(PROVISIONED))
+            .cloned()
+    });
+    Ok(Some(json!({ "provisioned": recorded })))
+}
+
+/// Undo: restore the instance's pre-apply snapshot (its data as before
+/// provisioning; none for an instance the apply created), then the
+/// fingerprint it recorded before, so the next apply provisions it again.
+pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResult, IncusError> {
+    let Undo::Restore { prior, snapshot } = undo else {
+        return Ok(StepResult::Skipped {
+            why: "provisioning is undone by restoring, never by deleting".into(),
+        });
+    };
+    let Some(cur) = api.get_opt(&a.path()).await? else {
+        return Ok(StepResult::AlreadyDone {
+            detail: "the instance is gone".into(),
+        });
+    };
+    let mut done = Vec::new();
+    if let Some(snap) = snapshot {
+        let i = crate::snapshot::InstanceRef {
+            project: a.project.clone(),
+            name: a.instance.clone(),
+        };
+        if crate::snapshot::exists(api, &i, snap).await? {
+            crate::snapshot::restore(api, &i, snap).await?;
+            done.push(format!("snapshot {snap} restored"));
+        } else {
+            return Ok(StepResult::Skipped {
+                why: format!("snapshot {snap} is gone (cleaned up?): data not restored"),
+            });
+        }
+    }
+    let want = prior
+        .as_ref()
+        .and_then(|p| p.get("provisioned"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let cur = if done.is_empty() {
+        cur
+    } else {
+        api.get(&a.path()).await?
+    };
+    let now = cur
+        .metadata
+        .get("config")
+        .map(|c| str_of(c, PROVISIONED).to_string())
+        .unwrap_or_default();
+    if now != want {
+        // An empty value removes the key.
+        api.patch(
+            &a.path(),
+            &json!({"config": {PROVISIONED: want}}),
+            cur.etag.as_deref(),
+        )
+        .await?;
+        done.push("provisioning fingerprint as before".into());
+    }
+    Ok(if done.is_empty() {
+        StepResult::AlreadyDone {
+            detail: "as before the apply".into(),
+        }
+    } else {
+        StepResult::Restored {
+            detail: done.join("; "),
+        }
+    })
 }

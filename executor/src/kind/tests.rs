@@ -624,6 +624,89 @@ async fn rollback_waits_for_a_bridge_still_being_set_up() {
     assert_eq!(fake.get_object(&path), None);
 }
 
+/// Undoing a provisioning: the instance's pre-apply snapshot comes back
+/// (its data as before Ansible ran), then the fingerprint it recorded, so
+/// the next apply provisions it again; none recorded before: none after.
+#[tokio::test]
+async fn provisioning_undo_restores_the_data_and_the_fingerprint() {
+    let fake = fake_with_project().await;
+    apply(
+        &fake,
+        &instance("kt", "kt-a", ""),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let a = provision::Address {
+        project: "kt".into(),
+        instance: "kt-a".into(),
+    };
+    let t = Target::Provision(a.clone());
+    let path = a.path();
+    // Before: provisioned with f1, data "before" (a volatile key stands in
+    // for data: only a snapshot restore brings it back).
+    fake.set_object(&path, |v| {
+        v["config"][provision::PROVISIONED] = Value::String("f1".into());
+        v["config"]["volatile.test.data"] = Value::String("before".into());
+    });
+    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before["provisioned"], "f1");
+    let i = crate::snapshot::InstanceRef {
+        project: "kt".into(),
+        name: "kt-a".into(),
+    };
+    crate::snapshot::create(&fake, &i, "pre-apply-20260101-000000")
+        .await
+        .unwrap();
+    // Ansible ran: other data, fingerprint f2.
+    fake.set_object(&path, |v| {
+        v["config"][provision::PROVISIONED] = Value::String("f2".into());
+        v["config"]["volatile.test.data"] = Value::String("after".into());
+    });
+    let r = undo(
+        &fake,
+        &t,
+        &Undo::Restore {
+            prior: Some(before),
+            snapshot: Some("pre-apply-20260101-000000".into()),
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, StepResult::Restored { detail } if detail.contains("snapshot")),
+        "{r:?}"
+    );
+    let now = fake.get_object(&path).unwrap();
+    assert_eq!(now["config"]["volatile.test.data"], "before");
+    assert_eq!(now["config"][provision::PROVISIONED], "f1");
+    // Never provisioned before: after the undo, it records none.
+    let none = Undo::Restore {
+        prior: Some(serde_json::json!({"provisioned": null})),
+        snapshot: None,
+    };
+    undo(&fake, &t, &none, &UndoContext::default())
+        .await
+        .unwrap();
+    let p = Provision {
+        host: "kt-a".into(),
+        instance: "kt-a".into(),
+        project: "kt".into(),
+        roles: vec![],
+        inventory: String::new(),
+        context: Config::new(),
+        vars: Vec::new(),
+        fingerprint: "f1".into(),
+    };
+    let c = provision::needed(&p, &live_of(&fake).await).expect("needs a run again");
+    assert_eq!(c.old, None);
+}
+
 fn race_error() -> IncusError {
     IncusError {
         code: 500,
@@ -896,7 +979,7 @@ fn target_of_network(name: &str) -> Target {
 }
 
 #[test]
-fn provisioning_is_not_run_and_not_journaled() {
+fn provisioning_without_a_fingerprint_is_not_run() {
     let p = Resource::Provision(Provision {
         host: "kt-a".into(),
         instance: "kt-a".into(),
@@ -911,7 +994,14 @@ fn provisioning_is_not_run_and_not_journaled() {
         decide(&p, &Live::default()),
         Action::NotRun { .. }
     ));
-    assert_eq!(target(&p), None);
+    // Journaled as a change to its instance.
+    assert_eq!(
+        target(&p),
+        Some(Target::Provision(provision::Address {
+            project: "kt".into(),
+            instance: "kt-a".into(),
+        }))
+    );
 }
 
 /// An instance that records the plan's fingerprint is provisioned already;
@@ -1114,6 +1204,13 @@ fn journal_targets_keep_their_format() {
         (
             r#"{"type":"nftables"}"#,
             Target::Nftables(nftables::Address {}),
+        ),
+        (
+            r#"{"type":"provision","project":"a","instance":"i"}"#,
+            Target::Provision(provision::Address {
+                project: "a".into(),
+                instance: "i".into(),
+            }),
         ),
     ] {
         let t: Target = serde_json::from_str(line).unwrap();
