@@ -144,7 +144,11 @@ fn cat(instance: &str, file: &str) -> String {
 
 fn ansible_runs(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("state/ansible"))
-        .map(|r| r.count())
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -179,6 +183,18 @@ fn apply_provisions_once_and_again_only_what_changed() {
     assert_eq!(ansible_runs(d), 1);
     assert_eq!(cat(A, "/root/hello"), "hi world\n");
     assert_eq!(cat(B, "/root/bye"), "bye world\n");
+    // The nesting context, one level below this host (which has none).
+    for (file, value) in [
+        ("absolute_level", "1"),
+        ("relative_level", "1"),
+        ("vm_nested", "false"),
+        ("yolo", "false"),
+    ] {
+        assert_eq!(
+            cat(A, &format!("/etc/anklume/{file}")),
+            format!("{value}\n")
+        );
+    }
 
     // Converged: no Ansible process, no write.
     let (s, prov) = plan_apply(d);

@@ -48,8 +48,14 @@ pub struct HostOutcome {
     pub error: Option<String>,
 }
 
+struct Waiting {
+    /// The nesting context files of the host.
+    context: BTreeMap<String, String>,
+    waiters: Vec<oneshot::Sender<HostOutcome>>,
+}
+
 struct Batch {
-    hosts: BTreeMap<String, Vec<oneshot::Sender<HostOutcome>>>,
+    hosts: BTreeMap<String, Waiting>,
     generation: u64,
 }
 
@@ -105,12 +111,21 @@ impl Provisioner {
         None
     }
 
-    /// Provision `host` with the next batch; resolves when its run ends.
-    pub async fn run(self: &Arc<Self>, host: &str) -> HostOutcome {
+    /// Provision `host` with the next batch, writing its nesting context
+    /// files first (`/etc/anklume/<name>`); resolves when its run ends.
+    pub async fn run(
+        self: &Arc<Self>,
+        host: &str,
+        context: &BTreeMap<String, String>,
+    ) -> HostOutcome {
         let (tx, rx) = oneshot::channel();
         let generation = {
             let mut b = self.batch.lock().await;
-            b.hosts.entry(host.to_string()).or_default().push(tx);
+            let w = b.hosts.entry(host.to_string()).or_insert_with(|| Waiting {
+                context: context.clone(),
+                waiters: Vec::new(),
+            });
+            w.waiters.push(tx);
             b.generation += 1;
             b.generation
         };
@@ -135,17 +150,20 @@ impl Provisioner {
         })
     }
 
-    async fn run_batch(&self, hosts: BTreeMap<String, Vec<oneshot::Sender<HostOutcome>>>) {
+    async fn run_batch(&self, hosts: BTreeMap<String, Waiting>) {
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let names: Vec<String> = hosts.keys().cloned().collect();
+        let contexts: BTreeMap<String, BTreeMap<String, String>> = hosts
+            .iter()
+            .map(|(h, w)| (h.clone(), w.context.clone()))
+            .collect();
         let setup = self.setup.clone();
-        let result = tokio::task::spawn_blocking(move || run_playbook(&setup, &names, n)).await;
+        let result = tokio::task::spawn_blocking(move || run_playbook(&setup, &contexts, n)).await;
         let (log, output) = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => (PathBuf::new(), Err(e)),
             Err(e) => (PathBuf::new(), Err(format!("internal error: {e}"))),
         };
-        for (host, waiters) in hosts {
+        for (host, Waiting { waiters, .. }) in hosts {
             let outcome = match &output {
                 Err(e) => HostOutcome {
                     recap: None,
@@ -179,18 +197,39 @@ impl Provisioner {
 /// Each host's recap, or why there is none.
 type Recaps = Result<BTreeMap<String, HostRecap>, String>;
 
-/// Run the playbook over `hosts`; the log file and each host's recap.
-fn run_playbook(s: &Setup, hosts: &[String], n: u64) -> Result<(PathBuf, Recaps), String> {
+/// Run the playbook over `hosts` (with each one's nesting context); the
+/// log file and each host's recap.
+fn run_playbook(
+    s: &Setup,
+    hosts: &BTreeMap<String, BTreeMap<String, String>>,
+    n: u64,
+) -> Result<(PathBuf, Recaps), String> {
     std::fs::create_dir_all(&s.logs).map_err(|e| format!("{}: {e}", s.logs.display()))?;
-    let log = s
-        .logs
-        .join(format!("{}-{n}.log", crate::journal::timestamp()));
+    let stem = format!("{}-{n}", crate::journal::timestamp());
+    let log = s.logs.join(format!("{stem}.log"));
+    // Each host's nesting context, as the host variable anklume_context, in
+    // a second inventory kept beside the log (JSON is YAML: Ansible's yaml
+    // inventory plugin reads it).
+    let context = s.logs.join(format!("{stem}-context.yml"));
+    let inventory = serde_json::json!({
+        "all": {
+            "hosts": hosts
+                .iter()
+                .map(|(h, c)| (h.clone(), serde_json::json!({"anklume_context": c})))
+                .collect::<serde_json::Map<String, serde_json::Value>>()
+        }
+    });
+    std::fs::write(&context, inventory.to_string())
+        .map_err(|e| format!("{}: {e}", context.display()))?;
+    let names: Vec<&str> = hosts.keys().map(String::as_str).collect();
     let out = std::process::Command::new(&s.ansible_playbook)
         .arg(s.content.join("site.yml"))
         .arg("-i")
         .arg(s.tree.join("inventory"))
+        .arg("-i")
+        .arg(&context)
         .arg("--limit")
-        .arg(hosts.join(","))
+        .arg(names.join(","))
         .arg("-f")
         .arg(s.forks.max(1).to_string())
         .env("ANSIBLE_CONFIG", s.content.join("ansible.cfg"))

@@ -70,7 +70,7 @@ pub async fn apply<A: Api>(api: &A, p: &Provision, ctx: &RunContext) -> Result<(
     let Some(provisioner) = &ctx.provisioner else {
         return Err(NodeError::new("internal error: no provisioner"));
     };
-    let outcome = provisioner.run(&p.host).await;
+    let outcome = provisioner.run(&p.host, &p.context).await;
     if let Some(e) = outcome.error {
         return Err(NodeError::new(format!(
             "{e}; its output is in {}",
