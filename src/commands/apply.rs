@@ -56,6 +56,10 @@ pub struct Args {
     /// Do not run provisioning (Ansible inside the instances).
     #[arg(long)]
     pub no_provision: bool,
+    /// Only these domains or machines (comma-separated, or repeated), and
+    /// what they depend on; the rest is reported not run.
+    #[arg(long, value_delimiter = ',', value_name = "DOMAIN|MACHINE")]
+    pub limit: Vec<String>,
     /// Do not snapshot the instances this apply changes
     /// (`pre-apply-YYYYMMDD-HHMMSS`); rollback then restores their
     /// configuration but not their data.
@@ -234,6 +238,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         ctrl_c: true,
         anklume_version: env!("CARGO_PKG_VERSION").to_string(),
         nft: anklume_executor::nft::system(),
+        limit: args.limit.clone(),
         provisioning: (!args.no_provision).then(|| anklume_executor::ansible::Setup {
             ansible_playbook: anklume_executor::ansible::default_playbook(),
             content: std::env::var_os("ANKLUME_ANSIBLE_DIR")

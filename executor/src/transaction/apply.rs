@@ -10,7 +10,7 @@ use anklume_plan::codec::Header;
 use anklume_plan::{Plan, Resource};
 
 use super::{Event, Sink, TxError};
-use crate::decide::{self, Decisions, Preflight};
+use crate::decide::{self, Action, Decisions, Preflight};
 use crate::incus::Api;
 use crate::journal::{self, Journal, Record};
 use crate::kind::RunContext;
@@ -48,6 +48,9 @@ pub struct Options {
     /// Where Ansible and the content are, to run the provision nodes;
     /// `None` with `--no-provision`.
     pub provisioning: Option<crate::ansible::Setup>,
+    /// Only these domains or machines (`--limit`), with what they depend
+    /// on; empty: everything.
+    pub limit: Vec<String>,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             anklume_version: env!("CARGO_PKG_VERSION").to_string(),
             nft: nft::system(),
             provisioning: None,
+            limit: Vec::new(),
         }
     }
 }
@@ -113,6 +117,12 @@ pub async fn prepare<A: Api>(
     if !stale.is_empty() && !opts.allow_stale {
         return Err(TxError::Stale { files: stale });
     }
+    // `--limit` is checked before anything else is read.
+    let keep = if opts.limit.is_empty() {
+        None
+    } else {
+        Some(selected(&plan, &opts.limit)?)
+    };
     let lock = if opts.dry_run {
         None
     } else {
@@ -151,7 +161,16 @@ pub async fn prepare<A: Api>(
     };
     let provisioner = provisioner.filter(|_| live.provisioning_off.is_none());
     let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
-    let decisions = decide::decide(&plan, &live);
+    let mut decisions = decide::decide(&plan, &live);
+    if let Some(keep) = &keep {
+        for (i, action) in decisions.actions.iter_mut().enumerate() {
+            if !keep[i] && !matches!(action, Action::Unchanged) {
+                *action = Action::NotRun {
+                    reason: format!("outside --limit {}", opts.limit.join(",")),
+                };
+            }
+        }
+    }
     let preflight = decide::preflight(&plan, &live).err();
     Ok(Prepared {
         api,
@@ -164,6 +183,49 @@ pub async fn prepare<A: Api>(
         preflight,
         interrupt: Arc::new(Interrupt::default()),
     })
+}
+
+/// The nodes `--limit` keeps: those of the named domains (a node's
+/// domain) or machines (its instance and provisioning, by machine or
+/// instance name), and everything they depend on, so that what is kept can
+/// be carried out. A name that matches nothing is an error.
+fn selected(plan: &Plan, limit: &[String]) -> Result<Vec<bool>, TxError> {
+    let named = |node: &anklume_plan::Node| -> Option<&String> {
+        limit.iter().find(|l| {
+            node.domain.as_deref() == Some(l.as_str())
+                || match &node.resource {
+                    Resource::Instance(i) => i.name == **l,
+                    Resource::Provision(p) => p.host == **l || p.instance == **l,
+                    _ => false,
+                }
+        })
+    };
+    let mut keep: Vec<bool> = plan.nodes.iter().map(|n| named(n).is_some()).collect();
+    let unknown: Vec<&String> = limit
+        .iter()
+        .filter(|l| !plan.nodes.iter().any(|n| named(n) == Some(*l)))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(TxError::Limit {
+            names: unknown.into_iter().cloned().collect(),
+        });
+    }
+    // Dependencies, transitively: edges go from dependency to dependent,
+    // and the plan's order is a topological order, so one backward pass
+    // over the edges sorted by dependent, repeated until stable, is enough.
+    loop {
+        let mut grew = false;
+        for &(dep, of) in &plan.edges {
+            if keep[of as usize] && !keep[dep as usize] {
+                keep[dep as usize] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    Ok(keep)
 }
 
 /// What a run did.

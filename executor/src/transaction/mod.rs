@@ -129,6 +129,12 @@ pub enum TxError {
         /// The source files, relative to the sources directory.
         files: Vec<String>,
     },
+    /// `--limit` names no domain or machine of the plan.
+    #[error("--limit {}: no such domain or machine in the plan", names.join(", "))]
+    Limit {
+        /// The names.
+        names: Vec<String>,
+    },
     /// Incus's state could not be read.
     #[error("reading Incus state: {0}")]
     ReadLive(IncusError),

@@ -517,3 +517,90 @@ async fn an_unfinished_apply_is_reported() {
         "{seen:?}"
     );
 }
+
+/// `--limit`: the named machine (or domain) and what it depends on run;
+/// the rest is not run and says why; an unknown name is refused.
+#[tokio::test]
+async fn limit_keeps_what_is_named_and_its_dependencies() {
+    let fake = Fake::new().with_image(IMAGE);
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = chain(vec![
+        network("net-ka", ""),
+        project("ka", ""),
+        instance("ka", "ka-1", ""),
+    ]);
+    let other = chain(vec![
+        network("net-kb", ""),
+        project("kb", ""),
+        instance("kb", "kb-1", ""),
+    ]);
+    for n in &mut plan.nodes {
+        n.domain = Some("ka".into());
+    }
+    let base = plan.nodes.len() as u32;
+    plan.nodes.extend(other.nodes.into_iter().map(|mut n| {
+        n.domain = Some("kb".into());
+        n
+    }));
+    plan.edges
+        .extend(other.edges.iter().map(|(a, b)| (a + base, b + base)));
+    let (sink, _) = recorder();
+    let limited = |names: &[&str]| apply::Options {
+        limit: names.iter().map(|s| s.to_string()).collect(),
+        ..opts(dir.path())
+    };
+    let e = apply::prepare(
+        fake.clone(),
+        plan.clone(),
+        &Header::default(),
+        limited(&["nope"]),
+        &sink,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&e, TxError::Limit { names } if names == &["nope"]),
+        "{e}"
+    );
+    let p = apply::prepare(
+        fake.clone(),
+        plan.clone(),
+        &Header::default(),
+        limited(&["kb-1"]),
+        &sink,
+    )
+    .await
+    .unwrap();
+    let s = p.run(&sink).await.unwrap();
+    let by_id: Vec<(String, String)> = s
+        .report
+        .results
+        .iter()
+        .flatten()
+        .map(|e| (e.id.clone(), apply::result_name(&e.result).to_string()))
+        .collect();
+    assert_eq!(
+        by_id,
+        [
+            ("network/net-ka".to_string(), "not_run".to_string()),
+            ("project/ka".into(), "not_run".into()),
+            ("instance/ka/ka-1".into(), "not_run".into()),
+            ("network/net-kb".into(), "created".into()),
+            ("project/kb".into(), "created".into()),
+            ("instance/kb/kb-1".into(), "created".into()),
+        ]
+    );
+    assert_eq!(fake.get_object("/1.0/networks/net-ka"), None);
+    // A domain name selects all of it.
+    let p = apply::prepare(
+        fake.clone(),
+        plan,
+        &Header::default(),
+        limited(&["ka"]),
+        &sink,
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.run(&sink).await.unwrap().count("created"), 3);
+}
