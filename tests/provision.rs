@@ -257,4 +257,41 @@ fn apply_provisions_once_and_again_only_what_changed() {
         ]
     );
     assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
+
+    // --reprovision forces a run where the fingerprint matches: only the
+    // named machine.
+    let o = run(
+        d,
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--format",
+            "json",
+            "--no-nftables",
+            "--reprovision",
+            A,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let results: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "result")
+        .filter_map(|v| {
+            let id = v["node"]["id"]
+                .as_str()?
+                .strip_prefix("provision/")?
+                .to_string();
+            Some((id, v["node"]["result"].as_str()?.to_string()))
+        })
+        .collect();
+    assert!(
+        results.contains(&(A.to_string(), "updated".into())),
+        "{results:?}"
+    );
+    assert!(
+        results.contains(&(B.to_string(), "unchanged".into())),
+        "{results:?}"
+    );
 }

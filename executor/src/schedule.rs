@@ -225,6 +225,19 @@ pub async fn run<A: Api>(
             };
             if let Some(result) = immediate {
                 started[i] = true;
+                // A provisioning that will not run: its batch stops waiting
+                // for it.
+                if let (
+                    anklume_plan::Resource::Provision(_),
+                    Action::Create | Action::Update { .. },
+                    Some(p),
+                ) = (
+                    &plan.nodes[i].resource,
+                    &decisions.actions[i],
+                    &ctx.provisioner,
+                ) {
+                    p.forget().await;
+                }
                 let ev = NodeEvent {
                     id: plan.nodes[i].id.clone(),
                     result,

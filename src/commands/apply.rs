@@ -60,6 +60,10 @@ pub struct Args {
     /// what they depend on; the rest is reported not run.
     #[arg(long, value_delimiter = ',', value_name = "DOMAIN|MACHINE")]
     pub limit: Vec<String>,
+    /// Provision again even where the fingerprint matches: these domains or
+    /// machines (comma-separated), or every instance when none is given.
+    #[arg(long, num_args = 0.., value_delimiter = ',', value_name = "DOMAIN|MACHINE")]
+    pub reprovision: Option<Vec<String>>,
     /// Do not snapshot the instances this apply changes
     /// (`pre-apply-YYYYMMDD-HHMMSS`); rollback then restores their
     /// configuration but not their data.
@@ -239,6 +243,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         anklume_version: env!("CARGO_PKG_VERSION").to_string(),
         nft: anklume_executor::nft::system(),
         limit: args.limit.clone(),
+        reprovision: args.reprovision.clone(),
         provisioning: (!args.no_provision).then(|| anklume_executor::ansible::Setup {
             ansible_playbook: anklume_executor::ansible::default_playbook(),
             content: std::env::var_os("ANKLUME_ANSIBLE_DIR")

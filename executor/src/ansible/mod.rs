@@ -54,9 +54,20 @@ struct Waiting {
     waiters: Vec<oneshot::Sender<HostOutcome>>,
 }
 
+impl Batch {
+    /// The hosts gathered so far, as one batch: no longer expected.
+    fn take(&mut self) -> BTreeMap<String, Waiting> {
+        self.expected = self.expected.saturating_sub(self.hosts.len());
+        std::mem::take(&mut self.hosts)
+    }
+}
+
 struct Batch {
     hosts: BTreeMap<String, Waiting>,
     generation: u64,
+    /// Hosts still expected in this apply (those that will not come, a
+    /// skipped node's, are taken off by [`Provisioner::forget`]).
+    expected: usize,
 }
 
 /// Gathers hosts into batches and runs them.
@@ -82,6 +93,7 @@ impl Provisioner {
             batch: Mutex::new(Batch {
                 hosts: BTreeMap::new(),
                 generation: 0,
+                expected: usize::MAX,
             }),
             runs: Default::default(),
         })
@@ -111,6 +123,28 @@ impl Provisioner {
         None
     }
 
+    /// How many hosts this apply will hand over: a batch starts as soon as
+    /// all of them are there (else after a quiet period).
+    pub async fn expect(self: &Arc<Self>, hosts: usize) {
+        self.batch.lock().await.expected = hosts;
+    }
+
+    /// One expected host will not come (its node was skipped); the batch
+    /// may be complete now.
+    pub async fn forget(self: &Arc<Self>) {
+        let hosts = {
+            let mut b = self.batch.lock().await;
+            b.expected = b.expected.saturating_sub(1);
+            if b.hosts.is_empty() || b.hosts.len() < b.expected {
+                return;
+            }
+            b.generation += 1;
+            b.take()
+        };
+        let me = self.clone();
+        tokio::spawn(async move { me.run_batch(hosts).await });
+    }
+
     /// Provision `host` with the next batch, writing its nesting context
     /// files first (`/etc/anklume/<name>`); resolves when its run ends.
     pub async fn run(
@@ -127,10 +161,25 @@ impl Provisioner {
             });
             w.waiters.push(tx);
             b.generation += 1;
-            b.generation
+            if b.hosts.len() >= b.expected {
+                // Everyone is here: no need to wait.
+                let hosts = b.take();
+                let me = self.clone();
+                tokio::spawn(async move { me.run_batch(hosts).await });
+            }
+            (b.generation, b.expected == usize::MAX)
         };
-        // The last host to arrive starts the batch once nobody came for
-        // `quiet`.
+        let (generation, unknown) = generation;
+        if !unknown {
+            // The batch starts when every expected host is there.
+            return rx.await.unwrap_or_else(|_| HostOutcome {
+                recap: None,
+                log: PathBuf::new(),
+                error: Some("internal error: the batch ended without an answer".into()),
+            });
+        }
+        // Without a count, the last host to arrive starts the batch once
+        // nobody came for `quiet`.
         let me = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(me.setup.quiet).await;
@@ -139,7 +188,7 @@ impl Provisioner {
                 if b.generation != generation || b.hosts.is_empty() {
                     return;
                 }
-                std::mem::take(&mut b.hosts)
+                b.take()
             };
             me.run_batch(hosts).await;
         });

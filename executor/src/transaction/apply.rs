@@ -51,6 +51,9 @@ pub struct Options {
     /// Only these domains or machines (`--limit`), with what they depend
     /// on; empty: everything.
     pub limit: Vec<String>,
+    /// Provision these domains or machines again even when their
+    /// fingerprint matches (`--reprovision`; empty list: all); `None`: no.
+    pub reprovision: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             nft: nft::system(),
             provisioning: None,
             limit: Vec::new(),
+            reprovision: None,
         }
     }
 }
@@ -162,6 +166,26 @@ pub async fn prepare<A: Api>(
     let provisioner = provisioner.filter(|_| live.provisioning_off.is_none());
     let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
     let mut decisions = decide::decide(&plan, &live);
+    if let Some(names) = &opts.reprovision {
+        for (node, action) in plan.nodes.iter().zip(decisions.actions.iter_mut()) {
+            let Resource::Provision(p) = &node.resource else {
+                continue;
+            };
+            let named = names.is_empty()
+                || names.iter().any(|n| {
+                    *n == p.host || *n == p.instance || node.domain.as_deref() == Some(n.as_str())
+                });
+            if named && *action == Action::Unchanged && live.provisioning_off.is_none() {
+                *action = Action::Update {
+                    changes: vec![decide::Change {
+                        key: "reprovision".into(),
+                        old: None,
+                        new: Some("requested (--reprovision)".into()),
+                    }],
+                };
+            }
+        }
+    }
     if let Some(keep) = &keep {
         for (i, action) in decisions.actions.iter_mut().enumerate() {
             if !keep[i] && !matches!(action, Action::Unchanged) {
@@ -336,6 +360,19 @@ impl<A: Api> Prepared<A> {
         let watcher = opts
             .ctrl_c
             .then(|| watch_ctrl_c(self.interrupt.clone(), sink.clone()));
+        if let Some(p) = &self.provisioner {
+            let hosts = self
+                .plan
+                .nodes
+                .iter()
+                .zip(&self.decisions.actions)
+                .filter(|(n, a)| {
+                    matches!(n.resource, Resource::Provision(_))
+                        && matches!(a, Action::Create | Action::Update { .. })
+                })
+                .count();
+            p.expect(hosts).await;
+        }
         let ctx = RunContext {
             state_dir: opts.state_dir.clone(),
             nft_previous: self.nft_previous.clone(),
