@@ -70,7 +70,7 @@ pub struct Prepared<A: Api> {
     api: A,
     plan: Plan,
     opts: Options,
-    nft_previous: Option<String>,
+    nft_before: Option<nft::NftLive>,
     _lock: Option<ApplyLock>,
     /// One action per plan node, and the orphans.
     pub decisions: Decisions,
@@ -136,14 +136,14 @@ pub async fn prepare<A: Api>(
             finished: changes.iter().filter(|c| c.1.is_some()).count(),
         });
     }
-    let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
+    let nft_before = live.nftables.clone();
     let decisions = decide::decide(&plan, &live);
     let preflight = decide::preflight(&plan, &live).err();
     Ok(Prepared {
         api,
         plan,
         opts,
-        nft_previous,
+        nft_before,
         _lock: lock,
         decisions,
         preflight,
@@ -237,9 +237,8 @@ impl<A: Api> Prepared<A> {
             })
             .map_err(TxError::JournalWrite)?;
             if let Some(name) = &snap_name {
-                let refs: Vec<_> = touched.iter().map(|a| a.instance_ref()).collect();
                 let results =
-                    pre_apply_snapshots(&self.api, &refs, name, opts.parallelism, j, sink).await;
+                    pre_apply_snapshots(&self.api, &touched, name, opts.parallelism, j, sink).await;
                 let ok = results.iter().filter(|r| **r).count();
                 if ok > 0 {
                     snapshot_taken = true;
@@ -261,7 +260,7 @@ impl<A: Api> Prepared<A> {
             .then(|| watch_ctrl_c(self.interrupt.clone(), sink.clone()));
         let ctx = RunContext {
             state_dir: opts.state_dir.clone(),
-            nft_previous: self.nft_previous.clone(),
+            nft_before: self.nft_before.clone(),
             journal: journal.clone(),
             nft: opts.nft.clone(),
         };
