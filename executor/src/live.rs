@@ -35,8 +35,18 @@ fn list(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+/// A string field of an Incus object (`""` when absent).
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The project an object of an all-projects list is in, and its name.
+fn project_and_name(v: &Value) -> (String, String) {
+    let project = match str_of(v, "project") {
+        "" => "default",
+        other => other,
+    };
+    (project.to_string(), str_of(v, "name").to_string())
 }
 
 /// Read everything anklume compares. `pools` are the storage pools the plan
@@ -51,29 +61,21 @@ pub async fn read<A: Api>(incus: &A, pools: &[String]) -> Result<Live, IncusErro
     )?;
     let mut live = Live::default();
     for n in list(&networks.metadata) {
-        live.networks.insert(s(n, "name").to_string(), n.clone());
+        live.networks
+            .insert(str_of(n, "name").to_string(), n.clone());
     }
     for p in list(&projects.metadata) {
-        live.projects.insert(s(p, "name").to_string(), p.clone());
+        live.projects
+            .insert(str_of(p, "name").to_string(), p.clone());
     }
     for p in list(&profiles.metadata) {
-        let project = match s(p, "project") {
-            "" => "default",
-            other => other,
-        };
-        live.profiles
-            .insert((project.to_string(), s(p, "name").to_string()), p.clone());
+        live.profiles.insert(project_and_name(p), p.clone());
     }
     for i in list(&instances.metadata) {
-        let project = match s(i, "project") {
-            "" => "default",
-            other => other,
-        };
-        live.instances
-            .insert((project.to_string(), s(i, "name").to_string()), i.clone());
+        live.instances.insert(project_and_name(i), i.clone());
     }
     for a in list(&aliases.metadata) {
-        live.aliases.insert(s(a, "name").to_string());
+        live.aliases.insert(str_of(a, "name").to_string());
     }
     for pool in pools {
         let r = incus
@@ -83,14 +85,9 @@ pub async fn read<A: Api>(incus: &A, pools: &[String]) -> Result<Live, IncusErro
             ))
             .await?;
         for v in list(&r.metadata) {
-            let project = match s(v, "project") {
-                "" => "default",
-                other => other,
-            };
-            live.volumes.insert(
-                (project.to_string(), pool.clone(), s(v, "name").to_string()),
-                v.clone(),
-            );
+            let (project, name) = project_and_name(v);
+            live.volumes
+                .insert((project, pool.clone(), name), v.clone());
         }
     }
     Ok(live)

@@ -139,7 +139,7 @@ async fn run_journaled<A: Api>(
         return Ok((done, None));
     };
     let prior = if !create || kind::prior_on_create(&target) {
-        kind::prior(api, &target, &ctx.state_dir, ctx.nft_previous.as_deref())
+        kind::prior(api, &target, ctx)
             .await
             .map_err(|e| NodeError::new(format!("reading its state for the journal: {e}")))?
     } else {

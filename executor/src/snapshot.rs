@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::incus::{dec, enc, Api, IncusError};
@@ -17,8 +17,9 @@ pub const PRE_APPLY: &str = "pre-apply-";
 /// Prefix of the snapshots `anklume snapshot create` names by default.
 pub const USER: &str = "snap-";
 
-/// An instance, located.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// An instance, located: what snapshots name, and the address of the
+/// instance kind ([`crate::kind::instance::Address`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InstanceRef {
     /// Its project.
     pub project: String,
@@ -27,9 +28,19 @@ pub struct InstanceRef {
 }
 
 impl InstanceRef {
-    fn path(&self) -> String {
+    /// Its REST path.
+    pub fn path(&self) -> String {
         format!(
             "/1.0/instances/{}?project={}",
+            enc(&self.name),
+            enc(&self.project)
+        )
+    }
+
+    /// The REST path of its run state.
+    pub fn state(&self) -> String {
+        format!(
+            "/1.0/instances/{}/state?project={}",
             enc(&self.name),
             enc(&self.project)
         )

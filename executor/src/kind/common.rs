@@ -28,10 +28,7 @@ pub fn config_of(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// A string field of an Incus object (`""` when absent).
-pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
+pub use crate::live::str_of;
 
 /// The declared config keys whose live value differs, as `prefix.key`.
 pub fn config_changes(prefix: &str, desired: &Config, live: Option<&Value>, out: &mut Vec<Change>) {

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use anklume_plan::{ImageSource, Instance};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::common::{
@@ -12,46 +11,13 @@ use super::common::{
     pick, same, str_of, verdict,
 };
 use super::{Action, Change, NodeError, Orphan, StepResult, Target, Undo};
-use crate::incus::{enc, project_query, Api, IncusError};
+use crate::incus::{project_query, Api, IncusError};
 use crate::live::Live;
 use crate::snapshot::{self, InstanceRef};
 
-/// Where it is: project and name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Address {
-    /// The project.
-    pub project: String,
-    /// The instance's name.
-    pub name: String,
-}
-
-impl Address {
-    /// Its REST path.
-    pub fn path(&self) -> String {
-        format!(
-            "/1.0/instances/{}?{}",
-            enc(&self.name),
-            project_query(&self.project)
-        )
-    }
-
-    /// The REST path of its run state.
-    pub fn state(&self) -> String {
-        format!(
-            "/1.0/instances/{}/state?{}",
-            enc(&self.name),
-            project_query(&self.project)
-        )
-    }
-
-    /// As the snapshot functions name it.
-    pub fn instance_ref(&self) -> InstanceRef {
-        InstanceRef {
-            project: self.project.clone(),
-            name: self.name.clone(),
-        }
-    }
-}
+/// Where it is: project and name (the instance the snapshot functions
+/// name too).
+pub type Address = InstanceRef;
 
 /// The writable fields the journal keeps and rollback puts back; the run
 /// state (`status`) is kept too.
@@ -232,12 +198,11 @@ pub async fn undo<A: Api>(
             error: "the instance no longer exists: nothing to restore".into(),
         });
     }
-    let i = a.instance_ref();
     let mut done = Vec::new();
     let mut note = None;
     if let Some(snap) = snapshot {
-        if snapshot::exists(api, &i, snap).await? {
-            snapshot::restore(api, &i, snap).await?;
+        if snapshot::exists(api, a, snap).await? {
+            snapshot::restore(api, a, snap).await?;
             done.push(format!("snapshot {snap} restored"));
         } else {
             note = Some(format!(

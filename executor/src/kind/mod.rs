@@ -20,7 +20,7 @@ pub(crate) mod tests;
 pub mod volume;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anklume_plan::{Plan, Resource};
@@ -114,8 +114,10 @@ pub struct RunContext {
     /// The state directory (last applied ruleset, saved previous tables).
     pub state_dir: PathBuf,
     /// The live `inet anklume` table before this apply, saved before the
-    /// ruleset is replaced.
-    pub nft_previous: Option<String>,
+    /// The host's `inet anklume` table and the state files as apply read
+    /// them before this apply: what the nftables node journals as its
+    /// prior state, and the table saved before the ruleset replaces it.
+    pub nft_before: Option<crate::nft::NftLive>,
     /// The journal every change is recorded in first (none for tests that
     /// exercise the scheduler alone).
     pub journal: Option<Arc<Journal>>,
@@ -129,7 +131,7 @@ impl Default for RunContext {
     fn default() -> RunContext {
         RunContext {
             state_dir: PathBuf::new(),
-            nft_previous: None,
+            nft_before: None,
             journal: None,
             nft: crate::nft::system(),
             provisioner: None,
@@ -203,7 +205,11 @@ pub async fn apply<A: Api>(
         Resource::Volume(v) => volume::apply(api, v, create).await,
         Resource::Instance(i) => instance::apply(api, i, create).await,
         Resource::Nftables(t) => {
-            nftables::apply(&ctx.nft, t, &ctx.state_dir, ctx.nft_previous.as_deref()).await
+            let previous = ctx
+                .nft_before
+                .as_ref()
+                .and_then(|b| b.live_table.as_deref());
+            nftables::apply(&ctx.nft, t, &ctx.state_dir, previous).await
         }
         Resource::Provision(p) => provision::apply(api, p, ctx).await,
     }
@@ -214,8 +220,7 @@ pub async fn apply<A: Api>(
 pub async fn prior<A: Api>(
     api: &A,
     target: &Target,
-    state_dir: &Path,
-    nft_previous: Option<&str>,
+    ctx: &RunContext,
 ) -> Result<Option<Value>, IncusError> {
     match target {
         Target::Network(a) => network::prior(api, a).await,
@@ -223,7 +228,7 @@ pub async fn prior<A: Api>(
         Target::Profile(a) => profile::prior(api, a).await,
         Target::Volume(a) => volume::prior(api, a).await,
         Target::Instance(a) => instance::prior(api, a).await,
-        Target::Nftables(_) => Ok(Some(nftables::prior(state_dir, nft_previous))),
+        Target::Nftables(_) => Ok(Some(nftables::prior(ctx.nft_before.as_ref()))),
         Target::Provision(a) => provision::prior(api, a).await,
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{Action, Change, NodeError, StepResult, Undo};
 use crate::incus::{enc, Api, IncusError};
 use crate::live::Live;
-use crate::nft::{self, AfterRollback, Nft};
+use crate::nft::{self, AfterRollback, Nft, NftLive};
 
 /// There is one table: its address is empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -92,13 +92,12 @@ pub async fn apply(
 
 /// What the journal keeps, for a create too: the table in force and the
 /// state files, so rollback can put all three back.
-pub fn prior(state_dir: &Path, previous: Option<&str>) -> Value {
-    let d = nft::dir(state_dir);
-    let file = |n: &str| std::fs::read_to_string(d.join(n)).ok();
+pub fn prior(before: Option<&NftLive>) -> Value {
+    let field = |f: fn(&NftLive) -> &Option<String>| before.and_then(|b| f(b).as_deref());
     json!({
-        "table": previous,
-        "applied": file("applied.nft"),
-        "applied_listing": file("applied.listing"),
+        "table": field(|b| &b.live_table),
+        "applied": field(|b| &b.last_applied),
+        "applied_listing": field(|b| &b.applied_listing),
     })
 }
 

@@ -176,7 +176,7 @@ async fn life_cycle(fake: &Fake, first: Resource, second: Resource, changed_keys
     let mut got = keys(&decide_now(fake, &second).await);
     got.sort();
     assert_eq!(got, want);
-    let prior = prior(fake, &t, std::path::Path::new("/nonexistent"), None)
+    let prior = prior(fake, &t, &RunContext::default())
         .await
         .unwrap()
         .expect("it exists");
@@ -341,7 +341,7 @@ async fn volume_life_cycle() {
     assert_eq!(decide_now(&fake, &first).await, Action::Unchanged);
     let second = volume("kt", "kt-data", "2GiB");
     assert_eq!(keys(&decide_now(&fake, &second).await), ["config.size"]);
-    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+    let before = prior(&fake, &t, &RunContext::default())
         .await
         .unwrap()
         .unwrap();
@@ -419,7 +419,7 @@ async fn instance_prior_leaves_out_volatile_keys() {
     };
     let live = fake.get_object(&t.path().unwrap()).unwrap();
     assert!(volatile(&live) > 0, "Incus added volatile keys: {live}");
-    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+    let before = prior(&fake, &t, &RunContext::default())
         .await
         .unwrap()
         .unwrap();
@@ -452,7 +452,7 @@ async fn instance_run_state_is_decided_applied_and_undone() {
         v["status"] = Value::String("Stopped".into());
     });
     assert_eq!(keys(&decide_now(&fake, &i).await), ["state"]);
-    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+    let before = prior(&fake, &t, &RunContext::default())
         .await
         .unwrap()
         .unwrap();
@@ -544,7 +544,7 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
     let Target::Instance(a) = &t else {
         unreachable!()
     };
-    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+    let before = prior(&fake, &t, &RunContext::default())
         .await
         .unwrap()
         .unwrap();
@@ -556,7 +556,7 @@ async fn instance_undo_restores_the_snapshot_then_the_configuration() {
         move |v: &mut Value| v["config"]["volatile.test.witness"] = value
     };
     fake.set_object(&t.path().unwrap(), witness("at the snapshot"));
-    crate::snapshot::create(&fake, &a.instance_ref(), "pre-apply-20260101-000000")
+    crate::snapshot::create(&fake, a, "pre-apply-20260101-000000")
         .await
         .unwrap();
     fake.set_object(&t.path().unwrap(), witness("after the snapshot"));
@@ -650,7 +650,7 @@ async fn provisioning_undo_restores_the_data_and_the_fingerprint() {
         v["config"][provision::PROVISIONED] = Value::String("f1".into());
         v["config"]["volatile.test.data"] = Value::String("before".into());
     });
-    let before = prior(&fake, &t, std::path::Path::new("/x"), None)
+    let before = prior(&fake, &t, &RunContext::default())
         .await
         .unwrap()
         .unwrap();
@@ -907,10 +907,12 @@ async fn nftables_apply_decide_and_undo() {
     };
     assert_eq!(decide(&table, &read()), Action::Create);
     let target = target(&table).unwrap();
-    let before = prior(&incus, &target, state.path(), None)
-        .await
-        .unwrap()
-        .unwrap();
+    // The state as apply reads it first, carried to the journal.
+    let ctx = RunContext {
+        nft_before: read().nftables,
+        ..ctx
+    };
+    let before = prior(&incus, &target, &ctx).await.unwrap().unwrap();
     apply(&incus, &table, true, &ctx).await.unwrap();
     assert!(host.table().unwrap().contains("drop"));
     assert_eq!(decide(&table, &read()), Action::Unchanged);

@@ -82,7 +82,7 @@ pub struct Prepared<A: Api> {
     api: A,
     plan: Plan,
     opts: Options,
-    nft_previous: Option<String>,
+    nft_before: Option<nft::NftLive>,
     provisioner: Option<Arc<crate::ansible::Provisioner>>,
     _lock: Option<ApplyLock>,
     /// One action per plan node, and the orphans.
@@ -164,7 +164,7 @@ pub async fn prepare<A: Api>(
         Some(p) => p.unavailable(),
     };
     let provisioner = provisioner.filter(|_| live.provisioning_off.is_none());
-    let nft_previous = live.nftables.as_ref().and_then(|s| s.live_table.clone());
+    let nft_before = live.nftables.clone();
     let mut decisions = decide::decide(&plan, &live);
     if let Some(names) = &opts.reprovision {
         for (node, action) in plan.nodes.iter().zip(decisions.actions.iter_mut()) {
@@ -200,7 +200,7 @@ pub async fn prepare<A: Api>(
         api,
         plan,
         opts,
-        nft_previous,
+        nft_before,
         provisioner,
         _lock: lock,
         decisions,
@@ -338,9 +338,8 @@ impl<A: Api> Prepared<A> {
             })
             .map_err(TxError::JournalWrite)?;
             if let Some(name) = &snap_name {
-                let refs: Vec<_> = touched.iter().map(|a| a.instance_ref()).collect();
                 let results =
-                    pre_apply_snapshots(&self.api, &refs, name, opts.parallelism, j, sink).await;
+                    pre_apply_snapshots(&self.api, &touched, name, opts.parallelism, j, sink).await;
                 let ok = results.iter().filter(|r| **r).count();
                 if ok > 0 {
                     snapshot_taken = true;
@@ -375,7 +374,7 @@ impl<A: Api> Prepared<A> {
         }
         let ctx = RunContext {
             state_dir: opts.state_dir.clone(),
-            nft_previous: self.nft_previous.clone(),
+            nft_before: self.nft_before.clone(),
             journal: journal.clone(),
             nft: opts.nft.clone(),
             provisioner: self.provisioner.clone(),
