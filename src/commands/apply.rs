@@ -32,7 +32,8 @@ pub enum ApplyFormat {
 ///
 /// Reads Incus's state in bulk, decides per resource (create, update,
 /// unchanged), lists orphans (reported, never deleted here), then executes
-/// in dependency order. Provisioning is not run yet.
+/// in dependency order, then provisions (Ansible inside the instances
+/// whose provisioning fingerprint differs), streaming each task.
 #[derive(clap::Args)]
 pub struct Args {
     /// The plan file (`anklume plan > plan.bin`).
@@ -75,6 +76,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
+    /// Also show the Ansible tasks that changed nothing (text format; JSON
+    /// always has every task).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 fn describe(action: &Action) -> String {
@@ -151,7 +156,7 @@ pub fn run(args: Args) -> Exit {
 }
 
 /// How events look: text lines for people, or one JSON object per line.
-fn sink(json_out: bool, progress: bool) -> Sink {
+fn sink(json_out: bool, progress: bool, verbose: bool) -> Sink {
     Arc::new(move |event: &Event| {
         if json_out {
             if let Event::Interrupted { .. } | Event::Warning { .. } | Event::Internal { .. } =
@@ -199,6 +204,25 @@ fn sink(json_out: bool, progress: bool) -> Sink {
                     }
                 }
             }
+            Event::Task { task: t, .. } => {
+                use anklume_executor::ansible::TaskStatus as S;
+                let status = match (t.status, t.ignored) {
+                    (S::Failed, true) => "failed (ignored)",
+                    (S::Failed, false) => "FAILED",
+                    (S::Unreachable, _) => "UNREACHABLE",
+                    (S::Changed, _) => "changed",
+                    (S::Ok, _) => "ok",
+                    (S::Skipped, _) => "skipped",
+                };
+                let shown = verbose || matches!(t.status, S::Changed | S::Failed | S::Unreachable);
+                if shown {
+                    let why = match (&t.msg, t.ignored) {
+                        (Some(m), false) => format!(": {}", esc(m.lines().next().unwrap_or(""))),
+                        _ => String::new(),
+                    };
+                    println!("  [{}] {status} {}{why}", esc(&t.host), esc(&t.task));
+                }
+            }
             Event::Interrupted { again: false } => eprintln!(
                 "interrupted: no new operation is started; waiting for those in flight (Ctrl-C again to quit now)"
             ),
@@ -229,7 +253,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let start = Instant::now();
     let json_out = args.format == ApplyFormat::Json;
     let progress = !json_out && std::io::stdout().is_terminal();
-    let sink = sink(json_out, progress);
+    let sink = sink(json_out, progress, args.verbose);
     let opts = Options {
         state_dir: state::state_dir(),
         dry_run: args.dry_run,

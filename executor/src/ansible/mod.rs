@@ -7,7 +7,10 @@
 //! user's Ansible tree, and answers each host from the play recap. The
 //! whole output of each run is kept in the state directory.
 
+pub mod events;
 pub mod recap;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,11 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Mutex};
 
+pub use events::{TaskEvent, TaskStatus};
 pub use recap::HostRecap;
+
+/// Where task events go while a playbook runs.
+pub type Progress = Arc<dyn Fn(&TaskEvent) + Send + Sync>;
 
 /// Where Ansible and anklume's Ansible content are.
 #[derive(Clone, Debug)]
@@ -75,6 +82,7 @@ pub struct Provisioner {
     setup: Setup,
     batch: Mutex<Batch>,
     runs: std::sync::atomic::AtomicU64,
+    progress: std::sync::Mutex<Option<Progress>>,
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -96,7 +104,13 @@ impl Provisioner {
                 expected: usize::MAX,
             }),
             runs: Default::default(),
+            progress: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Report each task result of the coming runs to `progress`.
+    pub fn set_progress(&self, progress: Progress) {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(progress);
     }
 
     /// Why provisioning cannot run here, if it cannot.
@@ -206,7 +220,15 @@ impl Provisioner {
             .map(|(h, w)| (h.clone(), w.context.clone()))
             .collect();
         let setup = self.setup.clone();
-        let result = tokio::task::spawn_blocking(move || run_playbook(&setup, &contexts, n)).await;
+        let progress = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let result = tokio::task::spawn_blocking(move || {
+            run_playbook(&setup, &contexts, n, progress.as_deref())
+        })
+        .await;
         let (log, output) = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => (PathBuf::new(), Err(e)),
@@ -219,14 +241,18 @@ impl Provisioner {
                     log: log.clone(),
                     error: Some(e.clone()),
                 },
-                Ok(recaps) => {
+                Ok((recaps, failures)) => {
                     let recap = recaps.get(&host).cloned();
                     let error = match &recap {
-                        None => Some("the play did not reach it (see the log)".into()),
-                        Some(r) if r.failed > 0 || r.unreachable > 0 => Some(format!(
-                            "{} task(s) failed, unreachable {} (see the log)",
-                            r.failed, r.unreachable
-                        )),
+                        None => Some("the play did not reach it".into()),
+                        Some(r) if r.failed > 0 || r.unreachable > 0 => {
+                            Some(failures.get(&host).cloned().unwrap_or_else(|| {
+                                format!(
+                                    "{} task(s) failed, unreachable {}",
+                                    r.failed, r.unreachable
+                                )
+                            }))
+                        }
                         Some(_) => None,
                     };
                     HostOutcome {
@@ -243,19 +269,27 @@ impl Provisioner {
     }
 }
 
-/// Each host's recap, or why there is none.
-type Recaps = Result<BTreeMap<String, HostRecap>, String>;
+/// Each host's recap and the first failure of each host that failed, or
+/// why there is none.
+type Recaps = Result<(BTreeMap<String, HostRecap>, BTreeMap<String, String>), String>;
 
-/// Run the playbook over `hosts` (with each one's nesting context); the
-/// log file and each host's recap.
+/// How often the events file is read while the playbook runs.
+const POLL: Duration = Duration::from_millis(150);
+
+/// Run the playbook over `hosts` (with each one's nesting context),
+/// reporting each task result to `progress` as it happens; the log file
+/// (the whole output) and each host's counts.
 fn run_playbook(
     s: &Setup,
     hosts: &BTreeMap<String, BTreeMap<String, String>>,
     n: u64,
+    progress: Option<&(dyn Fn(&TaskEvent) + Send + Sync)>,
 ) -> Result<(PathBuf, Recaps), String> {
-    std::fs::create_dir_all(&s.logs).map_err(|e| format!("{}: {e}", s.logs.display()))?;
+    let at = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(&s.logs).map_err(|e| at(&s.logs, e))?;
     let stem = format!("{}-{n}", crate::journal::timestamp());
     let log = s.logs.join(format!("{stem}.log"));
+    let events = s.logs.join(format!("{stem}-events.jsonl"));
     // Each host's nesting context, as the host variable anklume_context, in
     // a second inventory kept beside the log (JSON is YAML: Ansible's yaml
     // inventory plugin reads it).
@@ -268,10 +302,13 @@ fn run_playbook(
                 .collect::<serde_json::Map<String, serde_json::Value>>()
         }
     });
-    std::fs::write(&context, inventory.to_string())
-        .map_err(|e| format!("{}: {e}", context.display()))?;
+    std::fs::write(&context, inventory.to_string()).map_err(|e| at(&context, e))?;
+    std::fs::write(&events, b"").map_err(|e| at(&events, e))?;
+    // stdout and stderr both go to the log, in the order they are written.
+    let out = std::fs::File::create(&log).map_err(|e| at(&log, e))?;
+    let err = out.try_clone().map_err(|e| at(&log, e))?;
     let names: Vec<&str> = hosts.keys().map(String::as_str).collect();
-    let out = std::process::Command::new(&s.ansible_playbook)
+    let mut child = std::process::Command::new(&s.ansible_playbook)
         .arg(s.content.join("site.yml"))
         .arg("-i")
         .arg(s.tree.join("inventory"))
@@ -283,25 +320,67 @@ fn run_playbook(
         .arg(s.forks.max(1).to_string())
         .env("ANSIBLE_CONFIG", s.content.join("ansible.cfg"))
         .env("ANKLUME_TREE", &s.tree)
+        .env("ANKLUME_EVENTS_FILE", &events)
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_NOCOLOR", "1")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", s.ansible_playbook.display()))?;
-    let mut text = out.stdout.clone();
-    text.extend_from_slice(&out.stderr);
-    std::fs::write(&log, &text).map_err(|e| format!("{}: {e}", log.display()))?;
-    let recaps = recap::parse(&String::from_utf8_lossy(&out.stdout));
+    let mut reader = events::Reader::default();
+    let mut failures = BTreeMap::new();
+    let mut report = |reader: &mut events::Reader| {
+        for e in reader.poll(&events) {
+            if matches!(e.status, TaskStatus::Failed | TaskStatus::Unreachable) && !e.ignored {
+                failures.entry(e.host.clone()).or_insert_with(|| {
+                    let what = if e.status == TaskStatus::Unreachable {
+                        "could not reach it"
+                    } else {
+                        "failed"
+                    };
+                    match &e.msg {
+                        Some(m) => format!(
+                            "task '{}' {what}: {}",
+                            e.task,
+                            m.lines().next().unwrap_or("")
+                        ),
+                        None => format!("task '{}' {what}", e.task),
+                    }
+                });
+            }
+            if let Some(p) = progress {
+                p(&e);
+            }
+        }
+    };
+    let status = loop {
+        report(&mut reader);
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => return Err(format!("waiting for ansible-playbook: {e}")),
+        }
+    };
+    report(&mut reader);
+    // The plugin's final counts; else the recap of the text output (the
+    // plugin did not load, e.g. a changed ansible.cfg).
+    let recaps = match reader.stats.take() {
+        Some(stats) if !stats.is_empty() => stats,
+        _ => recap::parse(&String::from_utf8_lossy(
+            &std::fs::read(&log).map_err(|e| at(&log, e))?,
+        )),
+    };
     if recaps.is_empty() {
         return Ok((
             log.clone(),
             Err(format!(
-                "ansible-playbook ended with {} and no recap (see {})",
-                out.status,
+                "ansible-playbook ended with {status} and no recap (see {})",
                 log.display()
             )),
         ));
     }
-    Ok((log, Ok(recaps)))
+    Ok((log, Ok((recaps, failures))))
 }
 
 /// The default places: the venv of `scripts/ansible-setup.sh`

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 /// One host's counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HostRecap {
     /// Tasks ok (changed included).
     pub ok: u32,

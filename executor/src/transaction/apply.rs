@@ -371,6 +371,22 @@ impl<A: Api> Prepared<A> {
                 })
                 .count();
             p.expect(hosts).await;
+            let nodes: std::collections::BTreeMap<String, String> = self
+                .plan
+                .nodes
+                .iter()
+                .filter_map(|n| match &n.resource {
+                    Resource::Provision(p) => Some((p.host.clone(), n.id.clone())),
+                    _ => None,
+                })
+                .collect();
+            let sink = sink.clone();
+            p.set_progress(Arc::new(move |t: &crate::ansible::TaskEvent| {
+                sink(&Event::Task {
+                    node: nodes.get(&t.host).cloned(),
+                    task: t.clone(),
+                })
+            }));
         }
         let ctx = RunContext {
             state_dir: opts.state_dir.clone(),

@@ -70,6 +70,15 @@ pub enum Event {
         /// Nodes in the plan.
         total: usize,
     },
+    /// One Ansible task ended on one host being provisioned.
+    Task {
+        /// The provision node (`provision/<machine>`), when the host is one
+        /// of the plan's.
+        node: Option<String>,
+        /// The task and its result.
+        #[serde(flatten)]
+        task: crate::ansible::TaskEvent,
+    },
     /// Ctrl-C: no new operation starts; those in flight finish. `again`:
     /// the second one (the user wants to quit without waiting).
     Interrupted {
