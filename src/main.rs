@@ -1,6 +1,7 @@
 //! The `anklume` command line: argument parsing, host-fact gathering, wiring
 //! and exit codes. The work itself lives in the library crates.
 
+mod ansible_content;
 mod client;
 mod commands;
 mod facts;

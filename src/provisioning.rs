@@ -18,12 +18,10 @@ const MAX_FILE: u64 = 16 << 20;
 /// The most files read from one role.
 const MAX_ROLE_FILES: usize = 10_000;
 
-/// Where anklume's own roles are: `ANKLUME_ROLES_DIR`, else the `ansible/roles`
-/// directory of this source tree.
-pub fn shipped_roles() -> PathBuf {
-    std::env::var_os("ANKLUME_ROLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/roles"))
+/// Where anklume's own roles are: `roles/` of its Ansible content
+/// ([`crate::ansible_content`]), the copy `apply` runs.
+pub fn shipped_roles() -> Result<PathBuf, String> {
+    crate::ansible_content::dir().map(|d| d.join("roles"))
 }
 
 /// What was read.
@@ -92,7 +90,7 @@ fn walk(dir: &Path) -> Result<BTreeMap<String, String>, String> {
 /// `tree` (where `anklume sync` writes; `roles_custom/` is there too).
 /// A role found nowhere is listed in [`Gathered::missing`].
 pub fn gather(plan: &Plan, tree: &Path) -> Result<Gathered, String> {
-    let shipped = shipped_roles();
+    let shipped = shipped_roles()?;
     let mut inputs = ProvisionInputs::default();
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();

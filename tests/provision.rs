@@ -294,4 +294,81 @@ fn apply_provisions_once_and_again_only_what_changed() {
         results.contains(&(B.to_string(), "unchanged".into())),
         "{results:?}"
     );
+
+    // Both roles edited, and B's now fails: still one Ansible run; A is
+    // provisioned, B fails alone, its error names the task and where the
+    // whole output is; every task is streamed as an event. B keeps its old
+    // fingerprint, so the next apply runs B only.
+    let before = ansible_runs(d);
+    role(d, "hello", "hey");
+    write(
+        d,
+        "roles_custom/bye/tasks/main.yml",
+        "- name: bye | refuse\n  ansible.builtin.fail:\n    msg: bye refuses\n",
+    );
+    let o = run(d, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(
+        d,
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--format",
+            "json",
+            "--no-nftables",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(ansible_runs(d), before + 1);
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let task = |host: &str, name: &str| {
+        events
+            .iter()
+            .find(|v| v["event"] == "task" && v["host"] == host && v["task"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task event {host} {name}: {}", text(&o)))
+    };
+    assert_eq!(task(A, "hello | write")["status"], "changed");
+    assert_eq!(task(A, "hello | write")["node"], format!("provision/{A}"));
+    let refused = task(B, "bye | refuse");
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(refused["msg"], "bye refuses");
+    let result = |id: &str| {
+        events
+            .iter()
+            .find(|v| v["event"] == "result" && v["node"]["id"] == format!("provision/{id}"))
+            .map(|v| v["node"].clone())
+            .unwrap()
+    };
+    assert_eq!(result(A)["result"], "updated");
+    let failed = result(B);
+    assert_eq!(failed["result"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("task 'bye | refuse' failed: bye refuses"),
+        "{error}"
+    );
+    let log = error.rsplit("its output is in ").next().unwrap();
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("bye refuses"),
+        "{log}"
+    );
+    assert_eq!(cat(A, "/root/hello"), "hey anklume\n");
+
+    role(d, "bye", "farewell");
+    let (_, prov) = plan_apply(d);
+    assert_eq!(
+        prov,
+        [
+            (A.to_string(), "unchanged".into()),
+            (B.to_string(), "updated".into())
+        ]
+    );
+    assert_eq!(cat(B, "/root/bye"), "farewell world\n");
 }

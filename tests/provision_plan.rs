@@ -20,7 +20,7 @@ domains:
 
 fn run(dir: &Path, args: &[&str]) -> std::process::Output {
     anklume_command(dir, args)
-        .env("ANKLUME_ROLES_DIR", dir.join("shipped"))
+        .env("ANKLUME_ANSIBLE_DIR", dir.join("shipped"))
         .output()
         .unwrap()
 }
@@ -58,7 +58,7 @@ fn fingerprints_follow_roles_and_variables() {
     write(d, "infra.yml", INFRA);
     write(
         d,
-        "shipped/base_system/tasks/main.yml",
+        "shipped/roles/base_system/tasks/main.yml",
         "- ansible.builtin.debug: {msg: base}\n",
     );
     write(
@@ -85,7 +85,7 @@ fn fingerprints_follow_roles_and_variables() {
     assert_eq!(web["pro-b"], first["pro-b"]);
 
     // A role everyone runs: both change.
-    write(d, "shipped/base_system/defaults/main.yml", "x: 1\n");
+    write(d, "shipped/roles/base_system/defaults/main.yml", "x: 1\n");
     let base = fingerprints(d);
     assert_ne!(base["pro-a"], web["pro-a"]);
     assert_ne!(base["pro-b"], web["pro-b"]);
@@ -116,7 +116,7 @@ fn a_missing_role_is_said_and_apply_refuses_a_changed_tree() {
     write(d, "infra.yml", INFRA);
     write(
         d,
-        "shipped/base_system/tasks/main.yml",
+        "shipped/roles/base_system/tasks/main.yml",
         "- ansible.builtin.debug: {msg: base}\n",
     );
     assert_eq!(run(d, &["sync"]).status.code(), Some(0));

@@ -62,12 +62,17 @@ class CallbackModule(CallbackBase):
     def _task(self, result, status, ignored=False):
         task = result._task
         role = getattr(task, "_role", None)
+        role = role.get_name() if role is not None else None
+        name = task.get_name().strip()
+        # Ansible prefixes a role's task names with "<role> : ".
+        if role and name.startswith(role + " : "):
+            name = name[len(role) + 3 :]
         self._emit(
             {
                 "kind": "task",
                 "host": result._host.get_name(),
-                "task": task.get_name().strip(),
-                "role": role.get_name() if role is not None else None,
+                "task": name,
+                "role": role,
                 "status": status,
                 "ignored": bool(ignored),
                 "msg": self._msg(result) if status in ("failed", "unreachable") else None,
@@ -90,9 +95,15 @@ class CallbackModule(CallbackBase):
         hosts = {}
         for h in sorted(stats.processed.keys()):
             s = stats.summarize(h)
+            # Ansible calls the failed count "failures".
             hosts[h] = {
-                k: int(s.get(k, 0))
-                for k in ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
+                "ok": int(s.get("ok", 0)),
+                "changed": int(s.get("changed", 0)),
+                "failed": int(s.get("failures", 0)),
+                "unreachable": int(s.get("unreachable", 0)),
+                "skipped": int(s.get("skipped", 0)),
+                "rescued": int(s.get("rescued", 0)),
+                "ignored": int(s.get("ignored", 0)),
             }
         self._emit({"kind": "stats", "hosts": hosts})
         if self._out is not None:

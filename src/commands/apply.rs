@@ -270,11 +270,10 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         reprovision: args.reprovision.clone(),
         provisioning: (!args.no_provision).then(|| anklume_executor::ansible::Setup {
             ansible_playbook: anklume_executor::ansible::default_playbook(),
-            content: std::env::var_os("ANKLUME_ANSIBLE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible")
-                }),
+            content: crate::ansible_content::dir().unwrap_or_else(|e| {
+                eprintln!("warning: {}", esc(&e));
+                PathBuf::new()
+            }),
             // Absolute: Ansible resolves a relative roles path from its
             // configuration file's directory, not from here.
             tree: std::path::absolute(if file.header.tree_dir.is_empty() {

@@ -245,7 +245,13 @@ impl Provisioner {
                     let recap = recaps.get(&host).cloned();
                     let error = match &recap {
                         None => Some("the play did not reach it".into()),
-                        Some(r) if r.failed > 0 || r.unreachable > 0 => {
+                        // A failure the counts do not show (and no rescue
+                        // explains) still fails the host.
+                        Some(r)
+                            if r.failed > 0
+                                || r.unreachable > 0
+                                || (r.rescued == 0 && failures.contains_key(&host)) =>
+                        {
                             Some(failures.get(&host).cloned().unwrap_or_else(|| {
                                 format!(
                                     "{} task(s) failed, unreachable {}",

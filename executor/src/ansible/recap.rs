@@ -18,6 +18,8 @@ pub struct HostRecap {
     pub failed: u32,
     /// Skipped tasks.
     pub skipped: u32,
+    /// Failures a `rescue` handled.
+    pub rescued: u32,
 }
 
 /// Every host of the last `PLAY RECAP` in `out`.
@@ -44,6 +46,7 @@ pub fn parse(out: &str) -> BTreeMap<String, HostRecap> {
                 "unreachable" => r.unreachable = v,
                 "failed" => r.failed = v,
                 "skipped" => r.skipped = v,
+                "rescued" => r.rescued = v,
                 _ => {}
             }
         }
@@ -72,7 +75,8 @@ b-2                        : ok=1    changed=0    unreachable=0    failed=1    s
                 changed: 1,
                 unreachable: 0,
                 failed: 0,
-                skipped: 2
+                skipped: 2,
+                rescued: 0
             }
         );
         assert_eq!(r["b-2"].failed, 1);
