@@ -7,7 +7,10 @@
 # already running, or are skipped (ANKLUME_REQUIRE_INCUS=1 makes a missing
 # daemon an error, as in CI). To install and start Incus first (apt
 # sources, packages, incusd, the test image: scripts/incus-setup.sh, as
-# root), ask for it with --setup or ANKLUME_SETUP=1.
+# root), ask for it with --setup or ANKLUME_SETUP=1; --setup also builds
+# the offline Debian image (scripts/image-debian.sh) and the pinned Ansible
+# venv (scripts/ansible-setup.sh) that the provisioning tests need. Without
+# them those tests are skipped, unless ANKLUME_REQUIRE_PROVISIONING=1 (CI).
 #
 # The real-Incus tests create and delete only objects named ankt-… (and the
 # `inet anklume` nftables table while they run), and refuse to run on a host
@@ -31,6 +34,19 @@ export INSTA_UPDATE=no
 
 if [ "$setup" = 1 ]; then
   scripts/incus-setup.sh
+  scripts/image-debian.sh
+  scripts/ansible-setup.sh
+fi
+venv="${ANKLUME_ANSIBLE_VENV:-$HOME/.cache/anklume/ansible-venv}"
+have_venv=0; [ -x "$venv/bin/ansible-playbook" ] && have_venv=1
+have_image=0
+if command -v incus >/dev/null 2>&1 && incus image list -f csv -c l anklume-debian 2>/dev/null | grep -qx anklume-debian; then
+  have_image=1
+fi
+require="${ANKLUME_REQUIRE_PROVISIONING:-0}"
+if [ "$require" = 1 ] && [ "$have_venv$have_image" != 11 ]; then
+  echo "test.sh: ANKLUME_REQUIRE_PROVISIONING=1 but the Ansible venv ($have_venv) or the anklume-debian image ($have_image) is missing: run with --setup" >&2
+  exit 1
 fi
 
 # The failpoints feature compiles the kill-at-record-N hook the rollback
@@ -47,6 +63,28 @@ matrix=$(ls -t target/tmp/isolation-matrix.txt 2>/dev/null | head -n 1 || true)
 if [ -n "$matrix" ]; then
   echo "==> measured isolation matrix"
   cat "$matrix"
+fi
+if [ "$have_venv" = 1 ]; then
+  echo "==> Ansible content: syntax check and ansible-lint"
+  scripts/ansible-check.sh
+  # Roles that need the Internet: their templates, rendered on this machine.
+  for t in ansible/tests/render-*.sh; do
+    [ -e "$t" ] || continue
+    echo "==> $t"
+    "$t"
+  done
+else
+  echo "==> Ansible content checks skipped: no venv (scripts/ansible-setup.sh)"
+fi
+if [ "$have_venv$have_image" = 11 ]; then
+  # The roles, for real, in throwaway containers (each script creates and
+  # deletes its own ankt-… project and bridge).
+  for t in ansible/tests/run-*.sh; do
+    echo "==> $t"
+    "$t"
+  done
+else
+  echo "==> real role tests skipped: they need the Ansible venv and the anklume-debian image (--setup)"
 fi
 echo "==> benches compile"
 cargo bench --workspace --no-run -q
