@@ -8,7 +8,8 @@
 #   2. a converged re-apply (must start no Ansible process);
 #   3. one role edited (bench_note): only its 4 users are provisioned again.
 # Prints the numbers and the Ansible per-host counts; keeps the JSON events
-# in $OUT (default: a temporary directory, removed).
+# and the state directory (journals, Ansible logs) in $OUT (default: a
+# temporary directory, removed). KEEP=1 leaves the domains in Incus.
 #
 # Needs root, a running Incus (scripts/incus-setup.sh), the image
 # (scripts/image-debian.sh) and the Ansible venv (scripts/ansible-setup.sh).
@@ -50,7 +51,10 @@ teardown() {
 work=$(mktemp -d)
 out="${OUT:-$work/out}"
 mkdir -p "$out"
-cleanup() { teardown; rm -rf "$work"; }
+cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then echo "KEEP=1: left the domains ankb-a, ankb-b, ankb-c"; else teardown; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 teardown
 
@@ -74,7 +78,8 @@ note_role() {
     > roles_custom/bench_note/tasks/main.yml
 }
 note_role first
-export ANKLUME_STATE_DIR="$work/state"
+# The state (journals, Ansible logs) is kept with the events.
+export ANKLUME_STATE_DIR="$out/state"
 
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
@@ -84,12 +89,12 @@ stamped_apply() {
   "$bin" apply plan.bin --yes --no-nftables --format json --parallelism "$forks" \
     | while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done > "$out/$name.jsonl"
 }
-runs() { find "$work/state/ansible" -name '*.log' 2>/dev/null | wc -l; }
+runs() { find "$ANKLUME_STATE_DIR/ansible" -name '*.log' 2>/dev/null | wc -l; }
 
 "$bin" sync >/dev/null
 t0=$(now)
 "$bin" plan -o plan.bin
-stamped_apply first
+stamped_apply first || echo "   the apply reported failures (events and logs in $out)"
 t1=$(now)
 infra_end=$(grep '"event":"result"' "$out/first.jsonl" | grep -v '"id":"provision/' | tail -n 1 | cut -d' ' -f1)
 echo "== first apply: $(ms "$t0" "$t1") ms (plan + apply)"
@@ -109,7 +114,7 @@ print("   provision results:", res)'
 before=$(runs)
 t0=$(now)
 "$bin" plan -o plan.bin
-stamped_apply converged
+stamped_apply converged || echo "   the apply reported failures (events and logs in $out)"
 t1=$(now)
 echo "== converged re-apply: $(ms "$t0" "$t1") ms (plan + apply); new Ansible runs: $(( $(runs) - before ))"
 
@@ -117,7 +122,7 @@ note_role second
 before=$(runs)
 t0=$(now)
 "$bin" plan -o plan.bin
-stamped_apply one-role
+stamped_apply one-role || echo "   the apply reported failures (events and logs in $out)"
 t1=$(now)
 n=$(grep '"event":"result"' "$out/one-role.jsonl" | grep '"id":"provision/' | grep -c '"result":"updated"' || true)
 echo "== one role edited: $(ms "$t0" "$t1") ms (plan + apply); instances provisioned again: $n; new Ansible runs: $(( $(runs) - before ))"

@@ -44,6 +44,29 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 # 2. The daemon (no systemd needed).
+# Kernel limits for many containers. Every container's systemd, udev,
+# networkd and resolved take inotify instances, all counted against the one
+# host uid the unprivileged containers map root to; Debian's default of 128
+# runs out at about a dozen Debian containers (dnsmasq then fails with "Too
+# many open files", containers boot without network). Raised to Incus's
+# recommended production values, never lowered, and kept across reboots.
+raise_sysctl() {
+  local key=$1 want=$2 have
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$have" -lt "$want" ]; then
+    log "raising $key from $have to $want"
+    sysctl -q -w "$key=$want"
+  fi
+}
+raise_sysctl fs.inotify.max_user_instances 1048576
+raise_sysctl fs.inotify.max_user_watches 1048576
+raise_sysctl vm.max_map_count 262144
+if [ ! -f /etc/sysctl.d/60-anklume-incus.conf ]; then
+  printf '%s\n' '# Written by anklume scripts/incus-setup.sh: limits for many Incus containers.' \
+    'fs.inotify.max_user_instances = 1048576' 'fs.inotify.max_user_watches = 1048576' \
+    'vm.max_map_count = 262144' > /etc/sysctl.d/60-anklume-incus.conf
+fi
+
 incusd_bin=/usr/libexec/incus/incusd
 [ -x "$incusd_bin" ] || incusd_bin=$(command -v incusd)
 if ! incus info >/dev/null 2>&1; then

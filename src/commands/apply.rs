@@ -143,6 +143,23 @@ fn event_line(e: &NodeEvent) -> String {
     }
 }
 
+/// inotify instances a booted Debian container takes (systemd, udev,
+/// networkd, resolved, journald…), measured about ten, with a margin.
+const INOTIFY_PER_CONTAINER: usize = 12;
+
+/// Unprivileged containers all map root to the same host uid, whose
+/// inotify instances are limited by `fs.inotify.max_user_instances`
+/// (Debian: 128). Past it, containers boot without network (dnsmasq and
+/// systemd fail with "Too many open files"): say so before, with the fix.
+fn inotify_warning(containers: usize, limit: Option<usize>) -> Option<String> {
+    let limit = limit?;
+    (containers * INOTIFY_PER_CONTAINER > limit).then(|| {
+        format!(
+            "fs.inotify.max_user_instances is {limit}: not enough for {containers} containers (about {INOTIFY_PER_CONTAINER} each, counted together); they may boot without network. Raise it: sysctl -w fs.inotify.max_user_instances=1048576 (scripts/incus-setup.sh does, and keeps it in /etc/sysctl.d/)"
+        )
+    })
+}
+
 /// Run it.
 pub fn run(args: Args) -> Exit {
     let file = match read_plan(&args.plan) {
@@ -345,6 +362,20 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         ));
     }
     print!("{out}");
+    let containers = plan
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(&n.resource, anklume_plan::Resource::Instance(i)
+                if i.instance_type == anklume_plan::InstanceType::Container)
+        })
+        .count();
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    if let Some(w) = inotify_warning(containers, limit) {
+        eprintln!("warning: {w}");
+    }
     if let Some(p) = &prepared.preflight {
         for problem in &p.problems {
             eprintln!("error: {}", esc(problem));
@@ -484,5 +515,18 @@ fn render_summary(
         for e in failed {
             eprintln!("  {}", event_line(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inotify_warning;
+
+    #[test]
+    fn inotify_limit_warns_only_when_the_containers_do_not_fit() {
+        assert!(inotify_warning(12, Some(128)).unwrap().contains("is 128"));
+        assert_eq!(inotify_warning(10, Some(128)), None);
+        assert_eq!(inotify_warning(12, Some(1_048_576)), None);
+        assert_eq!(inotify_warning(500, None), None, "unreadable: no guess");
     }
 }
