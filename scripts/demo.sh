@@ -37,11 +37,11 @@ echo "==> anklume plan $infra > $out/plan.bin"
 "$bin" plan "$infra" > "$out/plan.bin"
 "$bin" show "$out/plan.bin" | head -n 4
 
-echo "==> anklume apply $out/plan.bin --yes"
-"$bin" apply "$out/plan.bin" --yes
+echo "==> anklume apply $out/plan.bin --yes --no-provision (busybox has no Python for Ansible)"
+"$bin" apply "$out/plan.bin" --yes --no-provision
 
 echo "==> a second apply changes nothing"
-"$bin" apply "$out/plan.bin" --yes | tail -n 2
+"$bin" apply "$out/plan.bin" --yes --no-provision | tail -n 2
 
 echo "==> anklume rollback --list (what can be undone)"
 "$bin" rollback --list

@@ -460,6 +460,16 @@ fn str_of<'a>(v: &'a Map<String, Value>, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// `PATCH` of an instance, a network or a volume: as [`merge_patch`], and
+/// a description it is not given is emptied (Incus 6.0 does so, measured:
+/// profiles and projects keep theirs).
+fn merge_patch_clearing_description(obj: &mut Map<String, Value>, body: &Map<String, Value>) {
+    merge_patch(obj, body);
+    if !body.contains_key("description") {
+        obj.insert("description".into(), json!(""));
+    }
+}
+
 /// `PATCH`: config keys and devices merged one by one, other fields replaced.
 fn merge_patch(obj: &mut Map<String, Value>, body: &Map<String, Value>) {
     for (k, v) in body {
@@ -730,7 +740,7 @@ impl State {
                 Self::check_etag(cur, if_match)?;
                 let cur = self.networks.get_mut(name).expect("checked");
                 if method == Method::Patch {
-                    merge_patch(cur, body);
+                    merge_patch_clearing_description(cur, body);
                     Ok((self.ok("network-patch"), None))
                 } else {
                     replace_put(cur, body, &["config", "description"]);
@@ -1084,7 +1094,7 @@ impl State {
                 Self::check_etag(cur, if_match)?;
                 let cur = self.volumes.get_mut(&key).expect("checked");
                 if method == Method::Patch {
-                    merge_patch(cur, body);
+                    merge_patch_clearing_description(cur, body);
                     Ok((self.ok("volume-patch"), None))
                 } else {
                     replace_put(cur, body, &["config", "description"]);
@@ -1399,7 +1409,7 @@ impl State {
             Method::Patch => {
                 Self::check_etag(&cur.obj, if_match)?;
                 let cur = self.instances.get_mut(&key).expect("checked");
-                merge_patch(&mut cur.obj, body);
+                merge_patch_clearing_description(&mut cur.obj, body);
                 Ok((self.ok("instance-patch"), None))
             }
             Method::Put => {

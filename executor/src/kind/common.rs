@@ -242,6 +242,27 @@ pub async fn delete_if_exists<A: Api>(api: &A, path: &str) -> Result<StepResult,
 /// PATCH `body` onto the object at `path`, guarded by its current ETag.
 pub async fn patch<A: Api>(api: &A, path: &str, body: &Value) -> Result<(), IncusError> {
     let cur = api.get(path).await?;
-    api.patch(path, body, cur.etag.as_deref()).await?;
+    let body = keeping_description(body, &cur.metadata);
+    api.patch(path, &body, cur.etag.as_deref()).await?;
     Ok(())
+}
+
+/// `body` for a PATCH of the object `current`, carrying its description
+/// when `body` has none: Incus 6.0 empties the description of an instance,
+/// a network or a volume that a PATCH does not give (a config-only PATCH
+/// would erase the user's description).
+pub fn keeping_description(body: &Value, current: &Value) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(b) = &mut body {
+        if !b.contains_key("description") {
+            b.insert(
+                "description".into(),
+                current
+                    .get("description")
+                    .cloned()
+                    .unwrap_or(Value::String(String::new())),
+            );
+        }
+    }
+    body
 }

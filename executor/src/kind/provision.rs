@@ -8,7 +8,7 @@
 use anklume_plan::Provision;
 use serde_json::json;
 
-use super::common::{patch, str_of};
+use super::common::{keeping_description, patch, str_of};
 use super::{Action, Change, NodeError, RunContext, StepResult, Undo};
 use crate::incus::{enc, project_query, Api, IncusError};
 use crate::live::Live;
@@ -174,7 +174,7 @@ pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResul
         // An empty value removes the key.
         api.patch(
             &a.path(),
-            &json!({"config": {PROVISIONED: want}}),
+            &keeping_description(&json!({"config": {PROVISIONED: want}}), &cur.metadata),
             cur.etag.as_deref(),
         )
         .await?;

@@ -1236,3 +1236,80 @@ fn same_treats_empty_and_missing_alike() {
         &["config"]
     ));
 }
+
+/// Incus 6.0 empties the description of an instance, a network or a
+/// volume that a PATCH does not carry (measured; the fake does the same):
+/// the config-only PATCHes (a provisioning fingerprint recorded or put
+/// back, a volume's new size) keep the description they found.
+#[tokio::test]
+async fn config_only_patches_keep_the_description() {
+    let fake = fake_with_project().await;
+    let ctx = RunContext::default();
+    apply(
+        &fake,
+        &instance("kt", "kt-a", "Development box"),
+        true,
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let a = provision::Address {
+        project: "kt".into(),
+        instance: "kt-a".into(),
+    };
+    let path = a.path();
+    // The fake is faithful: a bare PATCH empties it.
+    let cur = fake.get(&path).await.unwrap();
+    fake.patch(
+        &path,
+        &serde_json::json!({"config": {"user.x": "1"}}),
+        cur.etag.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.get_object(&path).unwrap()["description"], "");
+    fake.set_object(&path, |v| {
+        v["description"] = Value::String("Development box".into());
+    });
+    // What provisioning's apply sends after a successful run.
+    common::patch(
+        &fake,
+        &path,
+        &serde_json::json!({"config": {provision::PROVISIONED: "f2"}}),
+    )
+    .await
+    .unwrap();
+    let now = fake.get_object(&path).unwrap();
+    assert_eq!(now["config"][provision::PROVISIONED], "f2");
+    assert_eq!(now["description"], "Development box");
+    // Provisioning's undo puts the old fingerprint back.
+    undo(
+        &fake,
+        &Target::Provision(a.clone()),
+        &Undo::Restore {
+            prior: Some(serde_json::json!({"provisioned": "f1"})),
+            snapshot: None,
+        },
+        &UndoContext::default(),
+    )
+    .await
+    .unwrap();
+    let now = fake.get_object(&path).unwrap();
+    assert_eq!(now["config"][provision::PROVISIONED], "f1");
+    assert_eq!(now["description"], "Development box");
+    // A volume's update keeps the description its user gave it.
+    let first = volume("kt", "kt-data", "1GiB");
+    apply(&fake, &first, true, &ctx).await.unwrap();
+    let vpath = target(&first).unwrap().path().unwrap();
+    fake.set_object(&vpath, |v| {
+        v["description"] = Value::String("photos".into());
+    });
+    apply(&fake, &volume("kt", "kt-data", "2GiB"), false, &ctx)
+        .await
+        .unwrap();
+    let v = fake.get_object(&vpath).unwrap();
+    assert_eq!(
+        (v["config"]["size"].as_str(), v["description"].as_str()),
+        (Some("2GiB"), Some("photos"))
+    );
+}
