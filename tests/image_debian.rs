@@ -67,15 +67,12 @@ fn image_present(incus: &Incus) -> bool {
     {
         return true;
     }
-    let msg = format!(
-        "no image '{alias}' in Incus: build and import it with `scripts/image-debian.sh` (as root)"
-    );
-    assert!(
-        std::env::var("ANKLUME_REQUIRE_INCUS").as_deref() != Ok("1"),
-        "ANKLUME_REQUIRE_INCUS=1 but {msg}"
-    );
-    eprintln!("skipped: {msg}");
-    false
+    common::skip(
+        "ANKLUME_REQUIRE_INCUS",
+        &format!(
+            "no image '{alias}' in Incus: build and import it with `scripts/image-debian.sh` (as root)"
+        ),
+    )
 }
 
 /// Removes the test's domain when dropped, also when the test panics.

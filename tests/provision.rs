@@ -39,14 +39,8 @@ domains:
     )
 }
 
-/// The venv's `ansible-playbook`, found before the tests change `HOME`.
 fn venv() -> PathBuf {
-    std::env::var_os("ANKLUME_ANSIBLE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/anklume/ansible-venv")
-        })
+    common::ansible_venv()
 }
 
 /// Whether everything provisioning needs is here; otherwise skip (or fail
@@ -56,18 +50,11 @@ fn ready(incus: &Incus) -> bool {
         .block_on(incus.get("/1.0/images/aliases/anklume-debian"))
         .is_ok();
     let ansible = venv().join("bin/ansible-playbook").is_file();
-    if image && ansible {
-        return true;
-    }
-    let msg = format!(
-        "provisioning needs the anklume-debian image (scripts/image-debian.sh: {image}) and the Ansible venv (scripts/ansible-setup.sh: {ansible})"
-    );
-    assert!(
-        std::env::var("ANKLUME_REQUIRE_PROVISIONING").as_deref() != Ok("1"),
-        "{msg}"
-    );
-    eprintln!("skipped: {msg}");
-    false
+    image && ansible
+        || common::skip(
+            "ANKLUME_REQUIRE_PROVISIONING",
+            &format!("provisioning needs the anklume-debian image (scripts/image-debian.sh: {image}) and the Ansible venv (scripts/ansible-setup.sh: {ansible})"),
+        )
 }
 
 struct Cleanup<'a>(&'a Incus);
@@ -118,6 +105,19 @@ fn plan_apply(dir: &Path) -> (serde_json::Value, Vec<(String, String)>) {
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    (summary(&o), provision_results(&o))
+}
+
+/// A's provisioning unchanged, B's run again.
+fn only_b_updated() -> [(String, String); 2] {
+    [
+        (A.to_string(), "unchanged".into()),
+        (B.to_string(), "updated".into()),
+    ]
+}
+
+/// The provision nodes' results of an apply's JSON events, by machine.
+fn provision_results(o: &std::process::Output) -> Vec<(String, String)> {
     let mut results: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -131,7 +131,7 @@ fn plan_apply(dir: &Path) -> (serde_json::Value, Vec<(String, String)>) {
         })
         .collect();
     results.sort();
-    (summary(&o), results)
+    results
 }
 
 fn cat(instance: &str, file: &str) -> String {
@@ -226,13 +226,7 @@ fn apply_provisions_once_and_again_only_what_changed() {
     // One role edited: only the instance that runs it.
     role(d, "bye", "goodbye");
     let (_, prov) = plan_apply(d);
-    assert_eq!(
-        prov,
-        [
-            (A.to_string(), "unchanged".into()),
-            (B.to_string(), "updated".into())
-        ]
-    );
+    assert_eq!(prov, only_b_updated());
     assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
     assert_eq!(ansible_runs(d), 3);
 
@@ -249,13 +243,7 @@ fn apply_provisions_once_and_again_only_what_changed() {
     assert_eq!(cat(B, "/root/bye"), "bye world\n");
     assert_eq!(cat(A, "/root/hello"), "hi anklume\n");
     let (_, prov) = plan_apply(d);
-    assert_eq!(
-        prov,
-        [
-            (A.to_string(), "unchanged".into()),
-            (B.to_string(), "updated".into())
-        ]
-    );
+    assert_eq!(prov, only_b_updated());
     assert_eq!(cat(B, "/root/bye"), "goodbye world\n");
 
     // --reprovision forces a run where the fingerprint matches: only the
@@ -274,18 +262,7 @@ fn apply_provisions_once_and_again_only_what_changed() {
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let results: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "result")
-        .filter_map(|v| {
-            let id = v["node"]["id"]
-                .as_str()?
-                .strip_prefix("provision/")?
-                .to_string();
-            Some((id, v["node"]["result"].as_str()?.to_string()))
-        })
-        .collect();
+    let results = provision_results(&o);
     assert!(
         results.contains(&(A.to_string(), "updated".into())),
         "{results:?}"
@@ -363,12 +340,6 @@ fn apply_provisions_once_and_again_only_what_changed() {
 
     role(d, "bye", "farewell");
     let (_, prov) = plan_apply(d);
-    assert_eq!(
-        prov,
-        [
-            (A.to_string(), "unchanged".into()),
-            (B.to_string(), "updated".into())
-        ]
-    );
+    assert_eq!(prov, only_b_updated());
     assert_eq!(cat(B, "/root/bye"), "farewell world\n");
 }

@@ -3,7 +3,7 @@
 
 pub mod live;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The test image `scripts/incus-setup.sh` imports.
@@ -76,5 +76,28 @@ pub fn incus_available() -> bool {
         "skipped: no Incus socket at {} (run scripts/incus-setup.sh)",
         socket.display()
     );
+    false
+}
+
+/// The Ansible venv of `scripts/ansible-setup.sh` (`ANKLUME_ANSIBLE_VENV`,
+/// else `~/.cache/anklume/ansible-venv`), found from the test process's own
+/// `HOME`, before a test gives `anklume` another one.
+pub fn ansible_venv() -> PathBuf {
+    std::env::var_os("ANKLUME_ANSIBLE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/anklume/ansible-venv")
+        })
+}
+
+/// A test that cannot run here says why and is skipped (returns `false`);
+/// when the environment variable `require` is `1` (CI), it fails instead.
+pub fn skip(require: &str, msg: &str) -> bool {
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "{require}=1 but {msg}"
+    );
+    eprintln!("skipped: {msg}");
     false
 }
