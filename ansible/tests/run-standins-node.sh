@@ -82,6 +82,17 @@ for n in "${names[@]}"; do
   for _ in $(seq 30); do x "$n" -- getent hosts deb.debian.org >/dev/null 2>&1 && break || sleep 1; done
 done
 
+# This workplace reaches the npm registry through a TLS-intercepting egress
+# whose CA the host trusts (/usr/local/share/ca-certificates/): the containers
+# get the same CAs in their system store, and npm (and pnpm) are pointed at
+# that store through /root/.npmrc, whichever npm the roles install.
+for n in "${names[@]}"; do
+  for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -e "$crt" ] && incus file push "${P[@]}" --mode 0644 "$crt" "$n/usr/local/share/ca-certificates/" >/dev/null
+  done
+  inside "$n" 'update-ca-certificates >/dev/null 2>&1; echo cafile=/etc/ssl/certs/ca-certificates.crt >/root/.npmrc'
+done
+
 # Stand-ins.
 standins="$root/ansible/tests/standins-node"
 inside $a 'set -e; : >/etc/apt/sources.list.d/nodesource.sources
