@@ -137,7 +137,20 @@ pub fn gather(plan: &Plan, tree: &Path) -> Result<Gathered, String> {
                 );
                 Some(("roles_custom".to_string(), files))
             } else if shipped.join(role).is_dir() {
-                Some(("anklume".to_string(), walk(&shipped.join(role))?))
+                let mut files = walk(&shipped.join(role))?;
+                // The task files anklume's roles share (`tasks/` beside
+                // `roles/`, included as `{{ role_path }}/../../tasks/…`):
+                // part of every shipped role, so changing one reprovisions
+                // the instances whose roles may include it.
+                if let Some(content) = shipped.parent() {
+                    let shared = content.join("tasks");
+                    if shared.is_dir() {
+                        for (f, sha) in walk(&shared)? {
+                            files.insert(format!("../../tasks/{f}"), sha);
+                        }
+                    }
+                }
+                Some(("anklume".to_string(), files))
             } else {
                 None
             };

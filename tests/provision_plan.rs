@@ -84,6 +84,18 @@ fn fingerprints_follow_roles_and_variables() {
     assert_ne!(web["pro-a"], first["pro-a"]);
     assert_eq!(web["pro-b"], first["pro-b"]);
 
+    // A task file anklume's roles share (`tasks/` beside `roles/`) counts
+    // for every instance running a shipped role: here both (base_system).
+    write(
+        d,
+        "shipped/tasks/nodejs.yml",
+        "- ansible.builtin.debug: {msg: node}\n",
+    );
+    let shared = fingerprints(d);
+    assert_ne!(shared["pro-a"], web["pro-a"]);
+    assert_ne!(shared["pro-b"], web["pro-b"]);
+    let web = shared;
+
     // A role everyone runs: both change.
     write(d, "shipped/roles/base_system/defaults/main.yml", "x: 1\n");
     let base = fingerprints(d);
