@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Real test of the roles ollama_server and open_webui with the stand-ins of
-# ../shared/spec/provisioning.md §3, in throwaway containers from the
+# Real test of the roles ollama_server, open_webui and stt_server with the
+# stand-ins of ../shared/spec/provisioning.md §3, in throwaway containers from the
 # `anklume-debian` image, through site.yml and the community.general.incus
 # connection.
 #
@@ -17,7 +17,14 @@
 #     `ollama` user and ollama.service, as the real installer does;
 #   - both: /opt/open-webui-venv made with Debian's `python3 -m venv` (3.13 on
 #     Debian 13) and a stub bin/open-webui serving HTTP on --port, so uv's
-#     Python download and the multi-GB install are skipped.
+#     Python download and the multi-GB install are skipped;
+#   - olla, stt_server: stt_server_repo_url points at a local git repository
+#     in the container standing in for speaches (a pyproject.toml with a
+#     `required-version` pin on uv that no uv meets, depending on uvicorn
+#     from PyPI, and a speaches.main:create_app ASGI app answering /health).
+#     apt (ffmpeg, git), pip (uv) and `uv sync` (uvicorn) run for real. After
+#     the idempotence runs, a new commit on the branch must re-sync and
+#     restart the service (run3), and run4 must report changed=0 again.
 # Runs the checks of the spec's §2.3/§2.4 with `incus exec` before the role
 # (negative control: they must fail then) and after; runs site.yml twice (the
 # second must report changed=0 on both hosts); then a run on a venv whose
@@ -72,6 +79,16 @@ x() { incus exec "${P[@]}" "$@"; }
 inside() { local i="$1"; shift; x "$i" -- sh -c "$*"; }
 for n in "${names[@]}"; do
   for _ in $(seq 60); do x "$n" -- systemctl is-system-running --wait >/dev/null 2>&1 && break || sleep 1; done
+done
+
+# This machine reaches PyPI through a TLS-intercepting egress whose CA the
+# host trusts (/usr/local/share/ca-certificates): the containers get the same
+# trust, as the host has it (environment, not part of the roles).
+for n in "${names[@]}"; do
+  for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -e "$crt" ] && incus file push "${P[@]}" --mode 0644 "$crt" "$n/usr/local/share/ca-certificates/" >/dev/null
+  done
+  x "$n" -- sh -c 'command -v update-ca-certificates >/dev/null && update-ca-certificates >/dev/null 2>&1 || true'
 done
 
 # --- Stand-ins -------------------------------------------------------------
@@ -159,6 +176,49 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
 http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
 PY
+# The speaches stand-in repository (branch master, as upstream).
+mkdir -p "$work/speaches/speaches"
+cat >"$work/speaches/pyproject.toml" <<'TOML'
+[project]
+name = "speaches"
+version = "0.0.0"
+requires-python = ">=3.11"
+dependencies = ["uvicorn"]
+
+[tool.uv]
+required-version = "==0.0.1"
+TOML
+: >"$work/speaches/speaches/__init__.py"
+cat >"$work/speaches/speaches/main.py" <<'PY'
+"""Stand-in for speaches (anklume tests): /health and /env, as an ASGI app."""
+import json
+import os
+
+REVISION = "1"
+
+
+def create_app():
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        env = {k: v for k, v in os.environ.items() if k.startswith("WHISPER__")}
+        body = json.dumps({"revision": REVISION, "env": env}).encode()
+        status = 200 if scope["path"] in ("/health", "/env") else 404
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+    return app
+PY
+git -C "$work/speaches" init -q -b master
+git -C "$work/speaches" add -A
+git -C "$work/speaches" -c user.name=t -c user.email=t@t commit -qm "speaches stand-in, revision 1"
+
 (cd "$work/www" && exec python3 -m http.server --bind "$gw" "$port" >"$work/httpd.log" 2>&1) &
 httpd=$!
 
@@ -170,6 +230,7 @@ for i in $a $b; do
   inside $i 'python3 -m venv --without-pip /opt/open-webui-venv && python3 -m venv --without-pip /opt/bad-venv'
   incus file push "${P[@]}" --mode 0755 "$work/open-webui" "$i/opt/open-webui-venv/bin/open-webui" >/dev/null
 done
+incus file push "${P[@]}" -r "$work/speaches" "$a/srv/" >/dev/null
 echo "stand-ins ready: $(( $(date +%s) - t0 )) s"
 
 # --- Checks (run before the role as a negative control, and after) ----------
@@ -190,6 +251,12 @@ checks() {  # $1 = ck or nck
   $c "olla open-webui unit has --port 3000 and OLLAMA_BASE_URL" inside $a "grep -qxF 'ExecStart=/opt/open-webui-venv/bin/open-webui serve --port 3000' /etc/systemd/system/open-webui.service && grep -qxF 'Environment=\"OLLAMA_BASE_URL=http://localhost:11434\"' /etc/systemd/system/open-webui.service"
   $c "olla open-webui enabled" x $a -- systemctl is-enabled open-webui
   $c "olla port 3000 listens" listens $a 0.0.0.0:3000
+  $c "olla stt .venv/bin/uvicorn exists" x $a -- test -x /opt/speaches/.venv/bin/uvicorn
+  $c "olla stt unit: model, CPU compute type int8, language fr" inside $a "grep -qxF 'Environment=\"WHISPER__MODEL=large-v3-turbo\"' /etc/systemd/system/speaches.service && grep -qxF 'Environment=\"WHISPER__COMPUTE_TYPE=int8\"' /etc/systemd/system/speaches.service && grep -qxF 'Environment=\"WHISPER__LANGUAGE=fr\"' /etc/systemd/system/speaches.service"
+  $c "olla speaches enabled" x $a -- systemctl is-enabled speaches
+  $c "olla curl 127.0.0.1:8000/health is 200" inside $a "test \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health)\" = 200"
+  $c "olla speaches process got the WHISPER__ environment" inside $a "curl -sf http://127.0.0.1:8000/env | python3 -c 'import json,sys; e=json.load(sys.stdin)[\"env\"]; assert e == {\"WHISPER__MODEL\": \"large-v3-turbo\", \"WHISPER__COMPUTE_TYPE\": \"int8\", \"WHISPER__LANGUAGE\": \"fr\"}, e'"
+  $c "olla speaches checkout pristine (pyproject edit undone)" inside $a "cd /opt/speaches && test -z \"\$(git status --porcelain --untracked-files=no)\" && grep -q '^required-version' pyproject.toml"
   $c "inst is-enabled ollama reports disabled" test "$(x $b -- systemctl is-enabled ollama 2>/dev/null)" = disabled
   $c "inst ollama active, listens on 127.0.0.1:11500" listens $b 127.0.0.1:11500
   $c "inst /api/tags lists nomic-embed-text and all-minilm:22m" inst_models
@@ -210,8 +277,8 @@ w() { printf '%s\n%s\n%s\n%s' "$begin" "$2" "$end" "${3:+$3
 w inventory/ai.yml $'all:\n  children:\n    ai:\n      hosts:\n        olla:\n          ansible_host: 10.251.79.10\n        inst:\n          ansible_host: 10.251.79.11'
 w group_vars/all.yml 'project_name: ankt'
 w group_vars/ai.yml $'domain_name: ai\nincus_project: '"$project"
-w host_vars/olla.yml $'instance_name: ankt-ai-a\ninstance_roles:\n  - ollama_server\n  - open_webui' \
-  $'ollama_default_model: llama3.2\n# The binary is there: the installer must not be fetched (this URL fails).\nollama_server_install_url: http://'"$gw"$':9/nothing.sh'
+w host_vars/olla.yml $'instance_name: ankt-ai-a\ninstance_roles:\n  - ollama_server\n  - open_webui\n  - stt_server' \
+  $'stt_server_repo_url: file:///srv/speaches\n# uv trusts the system CA store (as above) rather than its bundled roots.\nstt_server_uv_env: {UV_NATIVE_TLS: "true"}\nstt_server_language: fr\nopen_webui_stt_url: http://127.0.0.1:8000/v1\nollama_default_model: llama3.2\n# The binary is there: the installer must not be fetched (this URL fails).\nollama_server_install_url: http://'"$gw"$':9/nothing.sh'
 w host_vars/inst.yml $'instance_name: ankt-ai-b\ninstance_roles:\n  - ollama_server\n  - open_webui' \
   $'ollama_host: 127.0.0.1:11500\nollama_service_enabled: false\nollama_extra_models: [nomic-embed-text, "all-minilm:22m"]\nollama_server_install_url: http://'"$gw:$port"$'/install.sh\nollama_server_version: 0.0.0-standin\nopen_webui_port: 8081\nopen_webui_ollama_url: http://127.0.0.1:11500\nopen_webui_stt_url: http://10.0.0.5:8000/v1'
 
@@ -245,7 +312,7 @@ ck "olla each model pulled once over two runs" test "$(x $a -- sort /var/lib/oll
 ck "inst each model pulled once over two runs" test "$(x $b -- sort /var/lib/ollama-stub/pulls.log | tr '\n' ' ')" = "all-minilm:22m nomic-embed-text:latest "
 ck "olla drop-in mode 0644, directory 0755" test "$(x $a -- stat -c %a /etc/systemd/system/ollama.service.d/override.conf /etc/systemd/system/ollama.service.d | tr '\n' ' ')" = "644 755 "
 ck "olla open-webui unit 0644" test "$(x $a -- stat -c %a /etc/systemd/system/open-webui.service)" = 644
-ck "olla open-webui unit has no STT lines" inside $a "grep -q ^ExecStart= /etc/systemd/system/open-webui.service && ! grep -q AUDIO_ /etc/systemd/system/open-webui.service"
+ck "olla open-webui unit points at the STT server" inside $a "grep -qxF 'Environment=\"AUDIO_STT_OPENAI_API_BASE_URL=http://127.0.0.1:8000/v1\"' /etc/systemd/system/open-webui.service"
 
 # A venv with Python 3.13 (Debian 13's) and no Open WebUI: the role must stop
 # with a clear message before installing anything.
@@ -253,6 +320,15 @@ rc=0; play run-badvenv --limit inst -e open_webui_venv=/opt/bad-venv -e '{"insta
 ck "a 3.13 venv without Open WebUI fails the role" test "$rc" -ne 0
 ck "  with a message naming the venv and the Python bound" grep -q "/opt/bad-venv has Python 3.13, but Open WebUI needs a Python below 3.13" "$work/run-badvenv.log"
 ck "  nothing installed into that venv" x $b -- test ! -e /opt/bad-venv/bin/open-webui
+
+# The branch moves: the role must re-sync and restart speaches (v1's handler
+# only fired on unit changes), then be idempotent again.
+x $a -- sh -c "cd /srv/speaches && sed -i 's/^REVISION = \"1\"/REVISION = \"2\"/' speaches/main.py && git -c user.name=t -c user.email=t@t commit -qam 'revision 2'"
+play run3 --limit olla || { cat "$work/run3.log"; fail=1; }
+ck "run3 re-synced after the branch moved" grep -A3 'STT | Run uv sync' "$work/run3.log" | grep -q 'changed: \[olla\]'
+ck "run3 speaches serves revision 2 (restarted after the re-sync)" inside $a "curl -sf http://127.0.0.1:8000/health | grep -q '\"revision\": \"2\"'"
+play run4 --limit olla || { cat "$work/run4.log"; fail=1; }
+ck "run4 changed=0 after the update" grep -qE '^olla +: ok=[0-9]+ +changed=0 ' "$work/run4.log"
 
 echo "wall time: $(( $(date +%s) - t0 )) s"
 [ "$fail" -eq 0 ] && echo "run-standins-ai: all passed" || echo "run-standins-ai: FAILED" >&2
