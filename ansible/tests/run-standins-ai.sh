@@ -29,6 +29,8 @@
 # (negative control: they must fail then) and after; runs site.yml twice (the
 # second must report changed=0 on both hosts); then a run on a venv whose
 # Python is 3.13 without Open WebUI, which must fail with a clear message.
+# Then dev_test_runner in a third container, ankt-ai-c (security.nesting),
+# once the first two are deleted (see that section; DTR=0 skips it).
 # Deletes everything it created (KEEP=1 keeps it). Incus changes are made under
 # /tmp/anklume-incus.lock. LOGS=<dir> keeps the Ansible output there.
 # Exit status: 0 when everything passed.
@@ -41,7 +43,7 @@ bridge=ankt-aibr
 gw=10.251.79.1
 port=18079
 P=(--project "$project")
-names=(ankt-ai-a ankt-ai-b)
+names=(ankt-ai-a ankt-ai-b ankt-ai-c)
 
 incus image list -f csv -c l anklume-debian | grep -qx anklume-debian \
   || { echo "run-standins-ai.sh: no anklume-debian image in Incus" >&2; exit 2; }
@@ -73,23 +75,26 @@ flock "$lock" bash -euc '
   pool=$(incus profile device get default root pool)
   incus profile device add default root disk path=/ pool="$pool" --project '"$project"' >/dev/null
   incus profile device add default eth0 nic network='"$bridge"' name=eth0 --project '"$project"' >/dev/null
-  for n in '"${names[*]}"'; do incus launch anklume-debian "$n" --project '"$project"' >/dev/null 2>&1; done'
+  for n in ankt-ai-a ankt-ai-b; do incus launch anklume-debian "$n" --project '"$project"' >/dev/null 2>&1; done'
 
 x() { incus exec "${P[@]}" "$@"; }
 inside() { local i="$1"; shift; x "$i" -- sh -c "$*"; }
-for n in "${names[@]}"; do
+for n in ankt-ai-a ankt-ai-b; do
   for _ in $(seq 60); do x "$n" -- systemctl is-system-running --wait >/dev/null 2>&1 && break || sleep 1; done
 done
 
 # This machine reaches PyPI through a TLS-intercepting egress whose CA the
 # host trusts (/usr/local/share/ca-certificates): the containers get the same
 # trust, as the host has it (environment, not part of the roles).
-for n in "${names[@]}"; do
+trust_egress_ca() {
+  local n="$1" crt
   for crt in /usr/local/share/ca-certificates/*.crt; do
     [ -e "$crt" ] && incus file push "${P[@]}" --mode 0644 "$crt" "$n/usr/local/share/ca-certificates/" >/dev/null
   done
   x "$n" -- sh -c 'command -v update-ca-certificates >/dev/null && update-ca-certificates >/dev/null 2>&1 || true'
-done
+}
+trust_egress_ca ankt-ai-a
+trust_egress_ca ankt-ai-b
 
 # --- Stand-ins -------------------------------------------------------------
 cat >"$work/ollama" <<'PY'
@@ -329,6 +334,65 @@ ck "run3 re-synced after the branch moved" grep -A3 'STT | Run uv sync' "$work/r
 ck "run3 speaches serves revision 2 (restarted after the re-sync)" inside $a "curl -sf http://127.0.0.1:8000/health | grep -q '\"revision\": \"2\"'"
 play run4 --limit olla || { cat "$work/run4.log"; fail=1; }
 ck "run4 changed=0 after the update" grep -qE '^olla +: ok=[0-9]+ +changed=0 ' "$work/run4.log"
+
+# --- dev_test_runner: Incus nested in ankt-ai-c ------------------------------
+# The Internet parts get local stand-ins: the repository is a local git repo
+# (dev_test_runner_repo_url), the nesting check's image is anklume-debian
+# exported from the host into /mnt/host-images and imported by the role's
+# incus_images_import_from_host step (a second entry has no file: reported,
+# tolerated), Galaxy is not needed (dev_test_runner_galaxy_collections: []).
+# Incus (Debian 13 main), the preseed, PyPI (molecule, ansible-lint...), git
+# config and the nested container run for real. DTR=0 skips this part.
+if [ "${DTR:-1}" = 1 ]; then
+  c=ankt-ai-c
+  flock "$lock" bash -euc '
+    for n in ankt-ai-a ankt-ai-b; do incus delete -f "$n" --project '"$project"' >/dev/null; done
+    incus launch anklume-debian '"$c"' --project '"$project"' -c security.nesting=true \
+      -c security.syscalls.intercept.mknod=true -c security.syscalls.intercept.setxattr=true >/dev/null 2>&1'
+  for _ in $(seq 60); do x $c -- systemctl is-system-running --wait >/dev/null 2>&1 && break || sleep 1; done
+  trust_egress_ca $c
+  mkdir -p "$work/img" "$work/anklume-repo"
+  incus image export anklume-debian "$work/img/x" >/dev/null
+  x $c -- mkdir -p /mnt/host-images
+  if [ -e "$work/img/x.root" ]; then  # split image: <target> (metadata) + <target>.root
+    incus file push "${P[@]}" "$work/img/x" "$c/mnt/host-images/local_anklume-debian" >/dev/null
+    incus file push "${P[@]}" "$work/img/x.root" "$c/mnt/host-images/local_anklume-debian.root" >/dev/null
+  else  # unified image: <target>.<ext>
+    incus file push "${P[@]}" "$work"/img/x.* "$c/mnt/host-images/local_anklume-debian.tar.gz" >/dev/null
+  fi
+  echo "image export: $(cd "$work/img" && ls | tr '\n' ' ')"
+  echo "anklume stand-in" >"$work/anklume-repo/README.md"
+  git -C "$work/anklume-repo" init -q -b main && git -C "$work/anklume-repo" add -A \
+    && git -C "$work/anklume-repo" -c user.name=t -c user.email=t@t commit -qm "stand-in"
+  incus file push "${P[@]}" -r "$work/anklume-repo" "$c/srv/" >/dev/null
+  dtr_checks() {  # ck or nck
+    local k="$1"
+    $k "dtr storage pool default (dir)" inside $c "incus storage list -f csv -c nd | grep -qx 'default,dir'"
+    $k "dtr bridge incusbr0 10.250.0.1/24" test "$(x $c -- incus network get incusbr0 ipv4.address 2>/dev/null)" = 10.250.0.1/24
+    $k "dtr default profile: eth0 on incusbr0" test "$(x $c -- incus profile device get default eth0 network 2>/dev/null)" = incusbr0
+    $k "dtr molecule --version" x $c -- molecule --version
+    $k "dtr git user.name" test "$(x $c -- git config --global user.name 2>/dev/null)" = "anklume Runner"
+    $k "dtr /root/anklume checked out" x $c -- test -f /root/anklume/README.md
+    $k "dtr image alias anklume-debian imported" inside $c "incus image alias list -f csv -c n | grep -qx anklume-debian"
+  }
+  dtr_checks nck
+  w inventory/ai.yml $'all:\n  children:\n    ai:\n      hosts:\n        dtr:\n          ansible_host: 10.251.79.12'
+  w host_vars/dtr.yml $'instance_name: ankt-ai-c\ninstance_roles:\n  - dev_test_runner' \
+    $'dev_test_runner_repo_url: file:///srv/anklume-repo\nincus_images_import_from_host: true\nincus_all_images: ["local:anklume-debian", "images:debian/12"]\ndev_test_runner_verify_image: anklume-debian\ndev_test_runner_images_remote_url: http://'"$gw:$port"$'/\ndev_test_runner_galaxy_collections: []'
+  for run in 1 2; do play "dtr-run$run" || { cat "$work/dtr-run$run.log"; fail=1; }; done
+  if grep -E '^dtr +: ok=.* changed=[1-9]' "$work/dtr-run2.log" >/dev/null; then
+    echo "FAIL dtr second run changed something:"; grep -B4 '^changed' "$work/dtr-run2.log"; fail=1
+  else echo "PASS dtr second run: changed=0"; fi
+  dtr_checks ck
+  ck "dtr nesting check ran: nested os-release read" grep -A2 'DTR | Read its /etc/os-release' "$work/dtr-run1.log" | grep -q 'ok: \[dtr\]'
+  ck "dtr no check container left" inside $c "! incus info verify-test >/dev/null 2>&1"
+  ck "dtr missing image file reported, tolerated" grep -q 'no file under /mnt/host-images: images:debian/12' "$work/dtr-run1.log"
+  # v1 defect: a leftover verify-test broke the next run. Leave one, rerun.
+  x $c -- incus init anklume-debian verify-test >/dev/null
+  play dtr-run3 || { cat "$work/dtr-run3.log"; fail=1; }
+  ck "dtr a leftover verify-test does not break the run (run3 ok)" grep -qE '^dtr +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' "$work/dtr-run3.log"
+  ck "dtr no check container left after run3" inside $c "! incus info verify-test >/dev/null 2>&1"
+fi
 
 echo "wall time: $(( $(date +%s) - t0 )) s"
 [ "$fail" -eq 0 ] && echo "run-standins-ai: all passed" || echo "run-standins-ai: FAILED" >&2
