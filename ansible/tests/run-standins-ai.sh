@@ -242,6 +242,7 @@ echo "stand-ins ready: $(( $(date +%s) - t0 )) s"
 fail=0
 ck() { local d="$1"; shift; if "$@" >/dev/null 2>&1; then echo "PASS $d"; else echo "FAIL $d"; fail=1; fi; }
 nck() { local d="$1"; shift; if "$@" >/dev/null 2>&1; then echo "FAIL (before the role) $d already held"; fail=1; else echo "PASS (before the role) $d does not hold yet"; fi; }
+task_says() { grep -A3 -F "$2" "$1" | grep -qF "$3"; }  # log task-name result-line
 tags() { inside "$1" "curl -sf http://$2/api/tags"; }
 has_model() { tags "$1" "$2" | python3 -c 'import json,sys; n=[m["name"] for m in json.load(sys.stdin)["models"]]; sys.exit(0 if sys.argv[1] in n else 1)' "$3"; }
 listens() { inside "$1" "ss -ltnH" | awk '{print $4}' | grep -qx "$2"; }
@@ -330,7 +331,7 @@ ck "  nothing installed into that venv" x $b -- test ! -e /opt/bad-venv/bin/open
 # only fired on unit changes), then be idempotent again.
 x $a -- sh -c "cd /srv/speaches && sed -i 's/^REVISION = \"1\"/REVISION = \"2\"/' speaches/main.py && git -c user.name=t -c user.email=t@t commit -qam 'revision 2'"
 play run3 --limit olla || { cat "$work/run3.log"; fail=1; }
-ck "run3 re-synced after the branch moved" grep -A3 'STT | Run uv sync' "$work/run3.log" | grep -q 'changed: \[olla\]'
+ck "run3 re-synced after the branch moved" task_says "$work/run3.log" 'STT | Run uv sync' 'changed: [olla]'
 ck "run3 speaches serves revision 2 (restarted after the re-sync)" inside $a "curl -sf http://127.0.0.1:8000/health | grep -q '\"revision\": \"2\"'"
 play run4 --limit olla || { cat "$work/run4.log"; fail=1; }
 ck "run4 changed=0 after the update" grep -qE '^olla +: ok=[0-9]+ +changed=0 ' "$work/run4.log"
@@ -384,7 +385,7 @@ if [ "${DTR:-1}" = 1 ]; then
     echo "FAIL dtr second run changed something:"; grep -B4 '^changed' "$work/dtr-run2.log"; fail=1
   else echo "PASS dtr second run: changed=0"; fi
   dtr_checks ck
-  ck "dtr nesting check ran: nested os-release read" grep -A2 'DTR | Read its /etc/os-release' "$work/dtr-run1.log" | grep -q 'ok: \[dtr\]'
+  ck "dtr nesting check ran: nested os-release read" task_says "$work/dtr-run1.log" 'DTR | Read its /etc/os-release' 'ok: [dtr]'
   ck "dtr no check container left" inside $c "! incus info verify-test >/dev/null 2>&1"
   ck "dtr missing image file reported, tolerated" grep -q 'no file under /mnt/host-images: images:debian/12' "$work/dtr-run1.log"
   # v1 defect: a leftover verify-test broke the next run. Leave one, rerun.
