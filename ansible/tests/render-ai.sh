@@ -123,18 +123,15 @@ sp=/opt/speaches/.venv/lib/python3.13/site-packages
 ld="Environment=\"LD_LIBRARY_PATH=$sp/nvidia/cudnn/lib:$sp/nvidia/cublas/lib:$sp/nvidia/curand/lib:$sp/nvidia/cuda_runtime/lib:$sp/ctranslate2.libs\""
 exec_default='ExecStart=/opt/speaches/.venv/bin/uvicorn speaches.main:create_app --factory --host 0.0.0.0 --port 8000'
 render stt_server speaches.service.j2 "$work/stt-cpu.service" -e stt_server_has_gpu=false
-stt_unit large-v3-turbo int8 "" "" "$exec_default" | same "speaches unit, no GPU, no language: float16 falls back to int8" "$work/stt-cpu.service"
+same "speaches unit, no GPU, no language: float16 falls back to int8" "$work/stt-cpu.service" < <(stt_unit large-v3-turbo int8 "" "" "$exec_default")
 render stt_server speaches.service.j2 "$work/stt-gpu.service" -e stt_server_has_gpu=true -e stt_server_language=fr -e "stt_server_site_packages=$sp"
-stt_unit large-v3-turbo float16 'Environment="WHISPER__LANGUAGE=fr"' "$ld" "$exec_default" \
-  | same "speaches unit, GPU, language fr: float16, LD_LIBRARY_PATH from the venv's site-packages" "$work/stt-gpu.service"
+same "speaches unit, GPU, language fr: float16, LD_LIBRARY_PATH from the venv's site-packages" "$work/stt-gpu.service" < <(stt_unit large-v3-turbo float16 'Environment="WHISPER__LANGUAGE=fr"' "$ld" "$exec_default")
 render stt_server speaches.service.j2 "$work/stt-cpu-q.service" -e stt_server_has_gpu=false -e stt_server_quantization=int8_float32 \
   -e stt_server_host=127.0.0.1 -e stt_server_port=9000 -e stt_server_model=small -e stt_server_language=de
-stt_unit small int8_float32 'Environment="WHISPER__LANGUAGE=de"' "" \
-  'ExecStart=/opt/speaches/.venv/bin/uvicorn speaches.main:create_app --factory --host 127.0.0.1 --port 9000' \
-  | same "speaches unit, no GPU, quantization int8_float32 read, host/port/model/language" "$work/stt-cpu-q.service"
+same "speaches unit, no GPU, quantization int8_float32 read, host/port/model/language" "$work/stt-cpu-q.service" < <(stt_unit small int8_float32 'Environment="WHISPER__LANGUAGE=de"' "" \
+  'ExecStart=/opt/speaches/.venv/bin/uvicorn speaches.main:create_app --factory --host 127.0.0.1 --port 9000')
 render stt_server speaches.service.j2 "$work/stt-gpu-q.service" -e stt_server_has_gpu=true -e stt_server_quantization=int8_float16 -e "stt_server_site_packages=$sp"
-stt_unit large-v3-turbo int8_float16 "" "$ld" "$exec_default" \
-  | same "speaches unit, GPU, quantization int8_float16 read, no language" "$work/stt-gpu-q.service"
+same "speaches unit, GPU, quantization int8_float16 read, no language" "$work/stt-gpu-q.service" < <(stt_unit large-v3-turbo int8_float16 "" "$ld" "$exec_default")
 
 echo "== dev_test_runner"
 render dev_test_runner incus-preseed.yaml.j2 "$work/preseed-default.yaml"

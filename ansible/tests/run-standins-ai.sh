@@ -54,7 +54,11 @@ teardown() {
   flock "$lock" bash -c '
     for n in '"${names[*]}"'; do incus delete -f "$n" --project '"$project"' >/dev/null 2>&1 || true; done
     incus project delete '"$project"' >/dev/null 2>&1 || true
-    incus network delete '"$bridge"' >/dev/null 2>&1 || true'
+    # A bridge whose last veth is still going away refuses to go: retry.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      incus network show '"$bridge"' >/dev/null 2>&1 || break
+      incus network delete '"$bridge"' >/dev/null 2>&1 || sleep 1
+    done'
 }
 work=$(mktemp -d)
 httpd=
