@@ -314,6 +314,8 @@ else
 fi
 
 checks ck
+ck "olla systemctl is-enabled ollama" x $a -- systemctl is-enabled ollama
+ck "inst test -x /usr/local/bin/ollama (installed by the installer)" x $b -- test -x /usr/local/bin/ollama
 ck "olla kept the pre-placed stand-in (installer skipped)" x $a -- test ! -e /var/lib/ollama-stub/installed-version
 ck "inst ran the installer from ollama_server_install_url with OLLAMA_VERSION" test "$(x $b -- cat /var/lib/ollama-stub/installed-version)" = 0.0.0-standin
 ck "inst installer removed after use" x $b -- test ! -e /root/ollama-install.sh
