@@ -381,7 +381,7 @@ if [ "${DTR:-1}" = 1 ]; then
     $k "dtr molecule --version" x $c -- molecule --version
     $k "dtr git user.name" test "$(x $c -- git config --global user.name 2>/dev/null)" = "anklume Runner"
     $k "dtr /root/anklume checked out" x $c -- test -f /root/anklume/README.md
-    $k "dtr image alias anklume-debian imported" inside $c "incus image alias list -f csv -c n | grep -qx anklume-debian"
+    $k "dtr image alias anklume-debian imported" inside $c "incus image alias list -f csv | grep -q '^anklume-debian,'"
   }
   dtr_checks nck
   w inventory/ai.yml $'all:\n  children:\n    ai:\n      hosts:\n        dtr:\n          ansible_host: 10.251.79.12'
