@@ -174,11 +174,23 @@ fn plans_are_byte_identical_across_processes_and_diff_reports_changes() {
         anklume(dir.path(), &["plan", "-o", "a.bin"]).status.code(),
         Some(0)
     );
-    let b = anklume(dir.path(), &["plan"]);
+    // `plan > b.bin`: stdout is a file, so the plan is binary.
+    let file = std::fs::File::create(dir.path().join("b.bin")).unwrap();
+    let b = common::anklume_command(dir.path(), &["plan"])
+        .stdout(file)
+        .output()
+        .unwrap();
     assert_eq!(b.status.code(), Some(0));
     let a = std::fs::read(dir.path().join("a.bin")).unwrap();
-    assert_eq!(a, b.stdout, "plan -o and plan > file differ");
-    std::fs::write(dir.path().join("b.bin"), &b.stdout).unwrap();
+    let b_bytes = std::fs::read(dir.path().join("b.bin")).unwrap();
+    assert_eq!(a, b_bytes, "plan -o and plan > file differ");
+    // `plan | grep`: a pipe gets the text rendering, unless asked for bin.
+    let piped = anklume(dir.path(), &["plan"]);
+    assert_eq!(piped.status.code(), Some(0));
+    let text = String::from_utf8(piped.stdout).expect("text on a pipe");
+    assert!(text.starts_with("anklume plan: "), "{text}");
+    let bin = anklume(dir.path(), &["plan", "--format", "bin"]);
+    assert_eq!(bin.stdout, a, "--format bin on a pipe");
     let same = anklume(dir.path(), &["diff", "a.bin", "b.bin"]);
     assert_eq!(same.status.code(), Some(0));
     std::fs::write(
@@ -281,4 +293,33 @@ fn rollback_refuses_bad_timestamps_and_an_empty_state_without_touching_incus() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["rollback", "--list", "20260101-120000"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Giving `apply` (or `show`) something that is not a plan says what it is:
+/// the sources, a directory, or the plan's text rendering.
+#[test]
+fn a_source_file_given_as_a_plan_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    let text = anklume(dir.path(), &["plan"]).stdout;
+    std::fs::write(dir.path().join("plan.txt"), text).unwrap();
+    std::fs::create_dir(dir.path().join("infra")).unwrap();
+    std::fs::write(dir.path().join("random.bin"), [7u8; 64]).unwrap();
+    for (file, hint) in [
+        ("infra.yml", "this is a source file, not a plan"),
+        ("infra", "this is a directory"),
+        ("plan.txt", "this is the plan's text rendering"),
+    ] {
+        for cmd in ["apply", "show"] {
+            let o = anklume(dir.path(), &[cmd, file]);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {file}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(hint), "{cmd} {file}: {err}");
+            assert!(err.contains("anklume plan -o plan.bin"), "{err}");
+        }
+    }
+    // Bytes that are nothing known: no guess.
+    let o = anklume(dir.path(), &["apply", "random.bin"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("hint:"));
 }

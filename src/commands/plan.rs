@@ -30,9 +30,10 @@ pub struct Args {
     /// Write the plan to this file instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "bin")]
-    pub format: PlanFormat,
+    /// Output format (default: `bin` into a file, that is with `-o` or
+    /// `> file`; `text` on a terminal or a pipe).
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormat>,
     /// Diagnostic format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub diagnostics: DiagFormat,
@@ -119,13 +120,25 @@ pub fn run(args: Args) -> Exit {
             return Exit::Failed;
         }
     };
-    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let bytes = match args.format {
-        PlanFormat::Bin if to_terminal => {
-            print!("{}", render::text(&file));
-            eprintln!("\nhint: plan.bin is binary and was not written to the terminal: run `anklume plan > plan.bin` or `anklume plan -o plan.bin`");
-            return Exit::Ok;
+    // Binary only into a file: with -o, a redirection to a file, or when
+    // asked; a terminal or a pipe (`| grep`, `| less`) gets the text.
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => f,
+        (None, Some(_)) => PlanFormat::Bin,
+        (None, None) if stdout_is_file() => PlanFormat::Bin,
+        (None, None) => {
+            if std::io::stderr().is_terminal() {
+                let why = if std::io::stdout().is_terminal() {
+                    "a terminal"
+                } else {
+                    "a pipe"
+                };
+                eprintln!("note: the plan's text rendering, since stdout is {why}: `anklume plan -o plan.bin` (or `> plan.bin`, or `--format bin`) writes the plan file");
+            }
+            PlanFormat::Text
         }
+    };
+    let bytes = match format {
         PlanFormat::Bin => codec::encode(&file),
         PlanFormat::Text => render::text(&file).into_bytes(),
         PlanFormat::Ron => render::ron(&file.plan).into_bytes(),
@@ -147,4 +160,16 @@ pub fn run(args: Args) -> Exit {
         }
     }
     Exit::Ok
+}
+
+/// Whether stdout is a regular file (`> plan.bin`), not a terminal, a pipe
+/// or a device.
+fn stdout_is_file() -> bool {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_file())
 }
