@@ -323,3 +323,45 @@ fn a_source_file_given_as_a_plan_is_named_so() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("hint:"));
 }
+
+/// `plan --diagnostics json` writes JSON lines only on stderr, whatever
+/// goes wrong: diagnostics of the sources, a missing file, a role found
+/// nowhere (issue 12, item 7: a trailing text line broke `jq`).
+#[test]
+fn plan_json_diagnostics_are_json_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("bad.yml"),
+        "project_name: x\nglobal: {}\ndomains:\n  d1:\n    machines:\n      m1: {bogus: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("role.yml"),
+        "project_name: x\nglobal:\n  addressing: {}\ndomains:\n  d1:\n    machines:\n      m1: {roles: [nope]}\n",
+    )
+    .unwrap();
+    for (src, code, severity) in [
+        ("bad.yml", Some(1), "error"),
+        ("missing.yml", Some(2), "error"),
+        ("role.yml", Some(0), "warning"),
+    ] {
+        let o = anklume(d, &["plan", src, "--diagnostics", "json", "-o", "p.bin"]);
+        assert_eq!(o.status.code(), code, "{src}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.trim().is_empty(), "{src}: something is said");
+        for line in err.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{src}: not JSON ({e}): {line}"));
+            assert!(v["message"].is_string(), "{line}");
+        }
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("\"severity\":\"{severity}\""))),
+            "{src}: {err}"
+        );
+    }
+    // Positive control: in text, the summary line is there.
+    let o = anklume(d, &["plan", "bad.yml", "-o", "p.bin"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plan aborted: 2 errors"));
+}

@@ -105,6 +105,20 @@ pub fn print_diags(c: &Compilation, format: DiagFormat, notices: bool) {
     eprint!("{out}");
 }
 
+/// A message of the command itself, not about a place in the sources, on
+/// stderr in the diagnostic format: `severity: message` (escaped), or one
+/// JSON object with the diagnostics' fields (no code, no place), so that
+/// `--diagnostics json` output is JSON lines only.
+pub fn say(format: DiagFormat, severity: &str, message: &str) {
+    match format {
+        DiagFormat::Text => eprintln!("{severity}: {}", anklume_term::display(message)),
+        DiagFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({"severity": severity, "code": null, "message": message, "file": null, "line": null, "column": null})
+        ),
+    }
+}
+
 /// A summary line for text output: `2 errors, 1 warning` (omitted
 /// diagnostics counted).
 pub fn summary(c: &Compilation) -> String {

@@ -49,6 +49,7 @@ pub fn plan_file(
     c: &Compilation,
     facts: &anklume_compiler::HostFacts,
     tree: Option<&std::path::Path>,
+    diagnostics: DiagFormat,
 ) -> Result<PlanFile, String> {
     let ir = &c.compiled.ir;
     let mut plan = anklume_planner::plan(ir, &c.compiled.provenance, &c.loaded.sources)
@@ -57,11 +58,14 @@ pub fn plan_file(
         Some(dir) => {
             let g = crate::provisioning::gather(&plan, dir)?;
             for (role, hosts) in &g.missing {
-                eprintln!(
-                    "warning: role '{}' is not in {} nor among anklume's roles: the provisioning of {} cannot run",
-                    anklume_term::display(role),
-                    crate::output::shown(&dir.join("roles_custom")),
-                    anklume_term::display(&hosts.join(", "))
+                super::say(
+                    diagnostics,
+                    "warning",
+                    &format!(
+                        "role '{role}' is not in {} nor among anklume's roles: the provisioning of {} cannot run",
+                        crate::output::shown(&dir.join("roles_custom")),
+                        hosts.join(", ")
+                    ),
                 );
             }
             anklume_planner::fingerprint(&mut plan, &g.inputs);
@@ -104,19 +108,22 @@ pub fn run(args: Args) -> Exit {
     let (c, facts) = match load_and_compile(args.source.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            super::say(args.diagnostics, "error", &msg);
             return Exit::Failed;
         }
     };
     print_diags(&c, args.diagnostics, false);
     if c.compiled.has_errors() {
-        eprintln!("plan aborted: {}", summary(&c));
+        // In JSON, the diagnostics and the exit status say it all.
+        if args.diagnostics == DiagFormat::Text {
+            eprintln!("plan aborted: {}", summary(&c));
+        }
         return Exit::Invalid;
     }
-    let file = match plan_file(&c, &facts, Some(&args.tree)) {
+    let file = match plan_file(&c, &facts, Some(&args.tree), args.diagnostics) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {}", anklume_term::display(&e));
+            super::say(args.diagnostics, "error", &e);
             return Exit::Failed;
         }
     };
@@ -127,7 +134,7 @@ pub fn run(args: Args) -> Exit {
         (None, Some(_)) => PlanFormat::Bin,
         (None, None) if stdout_is_file() => PlanFormat::Bin,
         (None, None) => {
-            if std::io::stderr().is_terminal() {
+            if std::io::stderr().is_terminal() && args.diagnostics == DiagFormat::Text {
                 let why = if std::io::stdout().is_terminal() {
                     "a terminal"
                 } else {
@@ -147,14 +154,18 @@ pub fn run(args: Args) -> Exit {
     match &args.output {
         Some(path) => {
             if let Err(e) = crate::output::write_output(path, &bytes) {
-                eprintln!("error: {}: {e}", crate::output::shown(path));
+                super::say(
+                    args.diagnostics,
+                    "error",
+                    &format!("{}: {e}", crate::output::shown(path)),
+                );
                 return Exit::Failed;
             }
         }
         None => {
             let mut out = std::io::stdout().lock();
             if let Err(e) = out.write_all(&bytes).and_then(|_| out.flush()) {
-                eprintln!("error: writing the plan: {e}");
+                super::say(args.diagnostics, "error", &format!("writing the plan: {e}"));
                 return Exit::Failed;
             }
         }
