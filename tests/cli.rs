@@ -281,13 +281,45 @@ fn rollback_refuses_bad_timestamps_and_an_empty_state_without_touching_incus() {
         "{\"record\":\"begin\",\"ts\":\"20260101-120000\",\"anklume\":\"0\",\"changes\":1,\"snapshot\":null}\n{\"record\":\"intent\",\"seq\":1,\"node\":\"network/net-a\",\"target\":{\"type\":\"network\",\"name\":\"net-a\"},\"change\":\"create\",\"deps\":[]}\n{\"record\":\"do",
     )
     .unwrap();
+    // A later apply whose creation failed and whose update succeeded.
+    std::fs::write(
+        jdir.join("20260102-120000.jsonl"),
+        concat!(
+            "{\"record\":\"begin\",\"ts\":\"20260102-120000\",\"anklume\":\"0\",\"changes\":2,\"snapshot\":null}\n",
+            "{\"record\":\"intent\",\"seq\":1,\"node\":\"network/net-b\",\"target\":{\"type\":\"network\",\"name\":\"net-b\"},\"change\":\"create\",\"deps\":[]}\n",
+            "{\"record\":\"done\",\"seq\":1,\"ok\":false,\"error\":\"boom\"}\n",
+            "{\"record\":\"intent\",\"seq\":2,\"node\":\"network/net-a\",\"target\":{\"type\":\"network\",\"name\":\"net-a\"},\"change\":\"update\",\"deps\":[],\"prior\":{}}\n",
+            "{\"record\":\"done\",\"seq\":2,\"ok\":true}\n",
+            "{\"record\":\"end\",\"outcome\":\"failed\"}\n"
+        ),
+    )
+    .unwrap();
     let o = run(&["rollback", "--list"]);
     assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("20260101-120000  unfinished  1 created, 0 updated"),
+        out.contains("20260101-120000  unfinished  0 created, 0 updated, 1 unfinished"),
         "{out}"
     );
+    assert!(
+        out.contains("20260102-120000  failed      0 created, 1 updated, 1 failed"),
+        "a failed creation is not counted as created: {out}"
+    );
+    // The same as JSON lines, newest first.
+    let o = run(&["rollback", "--list", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["ts"], "20260102-120000");
+    assert_eq!(
+        rows[0]["changes"],
+        serde_json::json!({"created": 0, "updated": 1, "failed": 1, "unfinished": 0})
+    );
+    assert_eq!(rows[1]["changes"]["unfinished"], 1);
+    assert_eq!(rows[1]["snapshot"], serde_json::Value::Null);
     // `--keep` only goes with --cleanup; --list takes no timestamp.
     let o = run(&["rollback", "--keep", "2"]);
     assert_eq!(o.status.code(), Some(2));

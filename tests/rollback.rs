@@ -525,6 +525,20 @@ domains:
     );
     let o = anklume(p, &["snapshot", "list"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{d}-two")));
+    // The same as JSON lines.
+    let o = anklume(p, &["snapshot", "list", &one, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let snaps: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        snaps
+            .iter()
+            .any(|s| s["name"] == "mine" && s["instance"] == one.as_str() && s["project"] == d),
+        "{snaps:?}"
+    );
+    assert!(snaps.iter().all(|s| s["created_at"].is_string()));
 
     // Restore brings the data back.
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v2 > /root/f")), 0);
@@ -536,6 +550,15 @@ domains:
     let o = anklume(p, &["snapshot", "create", "ankt-nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("instance 'ankt-nope' not found in any Incus project"));
+    // A typo of an existing instance: did you mean.
+    let typo = format!("{}x", &one[..one.len() - 1]);
+    let o = anklume(p, &["snapshot", "restore", &typo, "mine"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&format!("did you mean '{one}'?")),
+        "{}",
+        text(&o)
+    );
     let o = anklume(p, &["snapshot", "restore", &one, "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("has no snapshot 'nope'"), "{}", text(&o));

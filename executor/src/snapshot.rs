@@ -89,6 +89,7 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
             source,
         })?;
     let mut found = Vec::new();
+    let mut names = Vec::new();
     for url in all.metadata.as_array().into_iter().flatten() {
         let Some(url) = url.as_str() else { continue };
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -96,6 +97,7 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
             continue;
         };
         if dec(n) != name {
+            names.push(dec(n));
             continue;
         }
         let project = query
@@ -109,7 +111,11 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
     }
     match found.len() {
         0 => Err(Error::Lookup(format!(
-            "instance '{name}' not found in any Incus project"
+            "instance '{name}' not found in any Incus project{}",
+            match closest(name, &names) {
+                Some(close) => format!("; did you mean '{close}'?"),
+                None => String::new(),
+            }
         ))),
         1 => Ok(found.remove(0)),
         _ => Err(Error::Lookup(format!(
@@ -121,6 +127,16 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
                 .join(", ")
         ))),
     }
+}
+
+/// The name in `names` closest to `name`, when it is likely a typo of it.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c.as_str()))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// This machine's host name: what `self` means.

@@ -105,6 +105,16 @@ pub fn print_diags(c: &Compilation, format: DiagFormat, notices: bool) {
     eprint!("{out}");
 }
 
+/// Output format of the listing commands (`rollback --list`, `snapshot
+/// list`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// A table for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// A message of the command itself, not about a place in the sources, on
 /// stderr in the diagnostic format: `severity: message` (escaped), or one
 /// JSON object with the diagnostics' fields (no code, no place), so that

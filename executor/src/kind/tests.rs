@@ -1313,3 +1313,33 @@ async fn config_only_patches_keep_the_description() {
         (Some("2GiB"), Some("photos"))
     );
 }
+
+/// A misspelled instance name (snapshot, restore, delete) says which
+/// instance was probably meant; a name like none says nothing more.
+#[tokio::test]
+async fn an_unknown_instance_name_suggests_the_close_one() {
+    let fake = fake_with_project().await;
+    apply(
+        &fake,
+        &instance("kt", "kt-web-dev", ""),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let r = crate::snapshot::resolve(&fake, "kt-web-dev").await.unwrap();
+    assert_eq!((r.project.as_str(), r.name.as_str()), ("kt", "kt-web-dev"));
+    let e = crate::snapshot::resolve(&fake, "kt-web-dve")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean 'kt-web-dev'?"), "{e}");
+    let e = crate::snapshot::resolve(&fake, "zzzzzz")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not found") && !e.contains("did you mean"),
+        "{e}"
+    );
+}
