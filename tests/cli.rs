@@ -397,3 +397,43 @@ fn plan_json_diagnostics_are_json_lines_only() {
     let o = anklume(d, &["plan", "bad.yml", "-o", "p.bin"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("plan aborted: 2 errors"));
 }
+
+/// In directory mode, `domains/*.yaml` and `policies.yaml` are read like
+/// their `.yml` twins (issue 12, item 11: they were skipped silently); a
+/// `base.yaml` alone is named in the error.
+#[test]
+fn infra_dir_reads_yaml_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/infra-dir");
+    std::fs::create_dir_all(d.join("infra/domains")).unwrap();
+    std::fs::copy(ex.join("base.yml"), d.join("infra/base.yml")).unwrap();
+    std::fs::copy(ex.join("policies.yml"), d.join("infra/policies.yaml")).unwrap();
+    for e in std::fs::read_dir(ex.join("domains")).unwrap() {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&p, d.join(format!("infra/domains/{stem}.yaml"))).unwrap();
+    }
+    let yaml = anklume(d, &["check", "infra", "--format", "json"]);
+    let yml = anklume(&ex.join(".."), &["check", "infra-dir", "--format", "json"]);
+    assert_eq!(yaml.status.code(), Some(0), "{}", common::text(&yaml));
+    let o = anklume(d, &["check", "infra"]);
+    let summary =
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let o2 = anklume(&ex.join(".."), &["check", "infra-dir"]);
+    let summary2 =
+        String::from_utf8_lossy(&o2.stdout).to_string() + &String::from_utf8_lossy(&o2.stderr);
+    assert_eq!(
+        summary, summary2,
+        "the same domains and policies as the .yml files"
+    );
+    assert_eq!(yml.status.code(), Some(0));
+    std::fs::rename(d.join("infra/base.yml"), d.join("infra/base.yaml")).unwrap();
+    let o = anklume(d, &["check", "infra"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::text(&o).contains("rename it base.yml"),
+        "{}",
+        common::text(&o)
+    );
+}
