@@ -437,3 +437,37 @@ fn infra_dir_reads_yaml_files_too() {
         common::text(&o)
     );
 }
+
+/// A file without `global:` means all defaults: the same plan and the same
+/// Ansible tree as `global: {}` (issue 12, item 12: it was refused while
+/// the hint said it may be empty).
+#[test]
+fn no_global_key_means_all_defaults() {
+    let with = "project_name: x\nglobal: {}\ndomains:\n  d1:\n    subnet_id: 3\n    machines:\n      m1: {}\n";
+    let without = with.replace("global: {}\n", "");
+    let mut out = Vec::new();
+    for text in [with, without.as_str()] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("infra.yml"), text).unwrap();
+        let o = anklume(dir.path(), &["check"]);
+        assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+        assert_eq!(anklume(dir.path(), &["sync"]).status.code(), Some(0));
+        assert_eq!(
+            anklume(dir.path(), &["plan", "-o", "p.bin"]).status.code(),
+            Some(0)
+        );
+        let ron = anklume(dir.path(), &["show", "p.bin", "--format", "ron"]).stdout;
+        let root = format!("{}/", dir.path().display());
+        let tree: Vec<(String, Vec<u8>)> = all_files(dir.path())
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).unwrap();
+                (f.strip_prefix(&root).unwrap().to_string(), bytes)
+            })
+            .filter(|(f, _)| f != "infra.yml" && f != "p.bin")
+            .collect();
+        out.push((ron, tree));
+    }
+    assert!(!out[0].1.is_empty());
+    assert_eq!(out[0], out[1]);
+}

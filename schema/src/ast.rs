@@ -350,7 +350,8 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
     let Some(top) = r.obj(root, "the infra file", TOP_KEYS, false) else {
         return infra;
     };
-    for key in ["project_name", "global", "domains"] {
+    // `global` may be left out: all defaults, as `global: {}`.
+    for key in ["project_name", "domains"] {
         if top.get(key).is_none() {
             r.missing(
                 Span {
@@ -361,7 +362,6 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
                 key,
                 match key {
                     "project_name" => "add `project_name: <name>` at the top",
-                    "global" => "add `global:` (it may be empty: all defaults)",
                     _ => "add `domains:` with at least one domain",
                 },
             );
