@@ -147,6 +147,7 @@ fn sync_twice_changes_nothing_and_keeps_user_content() {
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(!stdout.contains("Written:"), "{stdout}");
     assert!(stdout.contains("0 file(s) written"), "{stdout}");
+    assert!(!stdout.contains("make lint"), "no Makefile to run: {stdout}");
     for (bytes, mtime, p) in before {
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "{p}");
         assert_eq!(
