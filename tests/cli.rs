@@ -147,7 +147,10 @@ fn sync_twice_changes_nothing_and_keeps_user_content() {
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(!stdout.contains("Written:"), "{stdout}");
     assert!(stdout.contains("0 file(s) written"), "{stdout}");
-    assert!(!stdout.contains("make lint"), "no Makefile to run: {stdout}");
+    assert!(
+        !stdout.contains("make lint"),
+        "no Makefile to run: {stdout}"
+    );
     for (bytes, mtime, p) in before {
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "{p}");
         assert_eq!(
@@ -471,4 +474,25 @@ fn no_global_key_means_all_defaults() {
     }
     assert!(!out[0].1.is_empty());
     assert_eq!(out[0], out[1]);
+}
+
+/// `anklume explain CODE` prints the manual's entry for a code, by code
+/// (any case) or name; an unknown one is an error with a did-you-mean.
+#[test]
+fn explain_prints_a_code_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    for arg in ["E0404", "e0404", "duplicate-ip"] {
+        let o = anklume(dir.path(), &["explain", arg]);
+        assert_eq!(o.status.code(), Some(0), "{arg}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with("## E0404 duplicate-ip"), "{out}");
+        assert!(out.contains("Failing:") && out.contains("Fixed:"), "{out}");
+        assert!(!out.contains("## E0405"), "one entry only");
+    }
+    let o = anklume(dir.path(), &["explain", "E0440"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::text(&o).contains("did you mean `anklume explain E0404`?"));
+    let o = anklume(dir.path(), &["explain"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("`duplicate-ip`"));
 }

@@ -644,8 +644,13 @@ domains:
         &serde_json::json!({"name": foreign}),
     ))
     .unwrap();
-    // --cleanup --keep 1 trims further.
+    // --cleanup --keep 1 trims further: it shows what goes and, without a
+    // terminal, deletes only with --yes.
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])), "{}", text(&o));
+    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+    let o = anklume(p, &["rollback", "--cleanup", "--keep", "1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("1 snapshot(s) deleted"), "{}", text(&o));
     let snaps = rt.block_on(get(

@@ -329,6 +329,16 @@ pub struct Cleanup {
     pub failed: Vec<(SnapInfo, String)>,
 }
 
+/// What a cleanup will do: the snapshots it deletes, the timestamps it
+/// keeps.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CleanupPlan {
+    /// Pre-apply timestamps kept, newest first.
+    pub kept: Vec<String>,
+    /// Snapshots to delete.
+    pub delete: Vec<SnapInfo>,
+}
+
 /// Keep the newest `keep` pre-apply timestamps across all instances; delete
 /// the older pre-apply snapshots and trim `history` to match. Only the
 /// pre-apply snapshots this state directory took are considered (named in
@@ -336,6 +346,16 @@ pub struct Cleanup {
 /// (another user, a nested anklume, a test run) and user snapshots are
 /// never touched.
 pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cleanup, Error> {
+    let plan = plan_cleanup(incus, state, keep).await?;
+    run_cleanup(incus, state, &plan).await
+}
+
+/// What [`cleanup`] would delete and keep; nothing changes.
+pub async fn plan_cleanup<A: Api>(
+    incus: &A,
+    state: &Path,
+    keep: usize,
+) -> Result<CleanupPlan, Error> {
     let all = list_all(incus).await?;
     let ours: BTreeSet<String> = read_history(state)
         .into_iter()
@@ -357,14 +377,25 @@ pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cle
         .take(keep)
         .map(|s| s.to_string())
         .collect();
+    let delete = pre
+        .into_iter()
+        .filter(|s| !kept.iter().any(|k| s.name[PRE_APPLY.len()..] == **k))
+        .cloned()
+        .collect();
+    Ok(CleanupPlan { kept, delete })
+}
+
+/// Carry out a [`CleanupPlan`]: delete its snapshots, trim `history`.
+pub async fn run_cleanup<A: Api>(
+    incus: &A,
+    state: &Path,
+    plan: &CleanupPlan,
+) -> Result<Cleanup, Error> {
     let mut out = Cleanup {
-        kept: kept.clone(),
+        kept: plan.kept.clone(),
         ..Cleanup::default()
     };
-    for s in pre {
-        if kept.iter().any(|k| s.name[PRE_APPLY.len()..] == **k) {
-            continue;
-        }
+    for s in &plan.delete {
         let i = InstanceRef {
             project: s.project.clone(),
             name: s.instance.clone(),
@@ -381,7 +412,7 @@ pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cle
         .into_iter()
         .filter(|n| {
             n.strip_prefix(PRE_APPLY)
-                .is_some_and(|ts| kept.iter().any(|k| k == ts))
+                .is_some_and(|ts| plan.kept.iter().any(|k| k == ts))
         })
         .collect();
     let d = state_dir(state);

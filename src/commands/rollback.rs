@@ -108,7 +108,47 @@ async fn run_async(args: Args) -> Exit {
         return list(&incus, &state_dir, &sink, args.format).await;
     }
     if args.cleanup {
-        return match tx::cleanup(&incus, &state_dir, args.keep).await {
+        let prepared = match tx::prepare_cleanup(&incus, &state_dir, args.keep).await {
+            Ok(p) => p,
+            Err(e) => return refused(&e),
+        };
+        if prepared.plan.delete.is_empty() {
+            println!(
+                "Cleanup: nothing to delete; {} pre-apply timestamp(s) kept.",
+                prepared.plan.kept.len()
+            );
+            return Exit::Ok;
+        }
+        println!("Pre-apply snapshots to delete (their applies can then no longer restore data):");
+        for s in &prepared.plan.delete {
+            println!(
+                "  {} of {}/{}",
+                esc(&s.name),
+                esc(&s.project),
+                esc(&s.instance)
+            );
+        }
+        println!(
+            "Kept: the newest {} timestamp(s){}.",
+            prepared.plan.kept.len(),
+            if prepared.plan.kept.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", prepared.plan.kept.join(", "))
+            }
+        );
+        if !args.yes {
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            if !interactive {
+                eprintln!("error: no terminal to confirm the deletion: pass --yes");
+                return Exit::Invalid;
+            }
+            if !super::confirm("Delete these snapshots?") {
+                eprintln!("cancelled: nothing was deleted");
+                return Exit::Invalid;
+            }
+        }
+        return match prepared.run(&incus).await {
             Ok(c) => {
                 for s in &c.deleted {
                     println!(

@@ -12,7 +12,7 @@ use super::{Event, Sink, TxError};
 use crate::incus::Api;
 use crate::journal::{self, Record, Verb};
 use crate::kind::UndoContext;
-use crate::snapshot::{self, Cleanup};
+use crate::snapshot::{self, Cleanup, CleanupPlan};
 use crate::state::{self, ApplyLock};
 use crate::undo::{self, Step, StepResult};
 
@@ -312,9 +312,35 @@ pub async fn history<A: Api>(api: &A, state_dir: &Path, sink: &Sink) -> Vec<Hist
     rows
 }
 
-/// Delete old pre-apply snapshots, keeping the newest `keep` timestamps,
-/// under the lock.
-pub async fn cleanup<A: Api>(api: &A, state_dir: &Path, keep: usize) -> Result<Cleanup, TxError> {
-    let _lock = state::lock(state_dir)?;
-    Ok(snapshot::cleanup(api, state_dir, keep).await?)
+/// A cleanup of old pre-apply snapshots, decided and not yet done: the
+/// lock is held from here, so that the user can see what goes and say yes.
+#[derive(Debug)]
+pub struct PreparedCleanup {
+    _lock: ApplyLock,
+    state_dir: PathBuf,
+    /// What it deletes and keeps.
+    pub plan: CleanupPlan,
+}
+
+/// Decide which old pre-apply snapshots go, keeping the newest `keep`
+/// timestamps, under the lock; nothing is deleted yet.
+pub async fn prepare_cleanup<A: Api>(
+    api: &A,
+    state_dir: &Path,
+    keep: usize,
+) -> Result<PreparedCleanup, TxError> {
+    let lock = state::lock(state_dir)?;
+    let plan = snapshot::plan_cleanup(api, state_dir, keep).await?;
+    Ok(PreparedCleanup {
+        _lock: lock,
+        state_dir: state_dir.to_path_buf(),
+        plan,
+    })
+}
+
+impl PreparedCleanup {
+    /// Delete them.
+    pub async fn run<A: Api>(self, api: &A) -> Result<Cleanup, TxError> {
+        Ok(snapshot::run_cleanup(api, &self.state_dir, &self.plan).await?)
+    }
 }
