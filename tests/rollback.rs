@@ -317,11 +317,15 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
     // After record 2: snapshot taken, nothing changed; 3: first intent on
     // disk, its change never sent; 8: mid-way. Then signals from outside
     // while instances are being created: SIGKILL, and SIGINT (Ctrl-C),
-    // which lets the operations in flight finish and ends the journal.
+    // which lets the operations in flight finish and ends the journal; a
+    // second Ctrl-C quits without waiting, which leaves the journal as a
+    // killed apply's (issue 12, item 4): rollback understands it all the
+    // same.
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Stop {
         AfterRecords(u32),
         Signal(i32),
+        TwoSigints,
     }
     let apply_b = |failpoint: Option<u32>| {
         let mut c = anklume_command(
@@ -341,11 +345,12 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         Stop::AfterRecords(8),
         Stop::Signal(libc::SIGKILL),
         Stop::Signal(libc::SIGINT),
+        Stop::TwoSigints,
     ] {
         let before = journals(p).len();
         let o = match stop {
             Stop::AfterRecords(n) => apply_b(Some(n)).wait_with_output().unwrap(),
-            Stop::Signal(sig) => {
+            Stop::Signal(_) | Stop::TwoSigints => {
                 let child = apply_b(None);
                 // Wait until the journal shows changes in flight.
                 let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -361,9 +366,16 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                // SAFETY: signalling our own child.
-                unsafe {
-                    libc::kill(child.id() as i32, sig);
+                let signals: Vec<i32> = match stop {
+                    Stop::Signal(sig) => vec![sig],
+                    _ => vec![libc::SIGINT, libc::SIGINT],
+                };
+                for sig in &signals {
+                    // SAFETY: signalling our own child.
+                    unsafe {
+                        libc::kill(child.id() as i32, *sig);
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
                 }
                 child.wait_with_output().unwrap()
             }
@@ -381,6 +393,11 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
                 journal.ends_with("{\"record\":\"end\",\"outcome\":\"interrupted\"}\n"),
                 "{journal}"
             );
+        } else if stop == Stop::TwoSigints {
+            // The second Ctrl-C quits now: no end record, as a killed apply.
+            assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+            assert!(text(&o).contains("interrupted again"), "{}", text(&o));
+            assert!(!journal.contains("\"end\""), "{journal}");
         } else {
             assert_eq!(
                 o.status.signal(),
@@ -648,7 +665,11 @@ domains:
     // terminal, deletes only with --yes.
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])),
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
