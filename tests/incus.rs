@@ -146,6 +146,30 @@ fn apply_creates_everything_then_converges_without_writes() {
         "{dry_out}"
     );
     assert!(!dry_out.contains("user.extra"), "{dry_out}");
+    // Nodes that will not run (the ruleset, provisioning without a tree):
+    // one line per reason, not one per node; -v lists every node.
+    let not_run: Vec<&str> = dry_out.lines().filter(|l| l.starts_with("  . ")).collect();
+    let reasons: std::collections::BTreeSet<&str> = not_run
+        .iter()
+        .map(|l| l.split_once(": ").map_or(*l, |(_, r)| r))
+        .collect();
+    assert_eq!(not_run.len(), reasons.len(), "{dry_out}");
+    assert!(
+        not_run
+            .iter()
+            .any(|l| l.contains("nodes not run (provision/")),
+        "{dry_out}"
+    );
+    let verbose = anklume(
+        dir.path(),
+        &["apply", "plan.bin", "--dry-run", "--no-nftables", "-v"],
+    );
+    let verbose = String::from_utf8_lossy(&verbose.stdout);
+    let provisions = verbose
+        .lines()
+        .filter(|l| l.starts_with("  . provision/"))
+        .count();
+    assert!(provisions >= 2, "{verbose}");
     let (o, s) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(s["updated"], 1, "{s}");

@@ -76,8 +76,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
-    /// Also show the Ansible tasks that changed nothing (text format; JSON
-    /// always has every task).
+    /// Also list every node that will not run (text format: one line per
+    /// reason otherwise), and the Ansible tasks that changed nothing (JSON
+    /// always has every decision and task).
     #[arg(long, short = 'v')]
     pub verbose: bool,
 }
@@ -319,6 +320,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let decisions = &prepared.decisions;
     let mut out = String::new();
     let mut totals = [0usize; 4];
+    let mut not_run: std::collections::BTreeMap<&str, (usize, &String)> = Default::default();
     for (node, action) in plan.nodes.iter().zip(&decisions.actions) {
         totals[match action {
             Action::Create => 0,
@@ -331,12 +333,27 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
                 &json!({"event": "decision", "id": node.id, "decision": action}).to_string(),
             );
             out.push('\n');
+        } else if let (Action::NotRun { reason }, false) = (action, args.verbose) {
+            // One line per reason, not one per node (-v lists them).
+            let e = not_run.entry(reason.as_str()).or_insert((0, &node.id));
+            e.0 += 1;
         } else if !matches!(action, Action::Unchanged) {
             out.push_str(&format!(
                 "  {} {} {}\n",
                 symbol(action),
                 esc(&node.id),
                 describe(action)
+            ));
+        }
+    }
+    for (reason, (n, first)) in &not_run {
+        if *n == 1 {
+            out.push_str(&format!("  . {} not run: {}\n", esc(first), esc(reason)));
+        } else {
+            out.push_str(&format!(
+                "  . {n} nodes not run ({} …; -v lists them): {}\n",
+                esc(first),
+                esc(reason)
             ));
         }
     }
