@@ -210,6 +210,16 @@ fn sink(json_out: bool, progress: bool, verbose: bool) -> Sink {
                 esc(instance),
                 esc(error)
             ),
+            Event::AddressFreed {
+                project,
+                instance,
+                nics,
+            } => println!(
+                "Freed the static address of {}/{} ({}): another instance takes it over.",
+                esc(project),
+                esc(instance),
+                esc(&nics.join(", "))
+            ),
             Event::Snapshot { name, taken, .. } => {
                 println!("Snapshot {name} of {taken} instance(s) about to change.")
             }

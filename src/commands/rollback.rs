@@ -81,6 +81,16 @@ fn sink() -> Sink {
             }
         }
         Event::Warning { message } => eprintln!("warning: {}", esc(message)),
+        Event::AddressFreed {
+            project,
+            instance,
+            nics,
+        } => println!(
+            "Freed the static address of {}/{} ({}): another instance takes it back.",
+            esc(project),
+            esc(instance),
+            esc(&nics.join(", "))
+        ),
         _ => {}
     })
 }

@@ -129,6 +129,13 @@ impl<A: Api> Prepared<A> {
             networks: Vec::new(),
             nft: self.opts.nft.clone(),
         };
+        for (a, nics) in undo::free_taken_addresses(&self.api, &self.steps).await {
+            sink(&Event::AddressFreed {
+                project: a.project,
+                instance: a.name,
+                nics,
+            });
+        }
         let results = undo::run(
             &self.api,
             &self.steps,
