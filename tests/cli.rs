@@ -496,3 +496,47 @@ fn explain_prints_a_code_entry() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("`duplicate-ip`"));
 }
+
+/// `diff` says when a change renumbers existing machines (a machine
+/// inserted above them) and how to pin an address (issue 12, item 1).
+#[test]
+fn diff_warns_when_machines_are_renumbered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let infra = |m: &str| {
+        format!(
+            "project_name: x\nglobal:\n  addressing: {{}}\ndomains:\n  work:\n    machines:\n{m}"
+        )
+    };
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-b: {}\n      work-c: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "a.bin"]).status.code(), Some(0));
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-a: {}\n      work-b: {}\n      work-c: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "b.bin"]).status.code(), Some(0));
+    let o = anklume(d, &["diff", "a.bin", "b.bin"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings[0].contains("instance/work/work-b moves from 10.120.0.1 to 10.120.0.2")
+            && warnings[0].contains("pin it: `ip: 10.120.0.1`"),
+        "{out}"
+    );
+    // Adding a machine at the end renumbers nobody.
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-b: {}\n      work-c: {}\n      work-d: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "c.bin"]).status.code(), Some(0));
+    let o = anklume(d, &["diff", "a.bin", "c.bin"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("warning"));
+}
