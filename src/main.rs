@@ -53,6 +53,9 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Create, restore, list or delete instance snapshots.
     Snapshot(commands::snapshot::Args),
+    /// Explain a diagnostic code: its meaning, a failing and a fixed
+    /// example (`anklume explain E0404`; no code: the list).
+    Explain(commands::explain::Args),
 }
 
 /// How a command ended.
@@ -88,7 +91,11 @@ fn main() -> ExitCode {
     // SIGPIPE: a closed pipe must not kill an apply half-way.
     if matches!(
         cli.command,
-        Command::Check(_) | Command::Plan(_) | Command::Show(_) | Command::Diff(_)
+        Command::Check(_)
+            | Command::Plan(_)
+            | Command::Show(_)
+            | Command::Diff(_)
+            | Command::Explain(_)
     ) {
         // SAFETY: restoring the default disposition of a signal, before any
         // thread is started.
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
         Command::Nftables(a) => commands::nftables::run(a),
         Command::Rollback(a) => commands::rollback::run(a),
         Command::Snapshot(a) => commands::snapshot::run(a),
+        Command::Explain(a) => commands::explain::run(a),
     };
     match outcome {
         Exit::Ok => ExitCode::SUCCESS,

@@ -147,6 +147,10 @@ fn sync_twice_changes_nothing_and_keeps_user_content() {
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(!stdout.contains("Written:"), "{stdout}");
     assert!(stdout.contains("0 file(s) written"), "{stdout}");
+    assert!(
+        !stdout.contains("make lint"),
+        "no Makefile to run: {stdout}"
+    );
     for (bytes, mtime, p) in before {
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "{p}");
         assert_eq!(
@@ -174,11 +178,23 @@ fn plans_are_byte_identical_across_processes_and_diff_reports_changes() {
         anklume(dir.path(), &["plan", "-o", "a.bin"]).status.code(),
         Some(0)
     );
-    let b = anklume(dir.path(), &["plan"]);
+    // `plan > b.bin`: stdout is a file, so the plan is binary.
+    let file = std::fs::File::create(dir.path().join("b.bin")).unwrap();
+    let b = common::anklume_command(dir.path(), &["plan"])
+        .stdout(file)
+        .output()
+        .unwrap();
     assert_eq!(b.status.code(), Some(0));
     let a = std::fs::read(dir.path().join("a.bin")).unwrap();
-    assert_eq!(a, b.stdout, "plan -o and plan > file differ");
-    std::fs::write(dir.path().join("b.bin"), &b.stdout).unwrap();
+    let b_bytes = std::fs::read(dir.path().join("b.bin")).unwrap();
+    assert_eq!(a, b_bytes, "plan -o and plan > file differ");
+    // `plan | grep`: a pipe gets the text rendering, unless asked for bin.
+    let piped = anklume(dir.path(), &["plan"]);
+    assert_eq!(piped.status.code(), Some(0));
+    let text = String::from_utf8(piped.stdout).expect("text on a pipe");
+    assert!(text.starts_with("anklume plan: "), "{text}");
+    let bin = anklume(dir.path(), &["plan", "--format", "bin"]);
+    assert_eq!(bin.stdout, a, "--format bin on a pipe");
     let same = anklume(dir.path(), &["diff", "a.bin", "b.bin"]);
     assert_eq!(same.status.code(), Some(0));
     std::fs::write(
@@ -269,16 +285,258 @@ fn rollback_refuses_bad_timestamps_and_an_empty_state_without_touching_incus() {
         "{\"record\":\"begin\",\"ts\":\"20260101-120000\",\"anklume\":\"0\",\"changes\":1,\"snapshot\":null}\n{\"record\":\"intent\",\"seq\":1,\"node\":\"network/net-a\",\"target\":{\"type\":\"network\",\"name\":\"net-a\"},\"change\":\"create\",\"deps\":[]}\n{\"record\":\"do",
     )
     .unwrap();
+    // A later apply whose creation failed and whose update succeeded.
+    std::fs::write(
+        jdir.join("20260102-120000.jsonl"),
+        concat!(
+            "{\"record\":\"begin\",\"ts\":\"20260102-120000\",\"anklume\":\"0\",\"changes\":2,\"snapshot\":null}\n",
+            "{\"record\":\"intent\",\"seq\":1,\"node\":\"network/net-b\",\"target\":{\"type\":\"network\",\"name\":\"net-b\"},\"change\":\"create\",\"deps\":[]}\n",
+            "{\"record\":\"done\",\"seq\":1,\"ok\":false,\"error\":\"boom\"}\n",
+            "{\"record\":\"intent\",\"seq\":2,\"node\":\"network/net-a\",\"target\":{\"type\":\"network\",\"name\":\"net-a\"},\"change\":\"update\",\"deps\":[],\"prior\":{}}\n",
+            "{\"record\":\"done\",\"seq\":2,\"ok\":true}\n",
+            "{\"record\":\"end\",\"outcome\":\"failed\"}\n"
+        ),
+    )
+    .unwrap();
     let o = run(&["rollback", "--list"]);
     assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("20260101-120000  unfinished  1 created, 0 updated"),
+        out.contains("20260101-120000  unfinished  0 created, 0 updated, 1 unfinished"),
         "{out}"
     );
+    assert!(
+        out.contains("20260102-120000  failed      0 created, 1 updated, 1 failed"),
+        "a failed creation is not counted as created: {out}"
+    );
+    // The same as JSON lines, newest first.
+    let o = run(&["rollback", "--list", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["ts"], "20260102-120000");
+    assert_eq!(
+        rows[0]["changes"],
+        serde_json::json!({"created": 0, "updated": 1, "failed": 1, "unfinished": 0})
+    );
+    assert_eq!(rows[1]["changes"]["unfinished"], 1);
+    assert_eq!(rows[1]["snapshot"], serde_json::Value::Null);
     // `--keep` only goes with --cleanup; --list takes no timestamp.
     let o = run(&["rollback", "--keep", "2"]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["rollback", "--list", "20260101-120000"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Giving `apply` (or `show`) something that is not a plan says what it is:
+/// the sources, a directory, or the plan's text rendering.
+#[test]
+fn a_source_file_given_as_a_plan_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infra.yml"), example()).unwrap();
+    let text = anklume(dir.path(), &["plan"]).stdout;
+    std::fs::write(dir.path().join("plan.txt"), text).unwrap();
+    std::fs::create_dir(dir.path().join("infra")).unwrap();
+    std::fs::write(dir.path().join("random.bin"), [7u8; 64]).unwrap();
+    for (file, hint) in [
+        ("infra.yml", "this is a source file, not a plan"),
+        ("infra", "this is a directory"),
+        ("plan.txt", "this is the plan's text rendering"),
+    ] {
+        for cmd in ["apply", "show"] {
+            let o = anklume(dir.path(), &[cmd, file]);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {file}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(hint), "{cmd} {file}: {err}");
+            assert!(err.contains("anklume plan -o plan.bin"), "{err}");
+        }
+    }
+    // Bytes that are nothing known: no guess.
+    let o = anklume(dir.path(), &["apply", "random.bin"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("hint:"));
+}
+
+/// `plan --diagnostics json` writes JSON lines only on stderr, whatever
+/// goes wrong: diagnostics of the sources, a missing file, a role found
+/// nowhere (issue 12, item 7: a trailing text line broke `jq`).
+#[test]
+fn plan_json_diagnostics_are_json_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("bad.yml"),
+        "project_name: x\nglobal: {}\ndomains:\n  d1:\n    machines:\n      m1: {bogus: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("role.yml"),
+        "project_name: x\nglobal:\n  addressing: {}\ndomains:\n  d1:\n    machines:\n      m1: {roles: [nope]}\n",
+    )
+    .unwrap();
+    for (src, code, severity) in [
+        ("bad.yml", Some(1), "error"),
+        ("missing.yml", Some(2), "error"),
+        ("role.yml", Some(0), "warning"),
+    ] {
+        let o = anklume(d, &["plan", src, "--diagnostics", "json", "-o", "p.bin"]);
+        assert_eq!(o.status.code(), code, "{src}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.trim().is_empty(), "{src}: something is said");
+        for line in err.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{src}: not JSON ({e}): {line}"));
+            assert!(v["message"].is_string(), "{line}");
+        }
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("\"severity\":\"{severity}\""))),
+            "{src}: {err}"
+        );
+    }
+    // Positive control: in text, the summary line is there.
+    let o = anklume(d, &["plan", "bad.yml", "-o", "p.bin"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plan aborted: 2 errors"));
+}
+
+/// In directory mode, `domains/*.yaml` and `policies.yaml` are read like
+/// their `.yml` twins (issue 12, item 11: they were skipped silently); a
+/// `base.yaml` alone is named in the error.
+#[test]
+fn infra_dir_reads_yaml_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/infra-dir");
+    std::fs::create_dir_all(d.join("infra/domains")).unwrap();
+    std::fs::copy(ex.join("base.yml"), d.join("infra/base.yml")).unwrap();
+    std::fs::copy(ex.join("policies.yml"), d.join("infra/policies.yaml")).unwrap();
+    for e in std::fs::read_dir(ex.join("domains")).unwrap() {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&p, d.join(format!("infra/domains/{stem}.yaml"))).unwrap();
+    }
+    let yaml = anklume(d, &["check", "infra", "--format", "json"]);
+    let yml = anklume(&ex.join(".."), &["check", "infra-dir", "--format", "json"]);
+    assert_eq!(yaml.status.code(), Some(0), "{}", common::text(&yaml));
+    let o = anklume(d, &["check", "infra"]);
+    let summary =
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let o2 = anklume(&ex.join(".."), &["check", "infra-dir"]);
+    let summary2 =
+        String::from_utf8_lossy(&o2.stdout).to_string() + &String::from_utf8_lossy(&o2.stderr);
+    assert_eq!(
+        summary, summary2,
+        "the same domains and policies as the .yml files"
+    );
+    assert_eq!(yml.status.code(), Some(0));
+    std::fs::rename(d.join("infra/base.yml"), d.join("infra/base.yaml")).unwrap();
+    let o = anklume(d, &["check", "infra"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::text(&o).contains("rename it base.yml"),
+        "{}",
+        common::text(&o)
+    );
+}
+
+/// A file without `global:` means all defaults: the same plan and the same
+/// Ansible tree as `global: {}` (issue 12, item 12: it was refused while
+/// the hint said it may be empty).
+#[test]
+fn no_global_key_means_all_defaults() {
+    let with = "project_name: x\nglobal: {}\ndomains:\n  d1:\n    subnet_id: 3\n    machines:\n      m1: {}\n";
+    let without = with.replace("global: {}\n", "");
+    let mut out = Vec::new();
+    for text in [with, without.as_str()] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("infra.yml"), text).unwrap();
+        let o = anklume(dir.path(), &["check"]);
+        assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+        assert_eq!(anklume(dir.path(), &["sync"]).status.code(), Some(0));
+        assert_eq!(
+            anklume(dir.path(), &["plan", "-o", "p.bin"]).status.code(),
+            Some(0)
+        );
+        let ron = anklume(dir.path(), &["show", "p.bin", "--format", "ron"]).stdout;
+        let root = format!("{}/", dir.path().display());
+        let tree: Vec<(String, Vec<u8>)> = all_files(dir.path())
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).unwrap();
+                (f.strip_prefix(&root).unwrap().to_string(), bytes)
+            })
+            .filter(|(f, _)| f != "infra.yml" && f != "p.bin")
+            .collect();
+        out.push((ron, tree));
+    }
+    assert!(!out[0].1.is_empty());
+    assert_eq!(out[0], out[1]);
+}
+
+/// `anklume explain CODE` prints the manual's entry for a code, by code
+/// (any case) or name; an unknown one is an error with a did-you-mean.
+#[test]
+fn explain_prints_a_code_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    for arg in ["E0404", "e0404", "duplicate-ip"] {
+        let o = anklume(dir.path(), &["explain", arg]);
+        assert_eq!(o.status.code(), Some(0), "{arg}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with("## E0404 duplicate-ip"), "{out}");
+        assert!(out.contains("Failing:") && out.contains("Fixed:"), "{out}");
+        assert!(!out.contains("## E0405"), "one entry only");
+    }
+    let o = anklume(dir.path(), &["explain", "E0440"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::text(&o).contains("did you mean `anklume explain E0404`?"));
+    let o = anklume(dir.path(), &["explain"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("`duplicate-ip`"));
+}
+
+/// `diff` says when a change renumbers existing machines (a machine
+/// inserted above them) and how to pin an address (issue 12, item 1).
+#[test]
+fn diff_warns_when_machines_are_renumbered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let infra = |m: &str| {
+        format!(
+            "project_name: x\nglobal:\n  addressing: {{}}\ndomains:\n  work:\n    machines:\n{m}"
+        )
+    };
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-b: {}\n      work-c: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "a.bin"]).status.code(), Some(0));
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-a: {}\n      work-b: {}\n      work-c: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "b.bin"]).status.code(), Some(0));
+    let o = anklume(d, &["diff", "a.bin", "b.bin"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings[0].contains("instance/work/work-b moves from 10.120.0.1 to 10.120.0.2")
+            && warnings[0].contains("pin it: `ip: 10.120.0.1`"),
+        "{out}"
+    );
+    // Adding a machine at the end renumbers nobody.
+    std::fs::write(
+        d.join("infra.yml"),
+        infra("      work-b: {}\n      work-c: {}\n      work-d: {}\n"),
+    )
+    .unwrap();
+    assert_eq!(anklume(d, &["plan", "-o", "c.bin"]).status.code(), Some(0));
+    let o = anklume(d, &["diff", "a.bin", "c.bin"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("warning"));
 }

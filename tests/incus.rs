@@ -146,6 +146,30 @@ fn apply_creates_everything_then_converges_without_writes() {
         "{dry_out}"
     );
     assert!(!dry_out.contains("user.extra"), "{dry_out}");
+    // Nodes that will not run (the ruleset, provisioning without a tree):
+    // one line per reason, not one per node; -v lists every node.
+    let not_run: Vec<&str> = dry_out.lines().filter(|l| l.starts_with("  . ")).collect();
+    let reasons: std::collections::BTreeSet<&str> = not_run
+        .iter()
+        .map(|l| l.split_once(": ").map_or(*l, |(_, r)| r))
+        .collect();
+    assert_eq!(not_run.len(), reasons.len(), "{dry_out}");
+    assert!(
+        not_run
+            .iter()
+            .any(|l| l.contains("nodes not run (provision/")),
+        "{dry_out}"
+    );
+    let verbose = anklume(
+        dir.path(),
+        &["apply", "plan.bin", "--dry-run", "--no-nftables", "-v"],
+    );
+    let verbose = String::from_utf8_lossy(&verbose.stdout);
+    let provisions = verbose
+        .lines()
+        .filter(|l| l.starts_with("  . provision/"))
+        .count();
+    assert!(provisions >= 2, "{verbose}");
     let (o, s) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(s["updated"], 1, "{s}");
@@ -537,4 +561,112 @@ fn cleanup_never_touches_objects_without_the_test_prefix() {
         refusal.contains("refusing to run") && refusal.contains(common::ALLOW_FOREIGN),
         "{refusal}"
     );
+}
+
+/// Renumbering (issue 12, item 1): a machine inserted above two others
+/// shifts their automatic addresses, and two machines swap theirs; apply
+/// carries both out (it frees the addresses taken over first), and
+/// rollback puts every address back.
+#[test]
+fn address_shifts_and_swaps_are_applied_and_rolled_back() {
+    let Some(incus) = daemon() else {
+        return;
+    };
+    let _serial = serial();
+    let rt = rt();
+    let d = "ankt-ren";
+    rt.block_on(cleanup(&incus, &[d]));
+    let infra = |machines: &str| {
+        format!(
+            "project_name: itest\nglobal:\n  addressing: {{zone_base: 211}}\n  default_os_image: {IMAGE}\ndomains:\n  {d}:\n    machines:\n{machines}"
+        )
+    };
+    let ips = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|m| {
+                let v = rt.block_on(get(&incus, &format!("/1.0/instances/{d}-{m}?project={d}")));
+                v["devices"]["eth0"]["ipv4.address"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .to_string()
+            })
+            .collect()
+    };
+    let dir = planned(&infra(&format!("      {d}-b: {{}}\n      {d}-c: {{}}\n")));
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["failed"], 0, "{s}");
+    let first = ips(&["b", "c"]);
+    let prefix = first[0].rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(first, [format!("{prefix}.1"), format!("{prefix}.2")]);
+
+    // `a` inserted above: b .1 -> .2, c .2 -> .3, a takes .1.
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra(&format!(
+            "      {d}-a: {{}}\n      {d}-b: {{}}\n      {d}-c: {{}}\n"
+        )),
+    )
+    .unwrap();
+    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        (s["failed"].as_u64(), s["created"].as_u64()),
+        (Some(0), Some(1)),
+        "{s}"
+    );
+    assert!(
+        text(&o).contains("\"event\":\"address_freed\""),
+        "{}",
+        text(&o)
+    );
+    let shifted = ips(&["a", "b", "c"]);
+    assert_eq!(
+        shifted,
+        [
+            format!("{prefix}.1"),
+            format!("{prefix}.2"),
+            format!("{prefix}.3")
+        ]
+    );
+
+    // b and c swap their (now explicit) addresses.
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra(&format!(
+            "      {d}-a: {{}}\n      {d}-b: {{ip: {prefix}.3}}\n      {d}-c: {{ip: {prefix}.2}}\n"
+        )),
+    )
+    .unwrap();
+    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (o, s) = apply_json(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["failed"], 0, "{s}");
+    assert_eq!(
+        ips(&["a", "b", "c"]),
+        [
+            format!("{prefix}.1"),
+            format!("{prefix}.3"),
+            format!("{prefix}.2")
+        ]
+    );
+
+    // Rollback of the swap, then of the shift: every address as before.
+    let o = anklume(dir.path(), &["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(ips(&["a", "b", "c"]), shifted);
+    let o = anklume(dir.path(), &["rollback", "--list", "--format", "json"]);
+    let rows: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shift = rows[1]["ts"].as_str().unwrap().to_string();
+    let o = anklume(dir.path(), &["rollback", &shift, "--yes", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(ips(&["b", "c"]), first);
+    rt.block_on(cleanup(&incus, &[d]));
 }

@@ -185,3 +185,73 @@ fn a_missing_role_is_said_and_apply_refuses_a_changed_tree() {
         );
     }
 }
+
+/// A plan applied from another directory is checked against the files
+/// beside it, the sources and the Ansible tree alike (issue 12, item 3); a
+/// file changed there is still stale, and the message says where the paths
+/// were read. No daemon: the socket points nowhere, so an apply that gets
+/// past the staleness check stops at "cannot reach Incus".
+#[test]
+fn a_plan_applied_from_elsewhere_reads_its_files_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    write(&proj, "infra.yml", INFRA);
+    write(
+        &proj,
+        "shipped/roles/base_system/tasks/main.yml",
+        "- ansible.builtin.debug: {msg: base}\n",
+    );
+    write(
+        &proj,
+        "roles_custom/web/tasks/main.yml",
+        "- ansible.builtin.debug: {msg: web}\n",
+    );
+    assert_eq!(run(&proj, &["sync"]).status.code(), Some(0));
+    let o = run(&proj, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan = proj.join("plan.bin");
+    let apply = |cwd: &Path| {
+        anklume_command(
+            cwd,
+            &[
+                "apply",
+                plan.to_str().unwrap(),
+                "--dry-run",
+                "--no-nftables",
+            ],
+        )
+        .env("ANKLUME_ANSIBLE_DIR", proj.join("shipped"))
+        .env("INCUS_SOCKET", dir.path().join("no-socket"))
+        .output()
+        .unwrap()
+    };
+    for cwd in [&proj, &elsewhere] {
+        let o = apply(cwd);
+        assert!(!text(&o).contains("stale"), "from {cwd:?}: {}", text(&o));
+        assert!(text(&o).contains("cannot reach Incus"), "{}", text(&o));
+    }
+    // Another project's infra.yml where apply runs does not fool it.
+    write(&elsewhere, "infra.yml", "project_name: other\n");
+    let o = apply(&elsewhere);
+    assert!(!text(&o).contains("stale"), "{}", text(&o));
+    // A change beside the plan is stale from anywhere, and says where.
+    let hv = proj.join("host_vars/pro-a.yml");
+    let mut t = std::fs::read_to_string(&hv).unwrap();
+    t.push_str("my_var: 1\n");
+    std::fs::write(&hv, t).unwrap();
+    for cwd in [&proj, &elsewhere] {
+        let o = apply(cwd);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("the plan is stale: ./host_vars/pro-a.yml"),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("relative to {}", proj.display())),
+            "{t}"
+        );
+    }
+}

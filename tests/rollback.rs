@@ -317,11 +317,15 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
     // After record 2: snapshot taken, nothing changed; 3: first intent on
     // disk, its change never sent; 8: mid-way. Then signals from outside
     // while instances are being created: SIGKILL, and SIGINT (Ctrl-C),
-    // which lets the operations in flight finish and ends the journal.
+    // which lets the operations in flight finish and ends the journal; a
+    // second Ctrl-C quits without waiting, which leaves the journal as a
+    // killed apply's (issue 12, item 4): rollback understands it all the
+    // same.
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Stop {
         AfterRecords(u32),
         Signal(i32),
+        TwoSigints,
     }
     let apply_b = |failpoint: Option<u32>| {
         let mut c = anklume_command(
@@ -341,11 +345,12 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         Stop::AfterRecords(8),
         Stop::Signal(libc::SIGKILL),
         Stop::Signal(libc::SIGINT),
+        Stop::TwoSigints,
     ] {
         let before = journals(p).len();
         let o = match stop {
             Stop::AfterRecords(n) => apply_b(Some(n)).wait_with_output().unwrap(),
-            Stop::Signal(sig) => {
+            Stop::Signal(_) | Stop::TwoSigints => {
                 let child = apply_b(None);
                 // Wait until the journal shows changes in flight.
                 let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -361,9 +366,16 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                // SAFETY: signalling our own child.
-                unsafe {
-                    libc::kill(child.id() as i32, sig);
+                let signals: Vec<i32> = match stop {
+                    Stop::Signal(sig) => vec![sig],
+                    _ => vec![libc::SIGINT, libc::SIGINT],
+                };
+                for sig in &signals {
+                    // SAFETY: signalling our own child.
+                    unsafe {
+                        libc::kill(child.id() as i32, *sig);
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
                 }
                 child.wait_with_output().unwrap()
             }
@@ -381,6 +393,11 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
                 journal.ends_with("{\"record\":\"end\",\"outcome\":\"interrupted\"}\n"),
                 "{journal}"
             );
+        } else if stop == Stop::TwoSigints {
+            // The second Ctrl-C quits now: no end record, as a killed apply.
+            assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+            assert!(text(&o).contains("interrupted again"), "{}", text(&o));
+            assert!(!journal.contains("\"end\""), "{journal}");
         } else {
             assert_eq!(
                 o.status.signal(),
@@ -525,6 +542,20 @@ domains:
     );
     let o = anklume(p, &["snapshot", "list"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{d}-two")));
+    // The same as JSON lines.
+    let o = anklume(p, &["snapshot", "list", &one, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let snaps: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        snaps
+            .iter()
+            .any(|s| s["name"] == "mine" && s["instance"] == one.as_str() && s["project"] == d),
+        "{snaps:?}"
+    );
+    assert!(snaps.iter().all(|s| s["created_at"].is_string()));
 
     // Restore brings the data back.
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v2 > /root/f")), 0);
@@ -536,6 +567,15 @@ domains:
     let o = anklume(p, &["snapshot", "create", "ankt-nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("instance 'ankt-nope' not found in any Incus project"));
+    // A typo of an existing instance: did you mean.
+    let typo = format!("{}x", &one[..one.len() - 1]);
+    let o = anklume(p, &["snapshot", "restore", &typo, "mine"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&format!("did you mean '{one}'?")),
+        "{}",
+        text(&o)
+    );
     let o = anklume(p, &["snapshot", "restore", &one, "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("has no snapshot 'nope'"), "{}", text(&o));
@@ -621,8 +661,17 @@ domains:
         &serde_json::json!({"name": foreign}),
     ))
     .unwrap();
-    // --cleanup --keep 1 trims further.
+    // --cleanup --keep 1 trims further: it shows what goes and, without a
+    // terminal, deletes only with --yes.
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+    let o = anklume(p, &["rollback", "--cleanup", "--keep", "1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("1 snapshot(s) deleted"), "{}", text(&o));
     let snaps = rt.block_on(get(

@@ -1284,6 +1284,24 @@ fn check_ips(cx: &mut Cx, ir: &Ir, subnets: &Subnets) {
                     .with_secondary(cx.src.domains[di].name.span, format!("domain '{}' uses {a}.{b}.{c}.0/24", d.name))
                     .with_help(format!("use an address {a}.{b}.{c}.1-{a}.{b}.{c}.253, or remove `ip` to get one assigned")),
                 );
+            } else if (100..=199).contains(&o[3]) {
+                // dnsmasq on the bridge leases .100-.199 to whoever asks (a
+                // machine without a reservation, a nested guest): the same
+                // address may be handed out twice.
+                cx.push(
+                    Diagnostic::warning(
+                        "W0401",
+                        format!(
+                            "Machine '{}': IP {ip} is in the bridge's DHCP range ({a}.{b}.{c}.100-{a}.{b}.{c}.199)",
+                            m.name
+                        ),
+                        at,
+                    )
+                    .label("dnsmasq may lease this address to another client")
+                    .with_help(format!(
+                        "use .1-.99 or .200-.253 ({a}.{b}.{c}.200, for instance), or remove `ip` to get one assigned"
+                    )),
+                );
             } else if !(1..=253).contains(&o[3]) {
                 let what = match o[3] {
                     0 => "the network address",

@@ -97,11 +97,16 @@ impl Decisions {
 
 /// Checks that must pass before anything changes: local images exist, and
 /// no static address of the plan is held by another instance (Incus accepts
-/// a duplicate at create time, then refuses to start both).
+/// a duplicate at create time, then refuses to start both), unless that
+/// instance is one of the plan's and gets another address: apply frees it
+/// first ([`address_moves`]).
 pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     let mut problems = Vec::new();
     let mut missing_images: Vec<&str> = Vec::new();
     let mut wanted: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    // Each planned instance's own address: one that holds an address the
+    // plan gives another is moving away, and apply frees it first.
+    let mut planned: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
     for n in &plan.nodes {
         let Resource::Instance(i) = &n.resource else {
             continue;
@@ -114,6 +119,7 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
         if let Some(ip) = &i.ip {
             wanted.insert(ip, (&i.project, &i.name));
         }
+        planned.insert((&i.project, &i.name), i.ip.as_deref());
     }
     for alias in missing_images {
         problems.push(format!(
@@ -129,7 +135,10 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     live_ips.sort();
     for (ip, project, name) in live_ips {
         if let Some((wp, wn)) = wanted.get(ip.as_str()) {
-            if (*wp, *wn) != (project, name) {
+            let moving_away = planned
+                .get(&(project, name))
+                .is_some_and(|own| *own != Some(ip.as_str()));
+            if (*wp, *wn) != (project, name) && !moving_away {
                 problems.push(format!(
                     "static address {ip} of instance '{wn}' (project {wp}) is already used by instance '{name}' (project {project})"
                 ));
@@ -141,4 +150,58 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     } else {
         Err(Preflight { problems })
     }
+}
+
+/// The instances apply must free an address of before anything else
+/// runs: existing instances of the plan that hold, on a NIC the plan
+/// declares, an address the plan gives another instance (a machine inserted
+/// above others shifts their automatic addresses; two machines can swap).
+/// Freeing them all first lets every update and create then set its new
+/// address, whatever the order: shifts, chains and swaps alike. Returns,
+/// per plan node index, the NIC names to free.
+pub fn address_moves(plan: &Plan, live: &Live, actions: &[Action]) -> Vec<(usize, Vec<String>)> {
+    let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for n in &plan.nodes {
+        if let Resource::Instance(i) = &n.resource {
+            if let Some(ip) = &i.ip {
+                owner.insert(ip, (&i.project, &i.name));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (idx, (n, action)) in plan.nodes.iter().zip(actions).enumerate() {
+        let (Resource::Instance(i), Action::Update { .. }) = (&n.resource, action) else {
+            continue;
+        };
+        let Some(cur) = live.instances.get(&(i.project.clone(), i.name.clone())) else {
+            continue;
+        };
+        let Some(devs) = cur.get("devices").and_then(serde_json::Value::as_object) else {
+            continue;
+        };
+        let mut nics: Vec<String> = devs
+            .iter()
+            .filter(|(name, d)| {
+                let Some(ip) = d.get("ipv4.address").and_then(serde_json::Value::as_str) else {
+                    return false;
+                };
+                let wanted_here = i
+                    .devices
+                    .get(*name)
+                    .and_then(|pd| pd.get("ipv4.address"))
+                    .map(String::as_str);
+                i.devices.contains_key(*name)
+                    && wanted_here != Some(ip)
+                    && owner
+                        .get(ip)
+                        .is_some_and(|o| *o != (i.project.as_str(), i.name.as_str()))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        nics.sort();
+        if !nics.is_empty() {
+            out.push((idx, nics));
+        }
+    }
+    out
 }

@@ -89,6 +89,7 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
             source,
         })?;
     let mut found = Vec::new();
+    let mut names = Vec::new();
     for url in all.metadata.as_array().into_iter().flatten() {
         let Some(url) = url.as_str() else { continue };
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -96,6 +97,7 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
             continue;
         };
         if dec(n) != name {
+            names.push(dec(n));
             continue;
         }
         let project = query
@@ -109,7 +111,11 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
     }
     match found.len() {
         0 => Err(Error::Lookup(format!(
-            "instance '{name}' not found in any Incus project"
+            "instance '{name}' not found in any Incus project{}",
+            match closest(name, &names) {
+                Some(close) => format!("; did you mean '{close}'?"),
+                None => String::new(),
+            }
         ))),
         1 => Ok(found.remove(0)),
         _ => Err(Error::Lookup(format!(
@@ -121,6 +127,16 @@ pub async fn resolve<A: Api>(incus: &A, name: &str) -> Result<InstanceRef, Error
                 .join(", ")
         ))),
     }
+}
+
+/// The name in `names` closest to `name`, when it is likely a typo of it.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c.as_str()))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// This machine's host name: what `self` means.
@@ -313,6 +329,16 @@ pub struct Cleanup {
     pub failed: Vec<(SnapInfo, String)>,
 }
 
+/// What a cleanup will do: the snapshots it deletes, the timestamps it
+/// keeps.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CleanupPlan {
+    /// Pre-apply timestamps kept, newest first.
+    pub kept: Vec<String>,
+    /// Snapshots to delete.
+    pub delete: Vec<SnapInfo>,
+}
+
 /// Keep the newest `keep` pre-apply timestamps across all instances; delete
 /// the older pre-apply snapshots and trim `history` to match. Only the
 /// pre-apply snapshots this state directory took are considered (named in
@@ -320,6 +346,16 @@ pub struct Cleanup {
 /// (another user, a nested anklume, a test run) and user snapshots are
 /// never touched.
 pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cleanup, Error> {
+    let plan = plan_cleanup(incus, state, keep).await?;
+    run_cleanup(incus, state, &plan).await
+}
+
+/// What [`cleanup`] would delete and keep; nothing changes.
+pub async fn plan_cleanup<A: Api>(
+    incus: &A,
+    state: &Path,
+    keep: usize,
+) -> Result<CleanupPlan, Error> {
     let all = list_all(incus).await?;
     let ours: BTreeSet<String> = read_history(state)
         .into_iter()
@@ -341,14 +377,25 @@ pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cle
         .take(keep)
         .map(|s| s.to_string())
         .collect();
+    let delete = pre
+        .into_iter()
+        .filter(|s| !kept.iter().any(|k| s.name[PRE_APPLY.len()..] == **k))
+        .cloned()
+        .collect();
+    Ok(CleanupPlan { kept, delete })
+}
+
+/// Carry out a [`CleanupPlan`]: delete its snapshots, trim `history`.
+pub async fn run_cleanup<A: Api>(
+    incus: &A,
+    state: &Path,
+    plan: &CleanupPlan,
+) -> Result<Cleanup, Error> {
     let mut out = Cleanup {
-        kept: kept.clone(),
+        kept: plan.kept.clone(),
         ..Cleanup::default()
     };
-    for s in pre {
-        if kept.iter().any(|k| s.name[PRE_APPLY.len()..] == **k) {
-            continue;
-        }
+    for s in &plan.delete {
         let i = InstanceRef {
             project: s.project.clone(),
             name: s.instance.clone(),
@@ -365,7 +412,7 @@ pub async fn cleanup<A: Api>(incus: &A, state: &Path, keep: usize) -> Result<Cle
         .into_iter()
         .filter(|n| {
             n.strip_prefix(PRE_APPLY)
-                .is_some_and(|ts| kept.iter().any(|k| k == ts))
+                .is_some_and(|ts| plan.kept.iter().any(|k| k == ts))
         })
         .collect();
     let d = state_dir(state);

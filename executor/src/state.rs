@@ -82,6 +82,22 @@ pub fn stale_sources(header: &Header, cwd: &Path) -> Vec<String> {
     out
 }
 
+/// The directory a plan's relative source and tree paths are read from:
+/// of `candidates` (where apply runs, then the plan file's own directory),
+/// the one where the fewest of them are stale, the earlier on a tie. So a
+/// plan applied from another directory (`cd /tmp && anklume apply
+/// ~/proj/plan.bin`) is checked against the files beside it, even when the
+/// other directory has an `infra.yml` of its own, while a plan applied
+/// where it was made stays checked there.
+pub fn sources_dir(header: &Header, candidates: &[PathBuf]) -> PathBuf {
+    candidates
+        .iter()
+        .map(|d| (stale_sources(header, d).len(), d))
+        .min_by_key(|(stale, _)| *stale)
+        .map(|(_, d)| d.clone())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// Every file under `dir` (links included, not followed), relative, into
 /// `out`; an unreadable directory lists as empty.
 fn list_files(dir: &Path, rel: &Path, out: &mut Vec<String>) {

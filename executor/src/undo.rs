@@ -97,22 +97,31 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
             _ => None,
         })
         .collect();
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for r in j.records.iter().rev() {
-        let Record::Intent {
+    // A node changed more than once by one apply (an instance whose
+    // address is freed first, then updated) is undone once, where its last
+    // change was, back to the state before its first one.
+    let mut first: BTreeMap<&str, (&Verb, &Option<serde_json::Value>)> = BTreeMap::new();
+    for r in &j.records {
+        if let Record::Intent {
             node,
-            target,
             change,
             prior,
             ..
         } = r
-        else {
+        {
+            first.entry(node.as_str()).or_insert((change, prior));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in j.records.iter().rev() {
+        let Record::Intent { node, target, .. } = r else {
             continue;
         };
         if !seen.insert(node.clone()) {
             continue;
         }
+        let (change, prior) = first[node.as_str()];
         let undo = match (change, target) {
             // The table's prior state is kept for a create too.
             (_, Target::Nftables(_)) => Undo::Restore {
@@ -152,6 +161,58 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
         out.into_iter().partition(|s| !s.target.is_nftables());
     rest.extend(nft);
     rest
+}
+
+/// Before the steps run: the addresses the restored instances will have
+/// again that other instances of the same rollback hold now (an apply that
+/// shifted or swapped addresses) are freed, so that each restore, in any
+/// order, can take its own back (Incus refuses a snapshot restore or an
+/// update whose NIC address another NIC holds). Returns the instances freed
+/// and their NICs.
+pub async fn free_taken_addresses<A: Api>(
+    api: &A,
+    steps: &[Step],
+) -> Vec<(kind::instance::Address, Vec<String>)> {
+    let mut wanted: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut restored: Vec<&kind::instance::Address> = Vec::new();
+    for s in steps {
+        let (Target::Instance(a), Undo::Restore { prior, .. }) = (&s.target, &s.undo) else {
+            continue;
+        };
+        restored.push(a);
+        if let Some(p) = prior {
+            for ip in crate::live::instance_ips(p) {
+                wanted.insert(ip, (a.project.clone(), a.name.clone()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for a in restored {
+        let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
+            continue;
+        };
+        let Some(devs) = cur
+            .metadata
+            .get("devices")
+            .and_then(serde_json::Value::as_object)
+        else {
+            continue;
+        };
+        let nics: Vec<String> = devs
+            .iter()
+            .filter(|(_, d)| {
+                d.get("ipv4.address")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|ip| wanted.get(ip))
+                    .is_some_and(|owner| *owner != (a.project.clone(), a.name.clone()))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
+            out.push((a.clone(), nics));
+        }
+    }
+    out
 }
 
 /// Steps for a pre-apply snapshot without a journal (taken by anklume v1's
@@ -379,6 +440,66 @@ mod tests {
         assert!(matches!(s[1].undo, Undo::Delete));
         assert_eq!(s[1].dependents, vec!["instance/pro/pro-dev".to_string()]);
         assert!(s[0].describe().contains("then its prior configuration"));
+    }
+
+    /// A node changed twice by one apply (an instance whose address is
+    /// freed before its update) is one step, where its last change was,
+    /// back to the state before its first change.
+    #[test]
+    fn a_node_changed_twice_goes_back_to_before_its_first_change() {
+        let inst = |name: &str| {
+            Target::Instance(kind::instance::Address {
+                project: "pro".into(),
+                name: name.into(),
+            })
+        };
+        let update = |seq, name: &str, prior: serde_json::Value| Record::Intent {
+            seq,
+            node: format!("instance/pro/{name}"),
+            target: inst(name),
+            change: Verb::Update,
+            deps: Vec::new(),
+            prior: Some(prior),
+        };
+        let j = journal::Read {
+            ts: "20260101-000000".into(),
+            path: "x".into(),
+            records: vec![
+                update(
+                    1,
+                    "a",
+                    json!({"devices": {"eth0": {"ipv4.address": "10.0.0.1"}}}),
+                ),
+                update(
+                    2,
+                    "b",
+                    json!({"devices": {"eth0": {"ipv4.address": "10.0.0.2"}}}),
+                ),
+                update(3, "a", json!({"devices": {"eth0": {}}})),
+                update(4, "b", json!({"devices": {"eth0": {}}})),
+            ],
+        };
+        let s = steps(&j);
+        let got: Vec<(&str, String)> = s
+            .iter()
+            .map(|st| match &st.undo {
+                Undo::Restore { prior: Some(p), .. } => (
+                    st.node.as_str(),
+                    p["devices"]["eth0"]["ipv4.address"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("instance/pro/b", "10.0.0.2".to_string()),
+                ("instance/pro/a", "10.0.0.1".to_string())
+            ]
+        );
     }
 
     /// The table goes back after everything else (bridges deleted or kept),

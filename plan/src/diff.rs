@@ -142,6 +142,22 @@ pub struct PlanDiff {
     pub opens: Vec<String>,
     /// Reachability the new plan closes.
     pub closes: Vec<String>,
+    /// Instances in both plans whose address changes (a machine added or
+    /// removed before them moves automatic addresses).
+    pub renumbered: Vec<Renumbered>,
+}
+
+/// An instance whose address changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Renumbered {
+    /// Node id.
+    pub id: String,
+    /// Its machine name.
+    pub machine: String,
+    /// Its address in the old plan.
+    pub old: String,
+    /// Its address in the new plan.
+    pub new: String,
 }
 
 impl PlanDiff {
@@ -213,6 +229,18 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
                 old: Some(old_deps[oi].join(", ")),
                 new: Some(new_deps[ni].join(", ")),
             });
+        }
+        if let (Resource::Instance(x), Resource::Instance(y)) = (&n.resource, &nn.resource) {
+            if let (Some(a), Some(b)) = (&x.ip, &y.ip) {
+                if a != b {
+                    d.renumbered.push(Renumbered {
+                        id: n.id.clone(),
+                        machine: y.name.clone(),
+                        old: a.clone(),
+                        new: b.clone(),
+                    });
+                }
+            }
         }
         if let (Resource::Nftables(x), Resource::Nftables(y)) = (&n.resource, &nn.resource) {
             let xs: BTreeSet<&String> = x.lines.iter().collect();
@@ -301,6 +329,16 @@ pub fn write_text(w: &mut impl std::io::Write, d: &PlanDiff) -> std::io::Result<
     }
     for p in &d.closes {
         writeln!(w, "closes {}", Escaped(p))?;
+    }
+    for r in &d.renumbered {
+        writeln!(
+            w,
+            "warning: {} moves from {} to {}: machines without `ip` are numbered in order, so adding or removing one renumbers those after it; apply carries it out, but to keep the address, pin it: `ip: {}`",
+            Escaped(&r.id),
+            Escaped(&r.old),
+            Escaped(&r.new),
+            Escaped(&r.old)
+        )?;
     }
     Ok(())
 }

@@ -347,10 +347,18 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
         );
         return infra;
     }
-    let Some(top) = r.obj(root, "the infra file", TOP_KEYS, false) else {
+    let under_domains = |name: &str| {
+        format!("if `{name}` is a domain, indent it under `domains:` (two spaces more)")
+    };
+    let depth = crate::read::Depth {
+        hint: &under_domains,
+        child_keys: DOMAIN_KEYS,
+    };
+    let Some(top) = r.obj_in(root, "the infra file", TOP_KEYS, false, Some(&depth)) else {
         return infra;
     };
-    for key in ["project_name", "global", "domains"] {
+    // `global` may be left out: all defaults, as `global: {}`.
+    for key in ["project_name", "domains"] {
         if top.get(key).is_none() {
             r.missing(
                 Span {
@@ -361,7 +369,6 @@ pub fn read_infra(root: &Node, r: &mut Reader) -> Infra {
                 key,
                 match key {
                     "project_name" => "add `project_name: <name>` at the top",
-                    "global" => "add `global:` (it may be empty: all defaults)",
                     _ => "add `domains:` with at least one domain",
                 },
             );
@@ -645,15 +652,53 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     s.parse::<u64>().ok()
 }
 
+/// A domain or machine named like one of its own keys (`machines`,
+/// `description`, `roles`…): that key, indented one level too little, read
+/// as a name. Said as such, instead of the errors that follow from it.
+fn misplaced_key(r: &mut Reader, name: &Name, what: &str, keys: &[&str], indent: &str) -> bool {
+    if !keys.contains(&name.text.as_str()) {
+        return false;
+    }
+    r.push(
+        Diagnostic::error(
+            "E0206",
+            format!("{what} '{}': a key, not a name", name.text),
+            name.span,
+        )
+        .label(format!(
+            "`{}` is a key of a {}",
+            name.text,
+            what.to_lowercase()
+        ))
+        .with_help(format!("`{}:` looks indented {indent}", name.text)),
+    );
+    true
+}
+
 fn read_domain(name: Name, node: &Node, r: &mut Reader) -> Domain {
     let mut d = Domain {
         name,
         ..Domain::default()
     };
     r.check_name(&d.name, "Domain");
+    if misplaced_key(
+        r,
+        &d.name,
+        "Domain",
+        DOMAIN_KEYS,
+        "too little: it belongs under the domain above it",
+    ) {
+        return d;
+    }
     let what = format!("domain '{}'", d.name.text);
     let path = format!("domains.{}", d.name.text);
-    let Some(o) = r.obj(node, &what, DOMAIN_KEYS, true) else {
+    let under_machines =
+        |name: &str| format!("if `{name}` is a machine, indent it under this domain's `machines:`");
+    let depth = crate::read::Depth {
+        hint: &under_machines,
+        child_keys: MACHINE_KEYS,
+    };
+    let Some(o) = r.obj_in(node, &what, DOMAIN_KEYS, true, Some(&depth)) else {
         return d;
     };
     d.description = r.string(&o, "description", &path);
@@ -827,12 +872,29 @@ fn read_machine(name: Name, node: &Node, r: &mut Reader) -> Machine {
         ..Machine::default()
     };
     r.check_name(&m.name, "Machine");
+    if misplaced_key(
+        r,
+        &m.name,
+        "Machine",
+        MACHINE_KEYS,
+        "too little: it belongs under the machine above it",
+    ) {
+        return m;
+    }
     let path = format!("machines.{}", m.name.text);
-    let Some(o) = r.obj(
+    let beside = |name: &str| {
+        format!("if `{name}` is a machine, it is indented too much: put it at the level of the other machines, under `machines:`")
+    };
+    let depth = crate::read::Depth {
+        hint: &beside,
+        child_keys: MACHINE_KEYS,
+    };
+    let Some(o) = r.obj_in(
         node,
         &format!("machine '{}'", m.name.text),
         MACHINE_KEYS,
         true,
+        Some(&depth),
     ) else {
         return m;
     };

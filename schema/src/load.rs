@@ -205,6 +205,12 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
         Origin::Dir(d) => {
             let base = d.join("base.yml");
             if !inspect(cwd, d, &base, Want::File)? {
+                let yaml = d.join("base.yaml");
+                let help = if cwd.join(&yaml).is_file() {
+                    "base.yaml is there: rename it base.yml (the directory's top-level file is base.yml)"
+                } else {
+                    "an infra/ directory needs base.yml with project_name and global"
+                };
                 return Ok(Loaded {
                     origin: Some(origin.clone()),
                     sources: Sources::default(),
@@ -214,7 +220,7 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                         format!("{} not found in infra directory", base.display()),
                         Span::NONE,
                     )
-                    .with_help("an infra/ directory needs base.yml with project_name and global")],
+                    .with_help(help)],
                     omitted: Vec::new(),
                 });
             }
@@ -234,10 +240,10 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
                     let name = e.file_name();
                     // v1 globbed `*.yml`, which skips hidden files (editor
                     // lock files such as Emacs' `.#x.yml` are dangling
-                    // links).
-                    if !name.as_encoded_bytes().ends_with(b".yml")
-                        || name.as_encoded_bytes().starts_with(b".")
-                    {
+                    // links). `*.yaml` is read too: people write both, and
+                    // a file silently ignored surfaced as an unrelated error.
+                    let b = name.as_encoded_bytes();
+                    if !(b.ends_with(b".yml") || b.ends_with(b".yaml")) || b.starts_with(b".") {
                         continue;
                     }
                     let Some(name) = name.to_str() else {
@@ -262,6 +268,10 @@ pub fn load(origin: &Origin, cwd: &Path) -> Result<Loaded, IoError> {
             let pol = d.join("policies.yml");
             let policies = if inspect(cwd, d, &pol, Want::File)? {
                 Some((pol.clone(), read(cwd, &pol)?))
+            } else if inspect(cwd, d, &d.join("policies.yaml"), Want::File)? {
+                // Read under either name, as the domain files are.
+                let p = d.join("policies.yaml");
+                Some((p.clone(), read(cwd, &p)?))
             } else {
                 None
             };

@@ -195,9 +195,24 @@ impl Reader {
         known: &[&str],
         null_ok: bool,
     ) -> Option<Obj<'n>> {
+        self.obj_in(node, what, known, null_ok, None)
+    }
+
+    /// [`Reader::obj`] for a mapping whose unknown keys may be names at the
+    /// wrong depth: an unknown key whose value is a mapping (or empty), and
+    /// that is no typo of a known key, gets `depth(name)` as its help
+    /// ("indent it under `machines:`").
+    pub fn obj_in<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+        null_ok: bool,
+        depth: Option<&Depth>,
+    ) -> Option<Obj<'n>> {
         match &node.kind {
             Kind::Map(entries) => {
-                for (k, _) in entries {
+                for (k, v) in entries {
                     let name = k.key_str();
                     if !known.contains(&&*name) {
                         // Beyond the cap only counted: no message, no
@@ -209,11 +224,27 @@ impl Reader {
                                 k.span,
                             )
                             .label("not a key anklume knows here");
-                            match did_you_mean(&name, known.iter().copied()) {
-                                Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                                None => {
-                                    d.with_help(format!("known keys here: {}", known.join(", ")))
+                            // Its value: the body of a child (it has a
+                            // child's keys), or empty, as a child's may be.
+                            let (child, empty) = match &v.kind {
+                                Kind::Map(kv) => (
+                                    depth.is_some_and(|d| {
+                                        kv.iter()
+                                            .any(|(ck, _)| d.child_keys.contains(&&*ck.key_str()))
+                                    }),
+                                    kv.is_empty(),
+                                ),
+                                Kind::Null => (false, true),
+                                _ => (false, false),
+                            };
+                            let typo = did_you_mean(&name, known.iter().copied());
+                            match (depth, typo) {
+                                (Some(dp), _) if child => d.with_help(dp.help(&name, what, known)),
+                                (_, Some(s)) => d.with_help(format!("did you mean `{s}`?")),
+                                (Some(dp), None) if empty => {
+                                    d.with_help(dp.help(&name, what, known))
                                 }
+                                _ => d.with_help(format!("known keys here: {}", known.join(", "))),
                             }
                         });
                     }
@@ -581,6 +612,26 @@ impl Reader {
                 .label(format!("`{key}` is required here"))
                 .with_help(help.to_string()),
         );
+    }
+}
+
+/// Where the names of a mapping's children belong, for [`Reader::obj_in`]:
+/// an unknown key whose value has a child's keys (or is empty) is a child
+/// at the wrong depth.
+pub struct Depth<'a> {
+    /// The help for such a key, given its name.
+    pub hint: &'a dyn Fn(&str) -> String,
+    /// The keys a child's body has (`machines` for a domain…).
+    pub child_keys: &'a [&'a str],
+}
+
+impl Depth<'_> {
+    fn help(&self, name: &str, what: &str, known: &[&str]) -> String {
+        format!(
+            "{}; the keys of {what} are: {}",
+            (self.hint)(name),
+            known.join(", ")
+        )
     }
 }
 

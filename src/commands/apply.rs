@@ -76,8 +76,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
-    /// Also show the Ansible tasks that changed nothing (text format; JSON
-    /// always has every task).
+    /// Also list every node that will not run (text format: one line per
+    /// reason otherwise), and the Ansible tasks that changed nothing (JSON
+    /// always has every decision and task).
     #[arg(long, short = 'v')]
     pub verbose: bool,
 }
@@ -209,6 +210,16 @@ fn sink(json_out: bool, progress: bool, verbose: bool) -> Sink {
                 esc(instance),
                 esc(error)
             ),
+            Event::AddressFreed {
+                project,
+                instance,
+                nics,
+            } => println!(
+                "Freed the static address of {}/{} ({}): another instance takes it over.",
+                esc(project),
+                esc(instance),
+                esc(&nics.join(", "))
+            ),
             Event::Snapshot { name, taken, .. } => {
                 println!("Snapshot {name} of {taken} instance(s) about to change.")
             }
@@ -271,6 +282,18 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let json_out = args.format == ApplyFormat::Json;
     let progress = !json_out && std::io::stdout().is_terminal();
     let sink = sink(json_out, progress, args.verbose);
+    // The plan's relative paths: from here, or from beside the plan file
+    // when that is where they match (a plan applied from elsewhere).
+    let plan_dir = match args.plan.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let sources_dir = state::sources_dir(&file.header, &[PathBuf::from("."), plan_dir]);
+    let tree_dir = sources_dir.join(if file.header.tree_dir.is_empty() {
+        "."
+    } else {
+        file.header.tree_dir.as_str()
+    });
     let opts = Options {
         state_dir: state::state_dir(),
         dry_run: args.dry_run,
@@ -279,7 +302,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         snapshots: !args.skip_snapshot,
         keep: args.keep,
         allow_stale: args.allow_stale,
-        sources_dir: PathBuf::from("."),
+        sources_dir: sources_dir.clone(),
         ctrl_c: true,
         anklume_version: env!("CARGO_PKG_VERSION").to_string(),
         nft: anklume_executor::nft::system(),
@@ -293,12 +316,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
             }),
             // Absolute: Ansible resolves a relative roles path from its
             // configuration file's directory, not from here.
-            tree: std::path::absolute(if file.header.tree_dir.is_empty() {
-                "."
-            } else {
-                file.header.tree_dir.as_str()
-            })
-            .unwrap_or_else(|_| PathBuf::from(&file.header.tree_dir)),
+            tree: std::path::absolute(&tree_dir).unwrap_or_else(|_| tree_dir.clone()),
             logs: state::state_dir().join("ansible"),
             forks: args.parallelism,
             quiet: std::time::Duration::from_millis(1500),
@@ -306,12 +324,13 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     };
     let prepared = match tx::prepare(super::incus(), file.plan, &file.header, opts, &sink).await {
         Ok(p) => p,
-        Err(e) => return refused(&e),
+        Err(e) => return refused(&e, &sources_dir),
     };
     let plan = prepared.plan();
     let decisions = &prepared.decisions;
     let mut out = String::new();
     let mut totals = [0usize; 4];
+    let mut not_run: std::collections::BTreeMap<&str, (usize, &String)> = Default::default();
     for (node, action) in plan.nodes.iter().zip(&decisions.actions) {
         totals[match action {
             Action::Create => 0,
@@ -324,12 +343,27 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
                 &json!({"event": "decision", "id": node.id, "decision": action}).to_string(),
             );
             out.push('\n');
+        } else if let (Action::NotRun { reason }, false) = (action, args.verbose) {
+            // One line per reason, not one per node (-v lists them).
+            let e = not_run.entry(reason.as_str()).or_insert((0, &node.id));
+            e.0 += 1;
         } else if !matches!(action, Action::Unchanged) {
             out.push_str(&format!(
                 "  {} {} {}\n",
                 symbol(action),
                 esc(&node.id),
                 describe(action)
+            ));
+        }
+    }
+    for (reason, (n, first)) in &not_run {
+        if *n == 1 {
+            out.push_str(&format!("  . {} not run: {}\n", esc(first), esc(reason)));
+        } else {
+            out.push_str(&format!(
+                "  . {n} nodes not run ({} …; -v lists them): {}\n",
+                esc(first),
+                esc(reason)
             ));
         }
     }
@@ -418,7 +452,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let api = prepared.api().clone();
     let summary = match prepared.run(&sink).await {
         Ok(s) => s,
-        Err(e) => return refused(&e),
+        Err(e) => return refused(&e, &sources_dir),
     };
     render_summary(&summary, orphans, &api, start, json_out);
     if summary.report.interrupted {
@@ -433,12 +467,14 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
 }
 
 /// The transaction did not start, or stopped before any change.
-fn refused(e: &TxError) -> Exit {
+fn refused(e: &TxError, sources_dir: &std::path::Path) -> Exit {
     match e {
         TxError::Stale { .. } => {
+            let dir = std::path::absolute(sources_dir).unwrap_or_else(|_| sources_dir.into());
             eprintln!(
-                "error: {}\nhint: run `anklume plan` again, or pass --allow-stale to apply it anyway",
-                esc(&e.to_string())
+                "error: {} (paths relative to {})\nhint: run `anklume plan` again, or pass --allow-stale to apply it anyway",
+                esc(&e.to_string()),
+                esc(&dir.display().to_string())
             );
             Exit::Invalid
         }

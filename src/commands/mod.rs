@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod check;
 pub mod diff;
+pub mod explain;
 pub mod nftables;
 pub mod plan;
 pub mod rollback;
@@ -103,6 +104,30 @@ pub fn print_diags(c: &Compilation, format: DiagFormat, notices: bool) {
         DiagFormat::Json => render::render_json_capped(&diags, &omitted, &c.loaded.sources),
     };
     eprint!("{out}");
+}
+
+/// Output format of the listing commands (`rollback --list`, `snapshot
+/// list`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// A table for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A message of the command itself, not about a place in the sources, on
+/// stderr in the diagnostic format: `severity: message` (escaped), or one
+/// JSON object with the diagnostics' fields (no code, no place), so that
+/// `--diagnostics json` output is JSON lines only.
+pub fn say(format: DiagFormat, severity: &str, message: &str) {
+    match format {
+        DiagFormat::Text => eprintln!("{severity}: {}", anklume_term::display(message)),
+        DiagFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({"severity": severity, "code": null, "message": message, "file": null, "line": null, "column": null})
+        ),
+    }
 }
 
 /// A summary line for text output: `2 errors, 1 warning` (omitted

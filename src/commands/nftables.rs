@@ -55,7 +55,7 @@ fn write(source: Option<&Path>, output: Option<&Path>) -> Exit {
         eprintln!("nftables aborted: {}", summary(&c));
         return Exit::Invalid;
     }
-    let file = match super::plan::plan_file(&c, &facts, None) {
+    let file = match super::plan::plan_file(&c, &facts, None, DiagFormat::Text) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

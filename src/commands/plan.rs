@@ -30,9 +30,10 @@ pub struct Args {
     /// Write the plan to this file instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "bin")]
-    pub format: PlanFormat,
+    /// Output format (default: `bin` into a file, that is with `-o` or
+    /// `> file`; `text` on a terminal or a pipe).
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormat>,
     /// Diagnostic format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub diagnostics: DiagFormat,
@@ -48,6 +49,7 @@ pub fn plan_file(
     c: &Compilation,
     facts: &anklume_compiler::HostFacts,
     tree: Option<&std::path::Path>,
+    diagnostics: DiagFormat,
 ) -> Result<PlanFile, String> {
     let ir = &c.compiled.ir;
     let mut plan = anklume_planner::plan(ir, &c.compiled.provenance, &c.loaded.sources)
@@ -56,11 +58,14 @@ pub fn plan_file(
         Some(dir) => {
             let g = crate::provisioning::gather(&plan, dir)?;
             for (role, hosts) in &g.missing {
-                eprintln!(
-                    "warning: role '{}' is not in {} nor among anklume's roles: the provisioning of {} cannot run",
-                    anklume_term::display(role),
-                    crate::output::shown(&dir.join("roles_custom")),
-                    anklume_term::display(&hosts.join(", "))
+                super::say(
+                    diagnostics,
+                    "warning",
+                    &format!(
+                        "role '{role}' is not in {} nor among anklume's roles: the provisioning of {} cannot run",
+                        crate::output::shown(&dir.join("roles_custom")),
+                        hosts.join(", ")
+                    ),
                 );
             }
             anklume_planner::fingerprint(&mut plan, &g.inputs);
@@ -103,29 +108,44 @@ pub fn run(args: Args) -> Exit {
     let (c, facts) = match load_and_compile(args.source.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            super::say(args.diagnostics, "error", &msg);
             return Exit::Failed;
         }
     };
     print_diags(&c, args.diagnostics, false);
     if c.compiled.has_errors() {
-        eprintln!("plan aborted: {}", summary(&c));
+        // In JSON, the diagnostics and the exit status say it all.
+        if args.diagnostics == DiagFormat::Text {
+            eprintln!("plan aborted: {}", summary(&c));
+        }
         return Exit::Invalid;
     }
-    let file = match plan_file(&c, &facts, Some(&args.tree)) {
+    let file = match plan_file(&c, &facts, Some(&args.tree), args.diagnostics) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {}", anklume_term::display(&e));
+            super::say(args.diagnostics, "error", &e);
             return Exit::Failed;
         }
     };
-    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let bytes = match args.format {
-        PlanFormat::Bin if to_terminal => {
-            print!("{}", render::text(&file));
-            eprintln!("\nhint: plan.bin is binary and was not written to the terminal: run `anklume plan > plan.bin` or `anklume plan -o plan.bin`");
-            return Exit::Ok;
+    // Binary only into a file: with -o, a redirection to a file, or when
+    // asked; a terminal or a pipe (`| grep`, `| less`) gets the text.
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => f,
+        (None, Some(_)) => PlanFormat::Bin,
+        (None, None) if stdout_is_file() => PlanFormat::Bin,
+        (None, None) => {
+            if std::io::stderr().is_terminal() && args.diagnostics == DiagFormat::Text {
+                let why = if std::io::stdout().is_terminal() {
+                    "a terminal"
+                } else {
+                    "a pipe"
+                };
+                eprintln!("note: the plan's text rendering, since stdout is {why}: `anklume plan -o plan.bin` (or `> plan.bin`, or `--format bin`) writes the plan file");
+            }
+            PlanFormat::Text
         }
+    };
+    let bytes = match format {
         PlanFormat::Bin => codec::encode(&file),
         PlanFormat::Text => render::text(&file).into_bytes(),
         PlanFormat::Ron => render::ron(&file.plan).into_bytes(),
@@ -134,17 +154,33 @@ pub fn run(args: Args) -> Exit {
     match &args.output {
         Some(path) => {
             if let Err(e) = crate::output::write_output(path, &bytes) {
-                eprintln!("error: {}: {e}", crate::output::shown(path));
+                super::say(
+                    args.diagnostics,
+                    "error",
+                    &format!("{}: {e}", crate::output::shown(path)),
+                );
                 return Exit::Failed;
             }
         }
         None => {
             let mut out = std::io::stdout().lock();
             if let Err(e) = out.write_all(&bytes).and_then(|_| out.flush()) {
-                eprintln!("error: writing the plan: {e}");
+                super::say(args.diagnostics, "error", &format!("writing the plan: {e}"));
                 return Exit::Failed;
             }
         }
     }
     Exit::Ok
+}
+
+/// Whether stdout is a regular file (`> plan.bin`), not a terminal, a pipe
+/// or a device.
+fn stdout_is_file() -> bool {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_file())
 }

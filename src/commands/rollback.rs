@@ -43,6 +43,10 @@ pub struct Args {
     /// With --cleanup: pre-apply snapshots to keep.
     #[arg(long, default_value_t = 3, value_name = "N", requires = "cleanup")]
     pub keep: usize,
+    /// With --list: `text` (a table, newest first) or `json` (one object
+    /// per apply, newest first).
+    #[arg(long, value_enum, default_value = "text", requires = "list")]
+    pub format: super::ListFormat,
 }
 
 /// Run it.
@@ -77,6 +81,16 @@ fn sink() -> Sink {
             }
         }
         Event::Warning { message } => eprintln!("warning: {}", esc(message)),
+        Event::AddressFreed {
+            project,
+            instance,
+            nics,
+        } => println!(
+            "Freed the static address of {}/{} ({}): another instance takes it back.",
+            esc(project),
+            esc(instance),
+            esc(&nics.join(", "))
+        ),
         _ => {}
     })
 }
@@ -101,10 +115,50 @@ async fn run_async(args: Args) -> Exit {
     let state_dir = state::state_dir();
     let sink = sink();
     if args.list {
-        return list(&incus, &state_dir, &sink).await;
+        return list(&incus, &state_dir, &sink, args.format).await;
     }
     if args.cleanup {
-        return match tx::cleanup(&incus, &state_dir, args.keep).await {
+        let prepared = match tx::prepare_cleanup(&incus, &state_dir, args.keep).await {
+            Ok(p) => p,
+            Err(e) => return refused(&e),
+        };
+        if prepared.plan.delete.is_empty() {
+            println!(
+                "Cleanup: nothing to delete; {} pre-apply timestamp(s) kept.",
+                prepared.plan.kept.len()
+            );
+            return Exit::Ok;
+        }
+        println!("Pre-apply snapshots to delete (their applies can then no longer restore data):");
+        for s in &prepared.plan.delete {
+            println!(
+                "  {} of {}/{}",
+                esc(&s.name),
+                esc(&s.project),
+                esc(&s.instance)
+            );
+        }
+        println!(
+            "Kept: the newest {} timestamp(s){}.",
+            prepared.plan.kept.len(),
+            if prepared.plan.kept.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", prepared.plan.kept.join(", "))
+            }
+        );
+        if !args.yes {
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            if !interactive {
+                eprintln!("error: no terminal to confirm the deletion: pass --yes");
+                return Exit::Invalid;
+            }
+            if !super::confirm("Delete these snapshots?") {
+                eprintln!("cancelled: nothing was deleted");
+                return Exit::Invalid;
+            }
+        }
+        return match prepared.run(&incus).await {
             Ok(c) => {
                 for s in &c.deleted {
                     println!(
@@ -209,33 +263,56 @@ async fn run_async(args: Args) -> Exit {
     Exit::Ok
 }
 
-async fn list(incus: &anklume_executor::Incus, state_dir: &std::path::Path, sink: &Sink) -> Exit {
+async fn list(
+    incus: &anklume_executor::Incus,
+    state_dir: &std::path::Path,
+    sink: &Sink,
+    format: super::ListFormat,
+) -> Exit {
     let rows = tx::history(incus, state_dir, sink).await;
+    if format == super::ListFormat::Json {
+        for r in rows.iter().rev() {
+            println!("{}", serde_json::json!(r));
+        }
+        return Exit::Ok;
+    }
     if rows.is_empty() {
         println!("Nothing to roll back: no apply journal and no pre-apply snapshot.");
         return Exit::Ok;
     }
-    let w = |f: fn(&tx::HistoryRow) -> &String, h: &str| {
-        rows.iter()
-            .map(|r| f(r).len())
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .rev()
+        .map(|r| {
+            let snapshot = match (&r.snapshot, r.snapshot_instances) {
+                (Some(n), Some(k)) => format!("{n} ({k} instance(s))"),
+                (Some(n), None) => n.clone(),
+                (None, _) => "-".into(),
+            };
+            [
+                r.ts.clone(),
+                r.status.clone(),
+                r.changes.map_or_else(|| "-".into(), |c| c.text()),
+                snapshot,
+            ]
+        })
+        .collect();
+    let head = ["TIMESTAMP", "STATUS", "CHANGES", "SNAPSHOT"];
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].len())
             .max()
             .unwrap_or(0)
-            .max(h.len())
+            .max(head[i].len())
     };
-    let (w1, w2, w3) = (
-        w(|r| &r.ts, "TIMESTAMP"),
-        w(|r| &r.status, "STATUS"),
-        w(|r| &r.changes, "CHANGES"),
-    );
+    let (w1, w2, w3) = (width(0), width(1), width(2));
     println!(
-        "{:w1$}  {:w2$}  {:w3$}  SNAPSHOT",
-        "TIMESTAMP", "STATUS", "CHANGES"
+        "{:w1$}  {:w2$}  {:w3$}  {}",
+        head[0], head[1], head[2], head[3]
     );
-    for r in rows.iter().rev() {
-        println!(
-            "{:w1$}  {:w2$}  {:w3$}  {}",
-            r.ts, r.status, r.changes, r.snapshot
-        );
+    for c in &cells {
+        println!("{:w1$}  {:w2$}  {:w3$}  {}", c[0], c[1], c[2], c[3]);
     }
     Exit::Ok
 }

@@ -35,7 +35,45 @@ pub struct Args {
 /// checked before reading, and a FIFO or device is read only as far as a
 /// plan's envelope announces (see `anklume_plan::codec::read`).
 pub fn read_plan(path: &Path) -> Result<PlanFile, String> {
-    codec::read(path).map_err(|e| format!("{}: {e}", crate::output::shown(path)))
+    codec::read(path).map_err(|e| {
+        let mut msg = format!("{}: {e}", crate::output::shown(path));
+        if let Some(hint) = not_a_plan_hint(path) {
+            msg.push_str("\nhint: ");
+            msg.push_str(hint);
+        }
+        msg
+    })
+}
+
+/// What the file given as a plan is instead, when that can be told: the
+/// sources (a directory, or YAML), or the plan's text rendering.
+fn not_a_plan_hint(path: &Path) -> Option<&'static str> {
+    const SOURCES: &str = "this is a source file, not a plan: run `anklume plan -o plan.bin` first, then apply plan.bin";
+    if path.is_dir() {
+        return Some("this is a directory (sources?), not a plan: run `anklume plan -o plan.bin` first, then apply plan.bin");
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .ok()?;
+    // Text, though the 512 bytes may end inside a character.
+    let head = match std::str::from_utf8(&head[..n]) {
+        Ok(s) => s,
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+        Err(_) => return None,
+    };
+    if head.starts_with("anklume plan:") {
+        return Some("this is the plan's text rendering (what `anklume plan` prints on a terminal or a pipe): write the plan file with `anklume plan -o plan.bin`");
+    }
+    let yaml_name = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml")
+    );
+    let yaml_like = head.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("project_name:") || l.starts_with("domains:") || l.starts_with("global:")
+    });
+    (yaml_name || yaml_like).then_some(SOURCES)
 }
 
 /// Write a rendering to stdout as it is produced. A closed pipe (`| head`)

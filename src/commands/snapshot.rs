@@ -45,6 +45,10 @@ pub enum Action {
     List {
         /// The instance, or `self`.
         instance: Option<String>,
+        /// `text` (a table) or `json` (one object per snapshot:
+        /// project, instance, name, created_at).
+        #[arg(long, value_enum, default_value = "text")]
+        format: super::ListFormat,
     },
     /// Delete a snapshot.
     Delete {
@@ -204,7 +208,7 @@ async fn run_async(action: Action) -> Exit {
                 }
             }
         }
-        Action::List { instance } => {
+        Action::List { instance, format } => {
             let list = match instance {
                 Some(i) => {
                     let t = match target(&incus, &i).await {
@@ -217,7 +221,13 @@ async fn run_async(action: Action) -> Exit {
             };
             match list {
                 Ok(l) => {
-                    print(&l);
+                    if format == super::ListFormat::Json {
+                        for s in &l {
+                            println!("{}", serde_json::json!(s));
+                        }
+                    } else {
+                        print(&l);
+                    }
                     Exit::Ok
                 }
                 Err(e) => {

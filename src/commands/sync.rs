@@ -160,7 +160,7 @@ fn render(report: &SyncReport, base: &Path, args: &Args, complete: bool) -> Stri
         out.push('\n');
         let _ = writeln!(
             out,
-            "Done: {changed} file(s) written, {} unchanged. Run `make lint` to validate.",
+            "Done: {changed} file(s) written, {} unchanged.",
             report.files.len() - changed
         );
     }

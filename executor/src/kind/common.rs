@@ -68,13 +68,28 @@ pub fn device_changes(
         })
         .unwrap_or_default();
     for (name, dev) in desired {
-        let cur = live.get(name);
-        if cur != Some(dev) {
-            out.push(Change {
+        match live.get(name) {
+            None => out.push(Change {
                 key: format!("{prefix}.{name}"),
-                old: cur.map(show_device),
+                old: None,
                 new: Some(show_device(dev)),
-            });
+            }),
+            // Key by key, as `diff` shows it: `devices.eth0.ipv4.address`.
+            Some(cur) if cur != dev => {
+                let keys: std::collections::BTreeSet<&String> =
+                    cur.keys().chain(dev.keys()).collect();
+                for k in keys {
+                    let (old, new) = (cur.get(k), dev.get(k));
+                    if old != new {
+                        out.push(Change {
+                            key: format!("{prefix}.{name}.{k}"),
+                            old: old.cloned(),
+                            new: new.cloned(),
+                        });
+                    }
+                }
+            }
+            Some(_) => {}
         }
     }
 }

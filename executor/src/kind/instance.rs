@@ -376,3 +376,30 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
         })
         .collect()
 }
+
+/// Free the static addresses of these NICs of the instance (drop their
+/// `ipv4.address`), so that other instances can take them over; its own
+/// update then sets its new ones.
+pub async fn free_addresses<A: Api>(
+    api: &A,
+    a: &Address,
+    nics: &[String],
+) -> Result<(), IncusError> {
+    let cur = api.get(&a.path()).await?;
+    let mut devices = cur
+        .metadata
+        .get("devices")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    for n in nics {
+        if let Some(d) = devices
+            .get_mut(n)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            d.remove("ipv4.address");
+        }
+    }
+    let body = super::common::keeping_description(&json!({"devices": devices}), &cur.metadata);
+    api.patch(&a.path(), &body, cur.etag.as_deref()).await?;
+    Ok(())
+}

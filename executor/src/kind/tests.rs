@@ -276,7 +276,10 @@ async fn project_life_cycle_and_its_default_profile() {
         &fake,
         project("kt", "one"),
         Resource::Project(changed),
-        &["config.features.images", "default_profile.devices.root"],
+        &[
+            "config.features.images",
+            "default_profile.devices.root.size",
+        ],
     )
     .await;
 }
@@ -382,18 +385,42 @@ async fn instance_life_cycle() {
     )
     .await
     .unwrap();
-    let Resource::Instance(mut changed) = instance("kt", "kt-a", "one") else {
+    let Resource::Instance(mut first) = instance("kt", "kt-a", "one") else {
         unreachable!()
     };
+    first.devices = devs(&[(
+        "eth0",
+        &[
+            ("type", "nic"),
+            ("network", "br"),
+            ("ipv4.address", "10.9.0.5"),
+        ],
+    )]);
+    let mut changed = first.clone();
     changed
         .config
         .insert("limits.memory".into(), "256MiB".into());
     changed.profiles.push("kt-extra".into());
+    // A device option changed, one added, one device new: the options one
+    // by one, the new device whole.
+    let eth0 = changed.devices.get_mut("eth0").expect("eth0");
+    eth0.insert("ipv4.address".into(), "10.9.0.7".into());
+    eth0.insert("mtu".into(), "1400".into());
+    changed.devices.insert(
+        "data".into(),
+        cfg(&[("type", "disk"), ("path", "/data"), ("source", "/srv")]),
+    );
     life_cycle(
         &fake,
-        instance("kt", "kt-a", "one"),
+        Resource::Instance(first),
         Resource::Instance(changed),
-        &["config.limits.memory", "profiles"],
+        &[
+            "config.limits.memory",
+            "profiles",
+            "devices.eth0.ipv4.address",
+            "devices.eth0.mtu",
+            "devices.data",
+        ],
     )
     .await;
 }
@@ -1311,5 +1338,35 @@ async fn config_only_patches_keep_the_description() {
     assert_eq!(
         (v["config"]["size"].as_str(), v["description"].as_str()),
         (Some("2GiB"), Some("photos"))
+    );
+}
+
+/// A misspelled instance name (snapshot, restore, delete) says which
+/// instance was probably meant; a name like none says nothing more.
+#[tokio::test]
+async fn an_unknown_instance_name_suggests_the_close_one() {
+    let fake = fake_with_project().await;
+    apply(
+        &fake,
+        &instance("kt", "kt-web-dev", ""),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let r = crate::snapshot::resolve(&fake, "kt-web-dev").await.unwrap();
+    assert_eq!((r.project.as_str(), r.name.as_str()), ("kt", "kt-web-dev"));
+    let e = crate::snapshot::resolve(&fake, "kt-web-dve")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean 'kt-web-dev'?"), "{e}");
+    let e = crate::snapshot::resolve(&fake, "zzzzzz")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not found") && !e.contains("did you mean"),
+        "{e}"
     );
 }

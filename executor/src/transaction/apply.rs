@@ -89,6 +89,9 @@ pub struct Prepared<A: Api> {
     pub decisions: Decisions,
     /// What stops the apply before any change, if anything.
     pub preflight: Option<Preflight>,
+    /// Instances whose static address another takes over: freed first
+    /// (plan node index, NIC names).
+    pub address_moves: Vec<(usize, Vec<String>)>,
     interrupt: Arc<Interrupt>,
 }
 
@@ -196,6 +199,7 @@ pub async fn prepare<A: Api>(
         }
     }
     let preflight = decide::preflight(&plan, &live).err();
+    let address_moves = decide::address_moves(&plan, &live, &decisions.actions);
     Ok(Prepared {
         api,
         plan,
@@ -205,6 +209,7 @@ pub async fn prepare<A: Api>(
         _lock: lock,
         decisions,
         preflight,
+        address_moves,
         interrupt: Arc::new(Interrupt::default()),
     })
 }
@@ -395,6 +400,61 @@ impl<A: Api> Prepared<A> {
             nft: opts.nft.clone(),
             provisioner: self.provisioner.clone(),
         };
+        // Addresses other instances take over are freed before anything
+        // runs, so that shifts and swaps need no particular order.
+        if let Some(j) = &journal {
+            for (idx, nics) in &self.address_moves {
+                let node = &self.plan.nodes[*idx];
+                let Resource::Instance(i) = &node.resource else {
+                    continue;
+                };
+                let a = crate::kind::instance::address(i);
+                let target = crate::kind::Target::Instance(a.clone());
+                let freed = async {
+                    let prior = crate::kind::prior(&self.api, &target, &ctx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let seq = j.next_seq();
+                    j.append(&Record::Intent {
+                        seq,
+                        node: node.id.clone(),
+                        target: target.clone(),
+                        change: journal::Verb::Update,
+                        deps: self
+                            .plan
+                            .edges
+                            .iter()
+                            .filter(|(_, b)| *b as usize == *idx)
+                            .map(|(a, _)| self.plan.nodes[*a as usize].id.clone())
+                            .collect(),
+                        prior,
+                    })
+                    .map_err(|e| e.to_string())?;
+                    let r = crate::kind::instance::free_addresses(&self.api, &a, nics).await;
+                    j.append(&Record::Done {
+                        seq,
+                        ok: r.is_ok(),
+                        error: r.as_ref().err().map(ToString::to_string),
+                    })
+                    .map_err(|e| e.to_string())?;
+                    r.map_err(|e| e.to_string())
+                }
+                .await;
+                match freed {
+                    Ok(()) => sink(&Event::AddressFreed {
+                        project: i.project.clone(),
+                        instance: i.name.clone(),
+                        nics: nics.clone(),
+                    }),
+                    Err(e) => sink(&Event::Warning {
+                        message: format!(
+                            "freeing the address of {}/{} for another instance: {e} (its update may fail)",
+                            i.project, i.name
+                        ),
+                    }),
+                }
+            }
+        }
         let report = schedule::run(
             &self.api,
             &self.plan,

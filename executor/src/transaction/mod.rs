@@ -61,6 +61,17 @@ pub enum Event {
         /// Instances whose snapshot failed.
         failed: usize,
     },
+    /// An instance's static address was freed before the run, because
+    /// another instance of the plan takes it over (its own new address is
+    /// set by its update).
+    AddressFreed {
+        /// The instance's project.
+        project: String,
+        /// The instance.
+        instance: String,
+        /// Its NICs whose `ipv4.address` was dropped.
+        nics: Vec<String>,
+    },
     /// One node ended.
     Result {
         /// How.

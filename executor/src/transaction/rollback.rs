@@ -12,7 +12,7 @@ use super::{Event, Sink, TxError};
 use crate::incus::Api;
 use crate::journal::{self, Record, Verb};
 use crate::kind::UndoContext;
-use crate::snapshot::{self, Cleanup};
+use crate::snapshot::{self, Cleanup, CleanupPlan};
 use crate::state::{self, ApplyLock};
 use crate::undo::{self, Step, StepResult};
 
@@ -129,6 +129,13 @@ impl<A: Api> Prepared<A> {
             networks: Vec::new(),
             nft: self.opts.nft.clone(),
         };
+        for (a, nics) in undo::free_taken_addresses(&self.api, &self.steps).await {
+            sink(&Event::AddressFreed {
+                project: a.project,
+                instance: a.name,
+                nics,
+            });
+        }
         let results = undo::run(
             &self.api,
             &self.steps,
@@ -187,17 +194,49 @@ impl<A: Api> Prepared<A> {
 }
 
 /// One apply that can be rolled back.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HistoryRow {
     /// Its timestamp.
     pub ts: String,
     /// Its journal's status (`ok`, `unfinished`, `…, rolled back (…)`),
     /// or why there is none.
     pub status: String,
-    /// What it changed (`N created, M updated`), or `-`.
-    pub changes: String,
-    /// Its pre-apply snapshot and how many instances have it, or `-`.
-    pub snapshot: String,
+    /// What its journal records it changed; none without a (readable)
+    /// journal.
+    pub changes: Option<ChangeCounts>,
+    /// Its pre-apply snapshot, if it took one.
+    pub snapshot: Option<String>,
+    /// How many instances have that snapshot now (unknown when Incus
+    /// could not be asked).
+    pub snapshot_instances: Option<usize>,
+}
+
+/// The changes of one apply, by how they ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChangeCounts {
+    /// Creations that succeeded.
+    pub created: usize,
+    /// Updates that succeeded.
+    pub updated: usize,
+    /// Changes that failed (a failed creation created nothing).
+    pub failed: usize,
+    /// Changes started but never ended (a killed apply).
+    pub unfinished: usize,
+}
+
+impl ChangeCounts {
+    /// `2 created, 1 updated`, and the failed and unfinished ones when
+    /// there are some.
+    pub fn text(&self) -> String {
+        let mut s = format!("{} created, {} updated", self.created, self.updated);
+        if self.failed > 0 {
+            s.push_str(&format!(", {} failed", self.failed));
+        }
+        if self.unfinished > 0 {
+            s.push_str(&format!(", {} unfinished", self.unfinished));
+        }
+        s
+    }
 }
 
 /// Every apply that can be rolled back, oldest first: the journals, and
@@ -227,33 +266,34 @@ pub async fn history<A: Api>(api: &A, state_dir: &Path, sink: &Sink) -> Vec<Hist
             rows.push(HistoryRow {
                 ts: ts.clone(),
                 status: "unreadable journal".into(),
-                changes: String::new(),
-                snapshot: String::new(),
+                changes: None,
+                snapshot: None,
+                snapshot_instances: None,
             });
             continue;
         };
-        let changes = r.changes();
-        let created = changes
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.0,
-                    Record::Intent {
-                        change: Verb::Create,
-                        ..
-                    }
-                )
-            })
-            .count();
-        let snapshot = match (r.snapshot(), count(ts)) {
-            (Some(n), Some(k)) => format!("{n} ({k} instance(s))"),
-            (Some(n), None) => n.to_string(),
-            (None, _) => "-".into(),
-        };
+        let mut counts = ChangeCounts::default();
+        for (intent, ended) in r.changes() {
+            let create = matches!(
+                intent,
+                Record::Intent {
+                    change: Verb::Create,
+                    ..
+                }
+            );
+            match (ended, create) {
+                (Some(true), true) => counts.created += 1,
+                (Some(true), false) => counts.updated += 1,
+                (Some(false), _) => counts.failed += 1,
+                (None, _) => counts.unfinished += 1,
+            }
+        }
+        let snapshot = r.snapshot().map(str::to_string);
         rows.push(HistoryRow {
             ts: ts.clone(),
             status: r.status(),
-            changes: format!("{created} created, {} updated", changes.len() - created),
+            changes: Some(counts),
+            snapshot_instances: snapshot.as_ref().and_then(|_| count(ts)),
             snapshot,
         });
     }
@@ -269,22 +309,45 @@ pub async fn history<A: Api>(api: &A, state_dir: &Path, sink: &Sink) -> Vec<Hist
             rows.push(HistoryRow {
                 ts: ts.to_string(),
                 status: "no journal (snapshots only)".into(),
-                changes: "-".into(),
-                snapshot: format!(
-                    "{}{ts} ({} instance(s))",
-                    snapshot::PRE_APPLY,
-                    count(ts).unwrap_or(0)
-                ),
+                changes: None,
+                snapshot: Some(format!("{}{ts}", snapshot::PRE_APPLY)),
+                snapshot_instances: count(ts),
             });
         }
     }
-    rows.sort();
+    rows.sort_by(|a, b| a.ts.cmp(&b.ts));
     rows
 }
 
-/// Delete old pre-apply snapshots, keeping the newest `keep` timestamps,
-/// under the lock.
-pub async fn cleanup<A: Api>(api: &A, state_dir: &Path, keep: usize) -> Result<Cleanup, TxError> {
-    let _lock = state::lock(state_dir)?;
-    Ok(snapshot::cleanup(api, state_dir, keep).await?)
+/// A cleanup of old pre-apply snapshots, decided and not yet done: the
+/// lock is held from here, so that the user can see what goes and say yes.
+#[derive(Debug)]
+pub struct PreparedCleanup {
+    _lock: ApplyLock,
+    state_dir: PathBuf,
+    /// What it deletes and keeps.
+    pub plan: CleanupPlan,
+}
+
+/// Decide which old pre-apply snapshots go, keeping the newest `keep`
+/// timestamps, under the lock; nothing is deleted yet.
+pub async fn prepare_cleanup<A: Api>(
+    api: &A,
+    state_dir: &Path,
+    keep: usize,
+) -> Result<PreparedCleanup, TxError> {
+    let lock = state::lock(state_dir)?;
+    let plan = snapshot::plan_cleanup(api, state_dir, keep).await?;
+    Ok(PreparedCleanup {
+        _lock: lock,
+        state_dir: state_dir.to_path_buf(),
+        plan,
+    })
+}
+
+impl PreparedCleanup {
+    /// Delete them.
+    pub async fn run<A: Api>(self, api: &A) -> Result<Cleanup, TxError> {
+        Ok(snapshot::run_cleanup(api, &self.state_dir, &self.plan).await?)
+    }
 }
