@@ -105,13 +105,9 @@ mod tests {
         let mut r = Reader::default();
         assert!(r.poll(&p).is_empty(), "no file yet");
         let mut f = std::fs::File::create(&p).unwrap();
-        write!(
-            f,
-            "{}\n{}",
-            r#"{"kind":"task","host":"a","task":"Base | Install","role":"base_system","status":"changed","ignored":false,"msg":null}"#,
-            r#"{"kind":"task","host":"b","task":"T","role":null,"status":"fai"#
-        )
-        .unwrap();
+        let first = r#"{"kind":"task","host":"a","task":"Base | Install","role":"base_system","status":"changed","ignored":false,"msg":null}"#;
+        let half = r#"{"kind":"task","host":"b","task":"T","role":null,"status":"fai"#;
+        write!(f, "{first}\n{half}").unwrap();
         f.flush().unwrap();
         let got = r.poll(&p);
         assert_eq!(got.len(), 1);
@@ -119,14 +115,11 @@ mod tests {
         assert_eq!(got[0].status, TaskStatus::Changed);
         assert_eq!(got[0].role.as_deref(), Some("base_system"));
         assert!(r.poll(&p).is_empty(), "nothing new, half a line");
-        writeln!(f, "{}", r#"led","ignored":false,"msg":"boom"}"#).unwrap();
+        let rest = r#"led","ignored":false,"msg":"boom"}"#;
+        writeln!(f, "{rest}").unwrap();
         writeln!(f, "not json").unwrap();
-        writeln!(
-            f,
-            "{}",
-            r#"{"kind":"stats","hosts":{"a":{"ok":3,"changed":1,"failed":0,"unreachable":0,"skipped":1,"rescued":0,"ignored":0},"b":{"ok":1,"changed":0,"failed":1,"unreachable":0,"skipped":0,"rescued":0,"ignored":0}}}"#
-        )
-        .unwrap();
+        let stats = r#"{"kind":"stats","hosts":{"a":{"ok":3,"changed":1,"failed":0,"unreachable":0,"skipped":1,"rescued":0,"ignored":0},"b":{"ok":1,"changed":0,"failed":1,"unreachable":0,"skipped":0,"rescued":0,"ignored":0}}}"#;
+        writeln!(f, "{stats}").unwrap();
         let got = r.poll(&p);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].status, TaskStatus::Failed);
