@@ -648,7 +648,11 @@ domains:
     // terminal, deletes only with --yes.
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("pre-apply-{} of {d}/{d}-one", js[3])),
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
     let o = anklume(p, &["rollback", "--cleanup", "--keep", "1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
