@@ -103,7 +103,7 @@ impl Decisions {
 pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     let mut problems = Vec::new();
     let mut missing_images: Vec<&str> = Vec::new();
-    let mut wanted: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let wanted = planned_addresses(plan);
     // Each planned instance's own address: one that holds an address the
     // plan gives another is moving away, and apply frees it first.
     let mut planned: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
@@ -115,9 +115,6 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
             if !live.aliases.contains(alias) && !missing_images.contains(&alias.as_str()) {
                 missing_images.push(alias);
             }
-        }
-        if let Some(ip) = &i.ip {
-            wanted.insert(ip, (&i.project, &i.name));
         }
         planned.insert((&i.project, &i.name), i.ip.as_deref());
     }
@@ -160,14 +157,7 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
 /// address, whatever the order: shifts, chains and swaps alike. Returns,
 /// per plan node index, the NIC names to free.
 pub fn address_moves(plan: &Plan, live: &Live, actions: &[Action]) -> Vec<(usize, Vec<String>)> {
-    let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
-    for n in &plan.nodes {
-        if let Resource::Instance(i) = &n.resource {
-            if let Some(ip) = &i.ip {
-                owner.insert(ip, (&i.project, &i.name));
-            }
-        }
-    }
+    let owner = planned_addresses(plan);
     let mut out = Vec::new();
     for (idx, (n, action)) in plan.nodes.iter().zip(actions).enumerate() {
         let (Resource::Instance(i), Action::Update { .. }) = (&n.resource, action) else {
@@ -176,32 +166,36 @@ pub fn address_moves(plan: &Plan, live: &Live, actions: &[Action]) -> Vec<(usize
         let Some(cur) = live.instances.get(&(i.project.clone(), i.name.clone())) else {
             continue;
         };
-        let Some(devs) = cur.get("devices").and_then(serde_json::Value::as_object) else {
-            continue;
-        };
-        let mut nics: Vec<String> = devs
-            .iter()
-            .filter(|(name, d)| {
-                let Some(ip) = d.get("ipv4.address").and_then(serde_json::Value::as_str) else {
+        let nics: Vec<String> = crate::kind::instance::nic_addresses(cur)
+            .into_iter()
+            .filter(|(name, ip)| {
+                let Some(declared) = i.devices.get(*name) else {
                     return false;
                 };
-                let wanted_here = i
-                    .devices
-                    .get(*name)
-                    .and_then(|pd| pd.get("ipv4.address"))
-                    .map(String::as_str);
-                i.devices.contains_key(*name)
-                    && wanted_here != Some(ip)
+                declared.get("ipv4.address").map(String::as_str) != Some(*ip)
                     && owner
                         .get(ip)
                         .is_some_and(|o| *o != (i.project.as_str(), i.name.as_str()))
             })
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| name.to_string())
             .collect();
-        nics.sort();
         if !nics.is_empty() {
             out.push((idx, nics));
         }
     }
     out
+}
+
+/// Each static address of the plan, and the instance it is planned for
+/// (project, name).
+fn planned_addresses(plan: &Plan) -> BTreeMap<&str, (&str, &str)> {
+    plan.nodes
+        .iter()
+        .filter_map(|n| match &n.resource {
+            Resource::Instance(i) => {
+                Some((i.ip.as_deref()?, (i.project.as_str(), i.name.as_str())))
+            }
+            _ => None,
+        })
+        .collect()
 }

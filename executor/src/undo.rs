@@ -191,22 +191,14 @@ pub async fn free_taken_addresses<A: Api>(
         let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
             continue;
         };
-        let Some(devs) = cur
-            .metadata
-            .get("devices")
-            .and_then(serde_json::Value::as_object)
-        else {
-            continue;
-        };
-        let nics: Vec<String> = devs
-            .iter()
-            .filter(|(_, d)| {
-                d.get("ipv4.address")
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|ip| wanted.get(ip))
-                    .is_some_and(|owner| *owner != (a.project.clone(), a.name.clone()))
+        let nics: Vec<String> = kind::instance::nic_addresses(&cur.metadata)
+            .into_iter()
+            .filter(|(_, ip)| {
+                wanted
+                    .get(*ip)
+                    .is_some_and(|(p, n)| (p, n) != (&a.project, &a.name))
             })
-            .map(|(n, _)| n.clone())
+            .map(|(name, _)| name.to_string())
             .collect();
         if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
             out.push((a.clone(), nics));

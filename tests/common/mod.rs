@@ -83,12 +83,7 @@ pub fn incus_available() -> bool {
 /// else `~/.cache/anklume/ansible-venv`), found from the test process's own
 /// `HOME`, before a test gives `anklume` another one.
 pub fn ansible_venv() -> PathBuf {
-    std::env::var_os("ANKLUME_ANSIBLE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/anklume/ansible-venv")
-        })
+    anklume_executor::ansible::default_venv()
 }
 
 /// A test that cannot run here says why and is skipped (returns `false`);

@@ -55,6 +55,18 @@ pub struct HostOutcome {
     pub error: Option<String>,
 }
 
+impl HostOutcome {
+    /// The batch ended without answering this host (a bug: it always
+    /// answers every host it took).
+    fn no_answer() -> HostOutcome {
+        HostOutcome {
+            recap: None,
+            log: PathBuf::new(),
+            error: Some("internal error: the batch ended without an answer".into()),
+        }
+    }
+}
+
 struct Waiting {
     /// The nesting context files of the host.
     context: BTreeMap<String, String>,
@@ -186,11 +198,7 @@ impl Provisioner {
         let (generation, unknown) = generation;
         if !unknown {
             // The batch starts when every expected host is there.
-            return rx.await.unwrap_or_else(|_| HostOutcome {
-                recap: None,
-                log: PathBuf::new(),
-                error: Some("internal error: the batch ended without an answer".into()),
-            });
+            return rx.await.unwrap_or_else(|_| HostOutcome::no_answer());
         }
         // Without a count, the last host to arrive starts the batch once
         // nobody came for `quiet`.
@@ -206,11 +214,7 @@ impl Provisioner {
             };
             me.run_batch(hosts).await;
         });
-        rx.await.unwrap_or_else(|_| HostOutcome {
-            recap: None,
-            log: PathBuf::new(),
-            error: Some("internal error: the batch ended without an answer".into()),
-        })
+        rx.await.unwrap_or_else(|_| HostOutcome::no_answer())
     }
 
     async fn run_batch(&self, hosts: BTreeMap<String, Waiting>) {
@@ -392,11 +396,16 @@ fn run_playbook(
 /// The default places: the venv of `scripts/ansible-setup.sh`
 /// (`ANKLUME_ANSIBLE_VENV`), anklume's `ansible/` (`ANKLUME_ANSIBLE_DIR`).
 pub fn default_playbook() -> PathBuf {
-    let venv = std::env::var_os("ANKLUME_ANSIBLE_VENV")
+    default_venv().join("bin/ansible-playbook")
+}
+
+/// The venv of `scripts/ansible-setup.sh`: `ANKLUME_ANSIBLE_VENV`, else
+/// `~/.cache/anklume/ansible-venv`.
+pub fn default_venv() -> PathBuf {
+    std::env::var_os("ANKLUME_ANSIBLE_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
             Path::new(&home).join(".cache/anklume/ansible-venv")
-        });
-    venv.join("bin/ansible-playbook")
+        })
 }

@@ -377,6 +377,23 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
         .collect()
 }
 
+/// The static addresses of an instance's own NICs (its `devices`, not
+/// those of its profiles): (NIC name, address), by NIC name.
+pub fn nic_addresses(instance: &serde_json::Value) -> Vec<(&str, &str)> {
+    instance
+        .get("devices")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, d)| {
+            Some((
+                name.as_str(),
+                d.get("ipv4.address").and_then(serde_json::Value::as_str)?,
+            ))
+        })
+        .collect()
+}
+
 /// Free the static addresses of these NICs of the instance (drop their
 /// `ipv4.address`), so that other instances can take them over; its own
 /// update then sets its new ones.
