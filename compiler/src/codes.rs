@@ -37,6 +37,7 @@ codes! {
     "E0207" "not-absolute-path" "A path must be absolute.";
     "E0208" "invalid-format" "A value has the wrong format (cron schedule, duration, percentage, size, base_subnet).";
     "E0209" "control-character" "A name, key, image alias or reference contains a control character.";
+    "E0210" "unknown-incus-key" "A config key or device option Incus does not know (often a typo, such as limits.cpus).";
     "E0301" "duplicate-machine" "Two machines have the same name (names are global).";
     "E0302" "unknown-reference" "A policy, volume consumer or setting names a domain or machine that does not exist.";
     "E0303" "unknown-profile" "A machine uses a profile its domain does not define.";

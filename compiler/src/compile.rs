@@ -18,6 +18,8 @@ use anklume_schema::{Diagnostic, Field, Loaded, Severity, Span, Value};
 use crate::ir::{Domain, HostFacts, Ir, Machine, NestingContext, Policy, Provenance, SharedVolume};
 use crate::render::{Capped, Omitted};
 
+mod keys;
+
 /// The result of compiling: the IR (meaningful only without errors), where
 /// its parts come from, and every diagnostic.
 #[derive(Debug)]
@@ -214,6 +216,7 @@ pub fn compile(loaded: &Loaded, facts: &HostFacts) -> Compiled {
     check_name_lengths(&mut cx, &ir);
     check_control_chars(&mut cx);
     check_incus_object_names(&mut cx);
+    keys::check_incus_keys(&mut cx);
     check_ips(&mut cx, &ir, &subnets);
     check_policies(&mut cx, &ir);
     check_volumes(&mut cx, &ir);

@@ -157,6 +157,10 @@ pub struct Profile {
     pub name: Name,
     /// Whether one of its devices has `type: gpu`.
     pub has_gpu: bool,
+    /// `config`, in order (key, value, key span).
+    pub config: Field<Vec<(String, Value, Span)>>,
+    /// `devices`, in order.
+    pub devices: Field<Vec<Device>>,
 }
 
 /// A machine.
@@ -209,6 +213,8 @@ pub struct Device {
     pub kind: String,
     /// The device as written.
     pub raw: Value,
+    /// Its option keys (`type` included), each with its span.
+    pub options: Vec<(String, Span)>,
 }
 
 /// A `persistent_data` entry.
@@ -767,7 +773,7 @@ fn read_profile(name: Name, node: &Node, dpath: &str, r: &mut Reader) -> Profile
     let path = format!("{dpath}.profiles.{}", name.text);
     let mut p = Profile {
         name,
-        has_gpu: false,
+        ..Profile::default()
     };
     let Some(o) = r.obj(
         node,
@@ -778,8 +784,9 @@ fn read_profile(name: Name, node: &Node, dpath: &str, r: &mut Reader) -> Profile
         return p;
     };
     let _ = r.string(&o, "description", &path);
-    let _ = r.scalar_map(&o, "config", &path);
-    if let Field::Set(devs, _) = read_devices(&o, &path, r, false) {
+    p.config = r.scalar_map(&o, "config", &path);
+    p.devices = read_devices(&o, &path, r, false);
+    if let Field::Set(devs, _) = &p.devices {
         p.has_gpu = devs.iter().any(|d| d.kind == "gpu");
     }
     p
@@ -814,7 +821,9 @@ fn read_devices(o: &Obj, path: &str, r: &mut Reader, reserve_prefixes: bool) -> 
         match &v.kind {
             Kind::Map(entries) => {
                 let mut kind = None;
+                let mut options = Vec::with_capacity(entries.len());
                 for (k, val) in entries {
+                    options.push((k.key_text(), k.span));
                     match &val.kind {
                         Kind::Seq(_) | Kind::Map(_) => {
                             r.push(
@@ -839,6 +848,7 @@ fn read_devices(o: &Obj, path: &str, r: &mut Reader, reserve_prefixes: bool) -> 
                         name,
                         kind,
                         raw: v.to_value(),
+                        options,
                     }),
                     None => r.missing(
                         name.span,
