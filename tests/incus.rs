@@ -353,7 +353,7 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&format!("static address 10.205.0.10 of instance '{a}-y' (project {a}) is already used by instance '{c}-x' (project {c})")),
+        err.contains(&format!("static address 10.205.0.10 of instance '{a}-y' (project {a}) (infra.yml:9:7) is already used by instance '{c}-x' (project {c})")),
         "{err}"
     );
     rt.block_on(async {
@@ -363,6 +363,122 @@ fn preflight_refuses_missing_images_and_address_clashes_before_any_change() {
         );
         cleanup(&incus, &[a, b, c]).await;
     });
+}
+
+/// Rewrite plan.bin in `dir` with `edit` applied to its body (a plan made by
+/// an anklume whose key catalogue differs from the server's, or edited).
+fn edit_plan(dir: &std::path::Path, edit: impl FnOnce(&mut anklume_plan::Plan)) {
+    let path = dir.join("plan.bin");
+    let mut file = anklume_plan::codec::read(&path).unwrap();
+    edit(&mut file.plan);
+    std::fs::write(&path, anklume_plan::codec::encode(&file)).unwrap();
+}
+
+fn instance_mut<'a>(
+    plan: &'a mut anklume_plan::Plan,
+    name: &str,
+) -> &'a mut anklume_plan::Instance {
+    plan.nodes
+        .iter_mut()
+        .find_map(|n| match &mut n.resource {
+            anklume_plan::Resource::Instance(i) if i.name == name => Some(i),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no instance {name} in the plan"))
+}
+
+#[test]
+fn unknown_config_keys_are_refused_before_any_change_and_failures_name_their_source_line() {
+    let _serial = serial();
+    let Some(incus) = daemon() else {
+        return;
+    };
+    let (a, b) = ("ankt-ka", "ankt-kb");
+    let rt = rt();
+    rt.block_on(cleanup(&incus, &[a, b]));
+    let infra = infra_two_domains(206, a, b);
+    // Where the machine is declared: what every message about it names.
+    let line = infra
+        .lines()
+        .position(|l| l.trim() == format!("{a}-web:"))
+        .unwrap()
+        + 1;
+    let origin = format!("infra.yml:{line}:7");
+
+    // Positive control: the same plan with only known keys passes
+    // preflight (a dry run that reads the catalogue: it creates things).
+    let dir = planned(&infra);
+    let o = anklume(
+        dir.path(),
+        &["apply", "plan.bin", "--dry-run", "--no-nftables"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A typo in a config key and in a disk option: preflight names both,
+    // with the node and its source line, against the live catalogue.
+    edit_plan(dir.path(), |plan| {
+        let i = instance_mut(plan, &format!("{a}-web"));
+        i.config.insert("limits.cpus".into(), "1".into());
+        i.devices.insert(
+            "data".into(),
+            [
+                ("type", "disk"),
+                ("source", "/tmp"),
+                ("path", "/mnt/x"),
+                ("readonyl", "true"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+    });
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let id = format!("instance/{a}/{a}-web");
+    assert!(
+        err.contains(&format!("error: {id} ({origin}): config key 'limits.cpus' is unknown to this Incus server (did you mean `limits.cpu`?)")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("error: {id} ({origin}): option 'readonyl' of device 'data' is unknown to this Incus server (did you mean `readonly`?)")),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    rt.block_on(async {
+        assert!(
+            incus.get(&format!("/1.0/networks/net-{a}")).await.is_err(),
+            "a network was created"
+        );
+    });
+
+    // What no catalogue describes (a nic option): Incus refuses it at
+    // create time, and the failure names the node's source line.
+    let dir = planned(&infra);
+    edit_plan(dir.path(), |plan| {
+        let i = instance_mut(plan, &format!("{a}-web"));
+        let nic = i
+            .devices
+            .values_mut()
+            .find(|d| d.get("type").map(String::as_str) == Some("nic"))
+            .expect("the machine has a static-address nic");
+        nic.insert("ipv4.adress".into(), "10.206.0.10".into());
+    });
+    let o = anklume(dir.path(), &["apply", "plan.bin", "--yes", "--no-nftables"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("FAILED {id} ({origin}): ")) && err.contains("ipv4.adress"),
+        "{err}"
+    );
+    let (o, _) = apply_json(dir.path(), &[]);
+    let failed = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["node"]["id"] == id.as_str() && v["node"]["result"] == "failed")
+        .unwrap_or_else(|| panic!("no failed event for {id} in\n{}", text(&o)));
+    assert_eq!(failed["node"]["origin"], origin.as_str(), "{failed}");
+    rt.block_on(cleanup(&incus, &[a, b]));
 }
 
 #[test]

@@ -95,13 +95,25 @@ impl Decisions {
     }
 }
 
-/// Checks that must pass before anything changes: local images exist, and
-/// no static address of the plan is held by another instance (Incus accepts
+/// ` (infra.yml:12:7)`: where a node comes from, for messages about it
+/// (empty when the plan does not know).
+pub fn origin_suffix(node: &anklume_plan::Node) -> String {
+    node.origin
+        .as_deref()
+        .map_or_else(String::new, |o| format!(" ({o})"))
+}
+
+/// Checks that must pass before anything changes: every configuration key
+/// and device option is one the server knows (when it was read: see
+/// [`Live::keys`]), local images exist, and no static address of the plan is held by another instance (Incus accepts
 /// a duplicate at create time, then refuses to start both), unless that
 /// instance is one of the plan's and gets another address: apply frees it
 /// first ([`address_moves`]).
 pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     let mut problems = Vec::new();
+    if let Some(keys) = &live.keys {
+        problems.extend(key_problems(plan, keys));
+    }
     let mut missing_images: Vec<&str> = Vec::new();
     let wanted = planned_addresses(plan);
     // Each planned instance's own address: one that holds an address the
@@ -123,6 +135,16 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
             "image '{alias}' is not a local image alias in Incus (add it with `incus image import … --alias {alias}`, or use a remote image such as images:debian/13)"
         ));
     }
+    let origins: BTreeMap<(&str, &str), String> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.resource {
+            Resource::Instance(i) => {
+                Some(((i.project.as_str(), i.name.as_str()), origin_suffix(n)))
+            }
+            _ => None,
+        })
+        .collect();
     let mut live_ips: Vec<(String, &str, &str)> = Vec::new();
     for ((project, name), v) in &live.instances {
         for ip in instance_ips(v) {
@@ -136,8 +158,9 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
                 .get(&(project, name))
                 .is_some_and(|own| *own != Some(ip.as_str()));
             if (*wp, *wn) != (project, name) && !moving_away {
+                let at = origins.get(&(*wp, *wn)).map_or("", String::as_str);
                 problems.push(format!(
-                    "static address {ip} of instance '{wn}' (project {wp}) is already used by instance '{name}' (project {project})"
+                    "static address {ip} of instance '{wn}' (project {wp}){at} is already used by instance '{name}' (project {project})"
                 ));
             }
         }
@@ -147,6 +170,35 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     } else {
         Err(Preflight { problems })
     }
+}
+
+/// Keys of the plan the server does not know, one message each, naming
+/// the node and where it comes from.
+fn key_problems(plan: &Plan, keys: &anklume_incus_keys::Catalogue) -> Vec<String> {
+    use anklume_incus_keys::Verdict;
+    let server = keys
+        .server_version
+        .as_deref()
+        .map_or_else(|| "this Incus server".to_string(), |v| format!("Incus {v}"));
+    let mut out = Vec::new();
+    for n in &plan.nodes {
+        for (scope, key, device) in crate::kind::incus_keys(&n.resource) {
+            let Verdict::Unknown { suggestion } = keys.check(scope, key) else {
+                continue;
+            };
+            let what = match device {
+                Some(d) => format!("option '{key}' of device '{d}'"),
+                None => format!("config key '{key}'"),
+            };
+            let hint = suggestion.map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+            out.push(format!(
+                "{}{}: {what} is unknown to {server}{hint}",
+                n.id,
+                origin_suffix(n)
+            ));
+        }
+    }
+    out
 }
 
 /// The instances apply must free an address of before anything else

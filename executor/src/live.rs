@@ -29,6 +29,11 @@ pub struct Live {
     /// Why provisioning does not run in this apply (`--no-provision`,
     /// Ansible not set up, no tree); `None`: it runs.
     pub provisioning_off: Option<String>,
+    /// The configuration keys the server knows (`GET
+    /// /1.0/metadata/configuration`), read only when a run creates or
+    /// updates something that has config; `None` otherwise, or when the
+    /// server does not describe its keys.
+    pub keys: Option<anklume_incus_keys::Catalogue>,
 }
 
 fn list(v: &Value) -> impl Iterator<Item = &Value> {
@@ -91,6 +96,17 @@ pub async fn read<A: Api>(incus: &A, pools: &[String]) -> Result<Live, IncusErro
         }
     }
     Ok(live)
+}
+
+/// The server's configuration key catalogue; `None` when it does not serve
+/// one (an Incus older than the endpoint) or the answer is not one.
+pub async fn read_keys<A: Api>(
+    incus: &A,
+) -> Result<Option<anklume_incus_keys::Catalogue>, IncusError> {
+    Ok(incus
+        .get_opt("/1.0/metadata/configuration")
+        .await?
+        .and_then(|r| anklume_incus_keys::Catalogue::from_metadata(&r.metadata)))
 }
 
 /// Every IPv4 address given to a NIC of an instance (its own devices and

@@ -89,6 +89,10 @@ impl NodeResult {
 pub struct NodeEvent {
     /// Node id.
     pub id: String,
+    /// Where it comes from in the sources (`infra.yml:12:7`), when the
+    /// plan knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// How it ended.
     #[serde(flatten)]
     pub result: NodeResult,
@@ -240,6 +244,7 @@ pub async fn run<A: Api>(
                 }
                 let ev = NodeEvent {
                     id: plan.nodes[i].id.clone(),
+                    origin: plan.nodes[i].origin.clone(),
                     result,
                     ms: 0,
                     warning: None,
@@ -291,6 +296,7 @@ pub async fn run<A: Api>(
                 if slot.is_none() {
                     let ev = NodeEvent {
                         id: node.id.clone(),
+                        origin: node.origin.clone(),
                         result: NodeResult::Interrupted,
                         ms: 0,
                         warning: None,
@@ -308,7 +314,13 @@ pub async fn run<A: Api>(
                     if !matches!(plan.nodes[i].resource, anklume_plan::Resource::Provision(_)) {
                         running -= 1;
                     }
-                    let ev = NodeEvent { id: plan.nodes[i].id.clone(), result: outcome, ms, warning };
+                    let ev = NodeEvent {
+                        id: plan.nodes[i].id.clone(),
+                        origin: plan.nodes[i].origin.clone(),
+                        result: outcome,
+                        ms,
+                        warning,
+                    };
                     done += 1;
                     on_event(&ev, done, n);
                     results[i] = Some(ev);

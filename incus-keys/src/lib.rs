@@ -146,13 +146,16 @@ fn device_types(name: &str) -> Vec<&str> {
     }
 }
 
+/// The catalogue recorded from Incus 6.0, as `scripts/record-incus-keys.sh`
+/// wrote it (what the executor's in-memory fake Incus serves too).
+pub const RECORDED_JSON: &str = include_str!("../data/metadata-configuration.json");
+
 impl Catalogue {
     /// The catalogue recorded from Incus 6.0 (parsed once).
     pub fn recorded() -> &'static Catalogue {
         static RECORDED: OnceLock<Catalogue> = OnceLock::new();
         RECORDED.get_or_init(|| {
-            let text = include_str!("../data/metadata-configuration.json");
-            let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            let v: Value = serde_json::from_str(RECORDED_JSON).unwrap_or(Value::Null);
             Catalogue::from_metadata(&v).unwrap_or_default()
         })
     }
@@ -195,6 +198,26 @@ impl Catalogue {
             }
         }
         Some(c)
+    }
+
+    /// The keys of a scope named exactly (no pattern), sorted.
+    pub fn exact_keys(&self, scope: Scope<'_>) -> Vec<&str> {
+        let keys = match scope {
+            Scope::Instance => &self.instance,
+            Scope::Project => &self.project,
+            Scope::Device(t) => match self.devices.get(t) {
+                Some(k) => k,
+                None => return Vec::new(),
+            },
+        };
+        keys.exact.iter().map(String::as_str).collect()
+    }
+
+    /// Whether two catalogues know the same keys (whatever server version
+    /// they name).
+    pub fn same_keys(&self, other: &Catalogue) -> bool {
+        (&self.instance, &self.project, &self.devices)
+            == (&other.instance, &other.project, &other.devices)
     }
 
     /// Whether the catalogue describes this device type's options.

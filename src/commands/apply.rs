@@ -124,8 +124,11 @@ fn event_line(e: &NodeEvent) -> String {
             error,
             half_created,
         } => format!(
-            "FAILED {}{}: {}",
+            "FAILED {}{}{}: {}",
             esc(&e.id),
+            e.origin
+                .as_deref()
+                .map_or_else(String::new, |o| format!(" ({})", esc(o))),
             if *half_created {
                 " (half-created: exists but is not running)"
             } else {

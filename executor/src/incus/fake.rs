@@ -402,6 +402,29 @@ impl Api for Fake {
 }
 
 /// Incus's answer for an unknown path or operation.
+/// `GET /1.0/metadata/configuration`: the catalogue recorded from Incus 6.0
+/// (`scripts/record-incus-keys.sh`), in the server's shape
+/// (`{configs: {section: {group: {keys: [{key: meta}]}}}}`).
+fn key_catalogue() -> Value {
+    let recorded: Value =
+        serde_json::from_str(anklume_incus_keys::RECORDED_JSON).unwrap_or(Value::Null);
+    let mut configs = Map::new();
+    for (section, groups) in recorded["configs"].as_object().into_iter().flatten() {
+        let mut out = Map::new();
+        for (group, keys) in groups.as_object().into_iter().flatten() {
+            let list: Vec<Value> = keys
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, meta)| json!({ k.clone(): meta.clone() }))
+                .collect();
+            out.insert(group.clone(), json!({ "keys": list }));
+        }
+        configs.insert(section.clone(), Value::Object(out));
+    }
+    json!({ "configs": configs })
+}
+
 fn not_found() -> IncusError {
     IncusError {
         code: 404,
@@ -623,6 +646,7 @@ impl State {
             (_, ["instances", n, "snapshots", sn]) => self.one_snapshot(method, &p, n, sn),
             (Get, ["images", "aliases"]) => none(Ok(self.list_aliases(q))),
             (Get, ["operations"]) => none(Ok(json!({}))),
+            (Get, ["metadata", "configuration"]) => none(Ok(key_catalogue())),
             (Get, ["resources"]) => none(Ok(Value::Object(
                 fixture("resources")["response"]["metadata"]
                     .as_array()

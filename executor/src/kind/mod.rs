@@ -178,6 +178,31 @@ pub fn target(resource: &Resource) -> Option<Target> {
     })
 }
 
+/// The Incus configuration keys a node sets, each with what it is checked
+/// against and, for a device option, the device's name.
+pub fn incus_keys(resource: &Resource) -> Vec<(anklume_incus_keys::Scope<'_>, &str, Option<&str>)> {
+    use anklume_incus_keys::Scope;
+    let (scope, config, devices) = match resource {
+        Resource::Project(p) => (Scope::Project, &p.config, &p.default_profile_devices),
+        Resource::Profile(p) => (Scope::Instance, &p.config, &p.devices),
+        Resource::Instance(i) => (Scope::Instance, &i.config, &i.devices),
+        // Incus 6.0 does not describe network or volume keys; nftables
+        // and provisioning are not Incus configuration.
+        Resource::Network(_)
+        | Resource::Volume(_)
+        | Resource::Nftables(_)
+        | Resource::Provision(_) => return Vec::new(),
+    };
+    let mut out: Vec<_> = config.keys().map(|k| (scope, k.as_str(), None)).collect();
+    for (name, options) in devices {
+        let t = options.get("type").map_or("", String::as_str);
+        for key in options.keys() {
+            out.push((Scope::Device(t), key.as_str(), Some(name.as_str())));
+        }
+    }
+    out
+}
+
 /// Compare one node with what Incus (and the host) has.
 pub fn decide(resource: &Resource, live: &Live) -> Action {
     match resource {

@@ -198,6 +198,16 @@ pub async fn prepare<A: Api>(
             }
         }
     }
+    // The server's own key catalogue, read only when this run sets
+    // configuration (a converged apply sends no extra request). A server
+    // that cannot say leaves the check to Incus itself.
+    let sets_config = plan.nodes.iter().zip(&decisions.actions).any(|(n, a)| {
+        matches!(a, Action::Create | Action::Update { .. })
+            && !crate::kind::incus_keys(&n.resource).is_empty()
+    });
+    if sets_config {
+        live.keys = live::read_keys(&api).await.ok().flatten();
+    }
     let preflight = decide::preflight(&plan, &live).err();
     let address_moves = decide::address_moves(&plan, &live, &decisions.actions);
     Ok(Prepared {

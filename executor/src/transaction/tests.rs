@@ -604,3 +604,59 @@ async fn limit_keeps_what_is_named_and_its_dependencies() {
     .unwrap();
     assert_eq!(p.run(&sink).await.unwrap().count("created"), 3);
 }
+
+/// Preflight checks the plan's keys against the server's catalogue, read
+/// only when the run sets configuration: a typo stops the run before any
+/// write, naming the node and its origin; a converged run does not ask.
+#[tokio::test]
+async fn unknown_config_keys_stop_the_run_before_any_write() {
+    let fake = Fake::new().with_image(IMAGE);
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = domain("one");
+    for n in &mut plan.nodes {
+        if let Resource::Instance(i) = &mut n.resource {
+            if i.name == "kt-a" {
+                i.config.insert("limits.cpus".into(), "2".into());
+                n.origin = Some("infra.yml:9:7".into());
+            }
+        }
+    }
+    let (sink, _) = recorder();
+    let p = apply::prepare(
+        fake.clone(),
+        plan,
+        &Header::default(),
+        opts(dir.path()),
+        &sink,
+    )
+    .await
+    .unwrap();
+    let problems = p.preflight.clone().expect("the typo is found").problems;
+    assert_eq!(
+        problems,
+        vec!["instance/kt/kt-a (infra.yml:9:7): config key 'limits.cpus' is unknown to this Incus server (did you mean `limits.cpu`?)".to_string()]
+    );
+    assert!(matches!(p.run(&sink).await, Err(TxError::Preflight(_))));
+    assert_eq!(fake.writes(), vec![], "nothing was changed");
+
+    // The same plan without the typo runs, reading the catalogue once;
+    // converged, it reads none.
+    let asked = || {
+        fake.requests()
+            .into_iter()
+            .filter(|(_, path)| path.starts_with("/1.0/metadata/configuration"))
+            .count()
+    };
+    fake.clear_log();
+    assert_eq!(
+        apply_plan(&fake, domain("one"), dir.path())
+            .await
+            .count("created"),
+        6
+    );
+    assert_eq!(asked(), 1, "a run that creates reads the catalogue");
+    fake.clear_log();
+    let s = apply_plan(&fake, domain("one"), dir.path()).await;
+    assert_eq!(s.count("unchanged"), 6);
+    assert_eq!(asked(), 0, "a converged run reads no catalogue");
+}
