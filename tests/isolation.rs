@@ -257,7 +257,13 @@ fn isolation_matrix_with_real_traffic() {
         open(z2, y2, None, "icmp policy, whole domain"),
         drop(x2, y2, None, "no icmp policy from ankt-x: ping dropped", z2),
         drop(z1, y1, Some(9090), "icmp policy opens no tcp", y2),
-        drop(y1, z1, None, "icmp policy is one-way; a tcp policy opens no ping", z2),
+        drop(
+            y1,
+            z1,
+            None,
+            "icmp policy is one-way; a tcp policy opens no ping",
+            z2,
+        ),
     ];
     let mut failures = Vec::new();
     let mut matrix = String::from(

@@ -160,7 +160,12 @@ fn icmp_policies_open_icmp_of_both_families_and_nothing_else() {
     );
     assert_eq!(
         t.paths,
-        vec!["a -> b icmp", "a1 -> b1 icmp", "b1 -> a1 icmp", "b -> a all"]
+        vec![
+            "a -> b icmp",
+            "a1 -> b1 icmp",
+            "b1 -> a1 icmp",
+            "b -> a all"
+        ]
     );
 }
 

@@ -1043,7 +1043,9 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
                 Kind::Null => Field::Null(pn.span),
                 Kind::Str(s) if s == "all" => Field::Set(Ports::All, pn.span),
                 // With icmp, any port list is E0507 (below), an empty one too.
-                Kind::Seq(list) if list.is_empty() && p.protocol.get().is_some_and(|v| v == "icmp") => {
+                Kind::Seq(list)
+                    if list.is_empty() && p.protocol.get().is_some_and(|v| v == "icmp") =>
+                {
                     Field::Set(Ports::List(Vec::new()), pn.span)
                 }
                 Kind::Seq(list) if list.is_empty() => {
