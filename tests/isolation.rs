@@ -49,6 +49,10 @@ network_policies:
     from: ankt-y1
     to: ankt-z1
     ports: [2222]
+  - description: "ankt-z pings ankt-y"
+    from: ankt-z
+    to: ankt-y
+    protocol: icmp
 {bidi}domains:
   ankt-x:
     trust_level: admin
@@ -198,6 +202,13 @@ fn isolation_matrix_with_real_traffic() {
     std::fs::write(dir.path().join("infra.yml"), infra(true)).unwrap();
     let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = anklume(dir.path(), &["show", "plan.bin"]);
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        shown.contains("  ankt-z -> ankt-y icmp\n")
+            && shown.contains("iifname \"net-ankt-z\" oifname \"net-ankt-y\" meta l4proto { icmp, ipv6-icmp } accept"),
+        "{shown}"
+    );
     let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
@@ -242,6 +253,17 @@ fn isolation_matrix_with_real_traffic() {
         open(z2, x1, Some(9090), "bidirectional, reverse"),
         open(x1, z2, None, "ports: all includes ping"),
         drop(x2, z2, Some(9090), "bidirectional is machine-level", x1),
+        open(z1, y1, None, "icmp policy: ping"),
+        open(z2, y2, None, "icmp policy, whole domain"),
+        drop(x2, y2, None, "no icmp policy from ankt-x: ping dropped", z2),
+        drop(z1, y1, Some(9090), "icmp policy opens no tcp", y2),
+        drop(
+            y1,
+            z1,
+            None,
+            "icmp policy is one-way; a tcp policy opens no ping",
+            z2,
+        ),
     ];
     let mut failures = Vec::new();
     let mut matrix = String::from(
@@ -295,7 +317,11 @@ fn isolation_matrix_with_real_traffic() {
     let o = anklume(dir.path(), &["apply", "plan.bin", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     matrix.push_str("  after a hand flush of the table and a re-apply:\n");
-    let reapplied = [drop(x1, y1, Some(8080), "cross-domain, no policy", y2)];
+    let reapplied = [
+        drop(x1, y1, Some(8080), "cross-domain, no policy", y2),
+        open(z1, y1, None, "icmp policy: ping"),
+        drop(x1, y1, None, "cross-domain ping, no policy", z1),
+    ];
     rt.block_on(measure(&incus, &reapplied, &mut matrix, &mut failures));
     println!("{matrix}");
     // Shown by scripts/test.sh after the run (cargo captures test output).

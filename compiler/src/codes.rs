@@ -61,6 +61,7 @@ codes! {
     "E0504" "privileged-lxc" "A privileged container without a VM boundary in the nesting chain.";
     "E0505" "firewall-vm-without-anklume" "firewall_mode: vm needs an anklume domain to host the firewall VM.";
     "E0506" "resource-overcommit" "The machines' CPU or memory limits exceed what the host can give.";
+    "E0507" "icmp-with-ports" "A network policy with protocol icmp lists ports (ICMP has none).";
     "W0101" "domain-override" "A domains/*.yml file redefines a domain defined earlier.";
     "W0401" "ip-in-dhcp-range" "A machine's static address is in its bridge's DHCP range (.100-.199).";
     "W0501" "yolo-privileged" "A privileged container accepted because yolo mode is on.";

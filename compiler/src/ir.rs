@@ -206,9 +206,9 @@ pub struct Policy {
     pub from: String,
     /// Destination: domain, machine or `host`.
     pub to: String,
-    /// `None` = all ports and protocols.
+    /// `None` = all ports and protocols (with `icmp`: all of ICMP and ICMPv6).
     pub ports: Option<Vec<u16>>,
-    /// `tcp` or `udp`.
+    /// `tcp`, `udp` or `icmp` (ICMP and ICMPv6; never with ports).
     pub protocol: String,
     /// Also the reverse direction.
     pub bidirectional: bool,

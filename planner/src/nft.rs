@@ -4,7 +4,8 @@
 //! priority -1 (before Incus's own chains), policy accept for everything that
 //! is not bridge-to-bridge. Rules, in order: established/related accepted,
 //! invalid dropped, same-bridge accepted, one accept per policy (machine
-//! endpoints narrowed to the machine's address), then the inter-bridge drop.
+//! endpoints narrowed to the machine's address; `protocol: icmp` narrowed to
+//! ICMP and ICMPv6), then the inter-bridge drop.
 //!
 //! Policies naming `host` produce no forward rule: traffic between the host
 //! and a domain goes through the host's input/output path, which the bridge
@@ -64,7 +65,13 @@ fn matcher(from: &Endpoint, to: &Endpoint) -> String {
     s
 }
 
+/// The rule's tail after the endpoints, and the service as the reachability
+/// list shows it: `all`, `tcp/80,443`, or `icmp` (ICMP and ICMPv6, both
+/// families of the `inet` table; the compiler refuses ports with it).
 fn service(p: &Policy) -> (String, String) {
+    if p.protocol == "icmp" {
+        return (" meta l4proto { icmp, ipv6-icmp }".into(), "icmp".into());
+    }
     match &p.ports {
         None => (String::new(), "all".into()),
         Some(ports) => {

@@ -131,6 +131,45 @@ fn machine_policies_narrow_to_the_address_and_host_policies_are_explained() {
 }
 
 #[test]
+fn icmp_policies_open_icmp_of_both_families_and_nothing_else() {
+    let p = plan_of(
+        "project_name: x\nglobal: {addressing: {}}\nnetwork_policies:\n  - {from: a, to: b, protocol: icmp}\n  - {from: a1, to: b1, protocol: icmp, ports: all, bidirectional: true}\n  - {from: b, to: a, ports: all, protocol: udp}\ndomains:\n  a:\n    machines: {a1: {}}\n  b:\n    machines: {b1: {}}\n",
+    );
+    let Resource::Nftables(t) = &p.node("nftables/anklume").unwrap().resource else {
+        panic!("no ruleset")
+    };
+    let rules: Vec<&str> = t
+        .lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.ends_with(" accept") && l.contains("oifname \"net-"))
+        .filter(|l| !l.starts_with("iifname \"net-a\" oifname \"net-a\""))
+        .filter(|l| !l.starts_with("iifname \"net-b\" oifname \"net-b\""))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            "iifname \"net-a\" oifname \"net-b\" meta l4proto { icmp, ipv6-icmp } accept",
+            "iifname \"net-a\" oifname \"net-b\" ip saddr 10.120.0.1 ip daddr 10.120.1.1 meta l4proto { icmp, ipv6-icmp } accept",
+            "iifname \"net-b\" oifname \"net-a\" ip saddr 10.120.1.1 ip daddr 10.120.0.1 meta l4proto { icmp, ipv6-icmp } accept",
+            // `ports: all` with tcp or udp still opens every protocol (v1).
+            "iifname \"net-b\" oifname \"net-a\" accept",
+        ],
+        "{}",
+        t.text()
+    );
+    assert_eq!(
+        t.paths,
+        vec![
+            "a -> b icmp",
+            "a1 -> b1 icmp",
+            "b1 -> a1 icmp",
+            "b -> a all"
+        ]
+    );
+}
+
+#[test]
 fn one_config_change_in_200_domains_touches_only_that_machines_ron_lines() {
     let base = synth::infra_yaml(200, 5);
     let needle = "      d123-m2:\n        description: \"Machine 2 of domain 123\"\n";

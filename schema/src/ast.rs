@@ -241,7 +241,7 @@ pub struct Policy {
     pub to: Field<String>,
     /// `ports`.
     pub ports: Field<Ports>,
-    /// `protocol`: tcp | udp.
+    /// `protocol`: tcp | udp | icmp (icmp means ICMP and ICMPv6, no ports).
     pub protocol: Field<String>,
     /// `bidirectional`.
     pub bidirectional: Field<bool>,
@@ -1039,7 +1039,7 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
             from: r.string(&o, "from", &path),
             to: r.string(&o, "to", &path),
             ports: Field::Absent,
-            protocol: r.one_of(&o, "protocol", &path, &["tcp", "udp"]),
+            protocol: r.one_of(&o, "protocol", &path, &["tcp", "udp", "icmp"]),
             bidirectional: r.bool(&o, "bidirectional", &path),
             raw: item.to_value(),
         };
@@ -1052,6 +1052,12 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
             p.ports = match &pn.kind {
                 Kind::Null => Field::Null(pn.span),
                 Kind::Str(s) if s == "all" => Field::Set(Ports::All, pn.span),
+                // With icmp, any port list is E0507 (below), an empty one too.
+                Kind::Seq(list)
+                    if list.is_empty() && p.protocol.get().is_some_and(|v| v == "icmp") =>
+                {
+                    Field::Set(Ports::List(Vec::new()), pn.span)
+                }
                 Kind::Seq(list) if list.is_empty() => {
                     r.push(
                         Diagnostic::error("E0501", format!("{path}: empty port list"), pn.span)
@@ -1098,9 +1104,37 @@ fn read_policies(node: &Node, r: &mut Reader) -> Vec<Policy> {
                 }
             };
         }
+        check_icmp_ports(&p, &path, r);
         out.push(p);
     }
     out
+}
+
+/// ICMP has no ports: `protocol: icmp` takes `ports` absent, null or `all`
+/// (E0507). A port list with it would read as "ICMP on these ports", which
+/// nothing can match.
+fn check_icmp_ports(p: &Policy, path: &str, r: &mut Reader) {
+    let Field::Set(proto, proto_span) = &p.protocol else {
+        return;
+    };
+    if proto != "icmp" {
+        return;
+    }
+    if let Field::Set(Ports::List(_), ports_span) = &p.ports {
+        r.push(
+            Diagnostic::error(
+                "E0507",
+                format!("{path}: protocol icmp takes no ports"),
+                *ports_span,
+            )
+            .label("ports given here")
+            .with_secondary(*proto_span, "ICMP has no ports")
+            .with_help(
+                "remove `ports`: `protocol: icmp` opens ICMP and ICMPv6 (ping) whole; \
+                 for TCP or UDP ports, write a second policy with `protocol: tcp` or `udp`",
+            ),
+        );
+    }
 }
 
 fn read_volumes(node: &Node, r: &mut Reader) -> Vec<SharedVolume> {
