@@ -291,6 +291,59 @@ fn rollback_restores_configuration_and_data_and_keeps_protected_instances() {
     delete_nft_table();
 }
 
+/// Ctrl-C twice an apply that the pause failpoint holds: the first when it
+/// says it paused, the second once it says it was interrupted. Returns its
+/// output (stderr as read).
+fn double_interrupt(mut child: std::process::Child) -> std::process::Output {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |needle: &str, seen: &mut String| -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.contains(needle) {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    let sigint = |child: &std::process::Child| {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+    };
+    let paused = wait_for("failpoint: paused after journal record", &mut seen);
+    sigint(&child);
+    let first = paused && wait_for("interrupted: no new operation is started", &mut seen);
+    sigint(&child);
+    let mut o = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(
+        paused && first,
+        "paused: {paused}, first Ctrl-C seen: {first}\n{seen}"
+    );
+    o.stderr = seen.into_bytes();
+    o
+}
+
 #[test]
 fn killed_applies_are_detected_rolled_back_and_converge() {
     // Constant per build, on purpose: a build without the feature fails here.
@@ -318,20 +371,27 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
     // disk, its change never sent; 8: mid-way. Then signals from outside
     // while instances are being created: SIGKILL, and SIGINT (Ctrl-C),
     // which lets the operations in flight finish and ends the journal.
+    //
+    // Ctrl-C twice: the pause failpoint holds the run right after record 8
+    // (an operation's record on disk, others possibly in flight), so both
+    // signals land at that exact point whatever the machine's speed: the
+    // second one quits without waiting, and the journal has no end, as
+    // after a kill.
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Stop {
         AfterRecords(u32),
         Signal(i32),
+        DoubleInterruptAfterRecords(u32),
     }
-    let apply_b = |failpoint: Option<u32>| {
+    let apply_b = |failpoint: Option<(&str, u32)>| {
         let mut c = anklume_command(
             p,
             &["apply", "b.bin", "--yes", "--allow-stale", "--no-nftables"],
         );
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        if let Some(n) = failpoint {
-            c.env("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", n.to_string());
+        if let Some((name, n)) = failpoint {
+            c.env(name, n.to_string());
         }
         c.spawn().unwrap()
     };
@@ -341,10 +401,16 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         Stop::AfterRecords(8),
         Stop::Signal(libc::SIGKILL),
         Stop::Signal(libc::SIGINT),
+        Stop::DoubleInterruptAfterRecords(8),
     ] {
         let before = journals(p).len();
         let o = match stop {
-            Stop::AfterRecords(n) => apply_b(Some(n)).wait_with_output().unwrap(),
+            Stop::AfterRecords(n) => apply_b(Some(("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS", n)))
+                .wait_with_output()
+                .unwrap(),
+            Stop::DoubleInterruptAfterRecords(n) => {
+                double_interrupt(apply_b(Some(("ANKLUME_FAILPOINT_PAUSE_AFTER_RECORDS", n))))
+            }
             Stop::Signal(sig) => {
                 let child = apply_b(None);
                 // Wait until the journal shows changes in flight.
@@ -373,7 +439,17 @@ fn killed_applies_are_detected_rolled_back_and_converge() {
         assert_eq!(journals(p).len(), before + 1);
         let journal = std::fs::read_to_string(p.join(format!("state/journal/{ts}.jsonl"))).unwrap();
         let interrupted = stop == Stop::Signal(libc::SIGINT);
-        if interrupted {
+        if let Stop::DoubleInterruptAfterRecords(_) = stop {
+            // The second Ctrl-C quits at once, exit 130, and leaves the
+            // journal as a kill does: no end, for rollback to settle.
+            assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+            assert!(
+                text(&o).contains("interrupted again: quitting without waiting"),
+                "{}",
+                text(&o)
+            );
+            assert!(!journal.contains("\"end\""), "{journal}");
+        } else if interrupted {
             // Ctrl-C: in-flight operations finish, the run reports, exit 130.
             assert_eq!(o.status.code(), Some(130), "{}", text(&o));
             assert!(text(&o).contains("interrupted"), "{}", text(&o));

@@ -154,6 +154,7 @@ pub struct Journal {
     seq: AtomicU64,
     written: AtomicU64,
     kill_after: Option<u64>,
+    pause_after: Option<u64>,
 }
 
 impl Journal {
@@ -172,6 +173,7 @@ impl Journal {
                         let _ = dirf.sync_all();
                     }
                     let kill_after = kill_after_from_env();
+                    let pause_after = failpoint_from_env("ANKLUME_FAILPOINT_PAUSE_AFTER_RECORDS");
                     return Ok(Journal {
                         file: Mutex::new(file),
                         path,
@@ -179,6 +181,7 @@ impl Journal {
                         seq: AtomicU64::new(0),
                         written: AtomicU64::new(0),
                         kill_after,
+                        pause_after,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -213,6 +216,9 @@ impl Journal {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
+        if self.pause_after == Some(n) {
+            pause(n);
+        }
         Ok(())
     }
 }
@@ -223,18 +229,38 @@ impl Journal {
 /// failpoint assert this first, so a build without it fails them loudly.
 pub const FAILPOINTS: bool = cfg!(feature = "failpoints");
 
-/// The failpoint's record count, read from the environment in builds with
-/// the `failpoints` feature; always `None` otherwise (the variable is ignored).
+/// The kill failpoint's record count, read from the environment in builds
+/// with the `failpoints` feature; always `None` otherwise (the variable is
+/// ignored).
 fn kill_after_from_env() -> Option<u64> {
+    failpoint_from_env("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS")
+}
+
+/// A failpoint's record count from the environment (only with the
+/// `failpoints` feature).
+fn failpoint_from_env(name: &str) -> Option<u64> {
     #[cfg(feature = "failpoints")]
     {
-        std::env::var("ANKLUME_FAILPOINT_KILL_AFTER_RECORDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
     }
     #[cfg(not(feature = "failpoints"))]
     {
+        let _ = name;
         None
+    }
+}
+
+/// The pause failpoint (`ANKLUME_FAILPOINT_PAUSE_AFTER_RECORDS`): hold the
+/// run right after the n-th record reached the disk, for up to a minute, so
+/// a test can signal the process at that exact point (the double Ctrl-C
+/// test). Says so on stderr. The runtime's other tasks go on: the wait
+/// leaves its worker thread to them.
+fn pause(n: u64) {
+    eprintln!("failpoint: paused after journal record {n}");
+    let wait = || std::thread::sleep(std::time::Duration::from_secs(60));
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
     }
 }
 
