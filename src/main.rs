@@ -47,6 +47,12 @@ enum Command {
     Diff(commands::diff::Args),
     /// Make Incus match a plan file (`--dry-run` to only show the changes).
     Apply(commands::apply::Args),
+    /// What is deployed: Incus against the sources, per domain (read only).
+    ///
+    /// Exit status: 0 up to date, 1 invalid source, 2 usage or I/O error
+    /// (Incus unreachable), 3 drifted, missing, orphaned or not
+    /// provisioned.
+    Status(commands::status::Args),
     /// Write the host nftables isolation ruleset, or load one (`deploy FILE`).
     Nftables(commands::nftables::Args),
     /// Undo an apply (journal + pre-apply snapshots); --list, --cleanup.
@@ -70,6 +76,8 @@ pub enum Exit {
     Internal,
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// `status`: Incus does not match the sources.
+    Differs,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +103,7 @@ fn main() -> ExitCode {
             | Command::Plan(_)
             | Command::Show(_)
             | Command::Diff(_)
+            | Command::Status(_)
             | Command::Explain(_)
     ) {
         // SAFETY: restoring the default disposition of a signal, before any
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
         Command::Show(a) => commands::show::run(a),
         Command::Diff(a) => commands::diff::run(a),
         Command::Apply(a) => commands::apply::run(a),
+        Command::Status(a) => commands::status::run(a),
         Command::Nftables(a) => commands::nftables::run(a),
         Command::Rollback(a) => commands::rollback::run(a),
         Command::Snapshot(a) => commands::snapshot::run(a),
@@ -121,5 +131,6 @@ fn main() -> ExitCode {
         Exit::Failed => ExitCode::from(2),
         Exit::Internal => ExitCode::from(70),
         Exit::Interrupted => ExitCode::from(130),
+        Exit::Differs => ExitCode::from(3),
     }
 }

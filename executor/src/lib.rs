@@ -8,6 +8,8 @@
 //! - [`live`] reads Incus's state in bulk; [`decide`] compares it with the
 //!   plan; [`schedule`] carries the decisions out in dependency order;
 //!   [`undo`] plans and runs a rollback from a [`journal`].
+//! - [`status`]: what is deployed (`anklume status`): the decisions
+//!   without the transaction, read only.
 //! - [`transaction`]: the apply and rollback transactions (lock, journal,
 //!   snapshots, retention, interruption), which report typed events and
 //!   never print or exit.
@@ -25,6 +27,7 @@ pub mod nft;
 pub mod schedule;
 pub mod snapshot;
 pub mod state;
+pub mod status;
 pub mod transaction;
 pub mod undo;
 

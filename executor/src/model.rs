@@ -40,6 +40,9 @@ pub struct Orphan {
     pub name: String,
     /// Instances: `security.protection.delete` is true.
     pub protected: bool,
+    /// The domain its `user.anklume.domain` config names, when it has one
+    /// (bridges anklume v1 made, for one, have none).
+    pub domain: Option<String>,
 }
 
 /// What a step does.

@@ -83,29 +83,35 @@ pub struct Args {
     pub verbose: bool,
 }
 
+/// Changed keys as apply's decisions (and `status`) show them:
+/// `key: "old" -> "new"`, joined by `; `.
+pub(super) fn changes_text(changes: &[anklume_executor::decide::Change]) -> String {
+    let parts: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {:?} -> {:?}",
+                esc(&c.key),
+                c.old.as_deref().unwrap_or(""),
+                c.new.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    parts.join("; ")
+}
+
 fn describe(action: &Action) -> String {
     match action {
         Action::Create => "create".into(),
         Action::Unchanged => "unchanged".into(),
         Action::NotRun { reason } => format!("not run: {reason}"),
-        Action::Update { changes } => {
-            let parts: Vec<String> = changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}: {:?} -> {:?}",
-                        esc(&c.key),
-                        c.old.as_deref().unwrap_or(""),
-                        c.new.as_deref().unwrap_or("")
-                    )
-                })
-                .collect();
-            format!("update: {}", parts.join("; "))
-        }
+        Action::Update { changes } => format!("update: {}", changes_text(changes)),
     }
 }
 
-fn symbol(action: &Action) -> char {
+/// The decision's symbol: `+` create, `~` update, `=` unchanged, `.` not
+/// run (`status` marks its states with the same).
+pub(super) fn symbol(action: &Action) -> char {
     match action {
         Action::Create => '+',
         Action::Update { .. } => '~',

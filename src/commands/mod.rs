@@ -10,6 +10,7 @@ pub mod plan;
 pub mod rollback;
 pub mod show;
 pub mod snapshot;
+pub mod status;
 pub mod sync;
 
 use std::io::{BufRead, IsTerminal, Write};

@@ -123,6 +123,16 @@ pub fn is_managed(v: &Value) -> bool {
         == Some("true")
 }
 
+/// The domain an object anklume made belongs to: its
+/// `user.anklume.domain` config, when set and not empty.
+pub fn domain_of(v: &Value) -> Option<String> {
+    v.get("config")
+        .and_then(|c| c.get("user.anklume.domain"))
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+}
+
 /// A config map as the JSON object Incus takes.
 pub fn config_json(c: &Config) -> Value {
     Value::Object(

@@ -7,8 +7,8 @@ use anklume_plan::{ImageSource, Instance};
 use serde_json::{json, Map, Value};
 
 use super::common::{
-    config_changes, config_json, description_change, device_changes, devices_json, is_managed,
-    pick, same, str_of, verdict,
+    config_changes, config_json, description_change, device_changes, devices_json, domain_of,
+    is_managed, pick, same, str_of, verdict,
 };
 use super::{Action, Change, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{project_query, Api, IncusError};
@@ -373,6 +373,7 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
             project: project.clone(),
             name: name.clone(),
             protected: is_protected(v),
+            domain: domain_of(v),
         })
         .collect()
 }

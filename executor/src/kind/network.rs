@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::common::{
-    config_changes, config_json, delete_if_exists, description_change, is_managed, patch,
-    read_prior, undo_fields, verdict,
+    config_changes, config_json, delete_if_exists, description_change, domain_of, is_managed,
+    patch, read_prior, undo_fields, verdict,
 };
 use super::{Action, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{enc, Api, IncusError};
@@ -211,11 +211,12 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
                 }))
                 && (is_managed(v) || bridge_like(name))
         })
-        .map(|(name, _)| Orphan {
+        .map(|(name, v)| Orphan {
             kind: "network",
             project: "default".into(),
             name: name.clone(),
             protected: false,
+            domain: domain_of(v),
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::common::{
     config_changes, config_json, delete_if_exists, description_change, device_changes,
-    devices_json, is_managed, patch, read_prior, undo_fields, verdict,
+    devices_json, domain_of, is_managed, patch, read_prior, undo_fields, verdict,
 };
 use super::{Action, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{enc, project_query, Api, IncusError};
@@ -103,11 +103,12 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
                     name: name.clone(),
                 }))
         })
-        .map(|((project, name), _)| Orphan {
+        .map(|((project, name), v)| Orphan {
             kind: "profile",
             project: project.clone(),
             name: name.clone(),
             protected: false,
+            domain: domain_of(v),
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::common::{
     config_changes, config_json, delete_if_exists, description_change, device_changes,
-    devices_json, is_managed, patch, pick, put_back, restored, verdict,
+    devices_json, domain_of, is_managed, patch, pick, put_back, restored, verdict,
 };
 use super::{Action, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{enc, project_query, Api, IncusError};
@@ -162,11 +162,12 @@ pub fn orphans(live: &Live, declared: &BTreeSet<Target>) -> Vec<Orphan> {
                     name: (*name).clone(),
                 }))
         })
-        .map(|(name, _)| Orphan {
+        .map(|(name, v)| Orphan {
             kind: "project",
             project: name.clone(),
             name: name.clone(),
             protected: false,
+            domain: domain_of(v),
         })
         .collect()
 }

@@ -110,6 +110,30 @@ fn pools(plan: &Plan) -> Vec<String> {
     v
 }
 
+/// Read what apply compares the plan with: Incus's state in bulk and,
+/// given the host's `nft`, the `inet anklume` table and the rulesets the
+/// state directory records (read only). The second value says why the
+/// table could not be read (`nft` cannot be run here): `live.nftables` is
+/// then `None`, as without `nft`. `anklume status` reads through here too.
+pub async fn read_state<A: Api>(
+    api: &A,
+    plan: &Plan,
+    nft: Option<&dyn Nft>,
+    state_dir: &Path,
+) -> Result<(live::Live, Option<String>), TxError> {
+    let mut live = live::read(api, &pools(plan))
+        .await
+        .map_err(TxError::ReadLive)?;
+    let mut unusable = None;
+    if let Some(nft) = nft {
+        match nft::read(nft, state_dir) {
+            Ok(s) => live.nftables = Some(s),
+            Err(e) => unusable = Some(e.to_string()),
+        }
+    }
+    Ok((live, unusable))
+}
+
 /// Check the plan is current, take the lock (not for a dry run), read
 /// Incus and the host's table, report an unfinished apply, decide, and run
 /// the preflight checks. Nothing changes.
@@ -135,16 +159,10 @@ pub async fn prepare<A: Api>(
     } else {
         Some(state::lock(&opts.state_dir)?)
     };
-    let mut live = live::read(&api, &pools(&plan))
-        .await
-        .map_err(TxError::ReadLive)?;
-    if opts.nftables {
-        match nft::read(&*opts.nft, &opts.state_dir) {
-            Ok(s) => live.nftables = Some(s),
-            Err(e) => sink(&Event::NftablesNotManaged {
-                reason: e.to_string(),
-            }),
-        }
+    let nft_runner = opts.nftables.then_some(&*opts.nft);
+    let (mut live, nft_unusable) = read_state(&api, &plan, nft_runner, &opts.state_dir).await?;
+    if let Some(reason) = nft_unusable {
+        sink(&Event::NftablesNotManaged { reason });
     }
     // A journal without an end is a dead apply, unless an apply is running
     // right now (a dry run does not hold the lock: probe it).
