@@ -253,10 +253,11 @@ fn failures_skip_dependents_and_independent_nodes_finish() {
     let (a, b) = ("ankt-e", "ankt-f");
     let rt = rt();
     rt.block_on(cleanup(&incus, &[a, b]));
-    // The profile has a config key Incus rejects: the instance using it is
+    // The profile has a value Incus rejects (a known key: neither `check`
+    // nor preflight knows Incus's value rules): the instance using it is
     // skipped; the other instance and the other domain are created.
     let infra =
-        infra_two_domains(203, a, b).replace("limits.memory: 256MiB", "limits.bogus: \"1\"");
+        infra_two_domains(203, a, b).replace("limits.memory: 256MiB", "limits.memory: lots");
     let dir = planned(&infra);
     let (o, s) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -273,7 +274,7 @@ fn failures_skip_dependents_and_independent_nodes_finish() {
         failed["node"]["error"]
             .as_str()
             .unwrap()
-            .contains("limits.bogus"),
+            .contains("Invalid value: lots"),
         "{failed}"
     );
     let skipped: Value = out
@@ -548,7 +549,7 @@ fn an_unreachable_remote_image_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let all = text(&o);
     assert!(
-        all.contains(&format!("FAILED instance/{d}/{d}-one: image 'images:debian/13' cannot be fetched from its remote")),
+        all.contains(&format!("FAILED instance/{d}/{d}-one (infra.yml:9:7): image 'images:debian/13' cannot be fetched from its remote")),
         "{all}"
     );
     assert!(
