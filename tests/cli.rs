@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::anklume;
+use common::{anklume, text};
 
 fn example() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/infra.yml"))
@@ -539,4 +539,48 @@ fn diff_warns_when_machines_are_renumbered() {
     assert_eq!(anklume(d, &["plan", "-o", "c.bin"]).status.code(), Some(0));
     let o = anklume(d, &["diff", "a.bin", "c.bin"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("warning"));
+}
+
+#[test]
+fn plan_warns_when_the_ansible_tree_is_behind_the_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let infra = "project_name: t\nglobal:\n  addressing: {}\ndomains:\n  work:\n    machines:\n      work-dev: {}\n";
+    std::fs::write(p.join("infra.yml"), infra).unwrap();
+    let warned = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr).contains("is not in sync with the sources")
+    };
+    // No tree yet: nothing to say (apply says provisioning does not run).
+    let o = anklume(p, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!warned(&o), "{}", text(&o));
+    // Synced: in step, no warning.
+    assert_eq!(anklume(p, &["sync"]).status.code(), Some(0));
+    let o = anklume(p, &["plan", "-o", "plan.bin"]);
+    assert!(!warned(&o), "{}", text(&o));
+    // A machine inserted above: the inventory and both host_vars are
+    // behind; the plan is still written, with the warning naming them.
+    std::fs::write(
+        p.join("infra.yml"),
+        infra.replace(
+            "      work-dev: {}",
+            "      work-web: {}\n      work-dev: {}",
+        ),
+    )
+    .unwrap();
+    let o = anklume(p, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(warned(&o), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for f in [
+        "inventory/work.yml",
+        "host_vars/work-web.yml",
+        "host_vars/work-dev.yml",
+    ] {
+        assert!(err.contains(f), "{f}: {err}");
+    }
+    // Synced again: quiet again.
+    assert_eq!(anklume(p, &["sync"]).status.code(), Some(0));
+    let o = anklume(p, &["plan", "-o", "plan.bin"]);
+    assert!(!warned(&o), "{}", text(&o));
 }

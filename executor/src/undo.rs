@@ -167,12 +167,15 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
 /// again that other instances of the same rollback hold now (an apply that
 /// shifted or swapped addresses) are freed, so that each restore, in any
 /// order, can take its own back (Incus refuses a snapshot restore or an
-/// update whose NIC address another NIC holds). Returns the instances freed
-/// and their NICs.
+/// update whose NIC address another NIC holds), and those of them that run
+/// are stopped: a running instance keeps its leased address until it
+/// starts again (each restore starts it again, as the journal recorded it).
+/// Returns the instances freed, their NICs, and whether they were stopped.
 pub async fn free_taken_addresses<A: Api>(
     api: &A,
     steps: &[Step],
-) -> Vec<(kind::instance::Address, Vec<String>)> {
+    force: bool,
+) -> Vec<(kind::instance::Address, Vec<String>, bool)> {
     let mut wanted: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut restored: Vec<&kind::instance::Address> = Vec::new();
     for s in steps {
@@ -201,7 +204,36 @@ pub async fn free_taken_addresses<A: Api>(
             .map(|(name, _)| name.to_string())
             .collect();
         if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
-            out.push((a.clone(), nics));
+            let stopped = kind::instance::stop_for_move(api, a, false)
+                .await
+                .unwrap_or(false);
+            out.push((a.clone(), nics, stopped));
+        }
+    }
+    // An instance the rollback deletes that holds an address a restored
+    // one takes back is freed and stopped first (it goes anyway): the
+    // restored one then gets its address whatever the order of the steps.
+    // One kept (protected, without --force) keeps its address.
+    for s in steps {
+        let (Target::Instance(a), Undo::Delete) = (&s.target, &s.undo) else {
+            continue;
+        };
+        let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
+            continue;
+        };
+        if kind::instance::is_protected(&cur.metadata) && !force {
+            continue;
+        }
+        let nics: Vec<String> = kind::instance::nic_addresses(&cur.metadata)
+            .into_iter()
+            .filter(|(_, ip)| wanted.contains_key(*ip))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
+            let stopped = kind::instance::stop_for_move(api, a, true)
+                .await
+                .unwrap_or(false);
+            out.push((a.clone(), nics, stopped));
         }
     }
     out

@@ -223,11 +223,13 @@ fn sink(json_out: bool, progress: bool, verbose: bool) -> Sink {
                 project,
                 instance,
                 nics,
+                stopped,
             } => println!(
-                "Freed the static address of {}/{} ({}): another instance takes it over.",
+                "Freed the static address of {}/{} ({}){}: another instance takes it over.",
                 esc(project),
                 esc(instance),
-                esc(&nics.join(", "))
+                esc(&nics.join(", ")),
+                if *stopped { " and stopped it (it starts again with its new address)" } else { "" }
             ),
             Event::Snapshot { name, taken, .. } => {
                 println!("Snapshot {name} of {taken} instance(s) about to change.")

@@ -69,6 +69,9 @@ pub fn plan_file(
                 );
             }
             anklume_planner::fingerprint(&mut plan, &g.inputs);
+            if let Some(w) = tree_out_of_sync(ir, dir) {
+                super::say(diagnostics, "warning", &w);
+            }
             (dir.to_string_lossy().into_owned(), g.digests)
         }
         None => (String::new(), Vec::new()),
@@ -101,6 +104,46 @@ pub fn plan_file(
         },
         plan,
     })
+}
+
+/// What `anklume sync` would still write in the Ansible tree `dir`, when
+/// anything: the plan's provisioning reads the tree as it is (its
+/// inventory, its variables), so a machine added since the last sync would
+/// be provisioned without its inventory entry, and a changed variable with
+/// its old value. `None` when the tree is in sync, or when there is no tree
+/// (no `inventory/`: apply then says provisioning does not run).
+fn tree_out_of_sync(ir: &anklume_compiler::Ir, dir: &std::path::Path) -> Option<String> {
+    use anklume_compiler::ansible::sync::{sync, FileStatus, SyncOptions};
+    if !dir.join("inventory").is_dir() {
+        return None;
+    }
+    let report = sync(
+        ir,
+        &SyncOptions {
+            base_dir: dir.to_path_buf(),
+            dry_run: true,
+            clean_orphans: false,
+        },
+    )
+    .ok()?;
+    let stale: Vec<&str> = report
+        .files
+        .iter()
+        .filter(|(_, st)| *st == FileStatus::Written)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if stale.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 4;
+    let more = stale.len().saturating_sub(SHOWN);
+    Some(format!(
+        "the Ansible tree in {} is not in sync with the sources: `anklume sync` would write {} file(s) ({}{}); provisioning reads the tree as it is, so run `anklume sync` first, then plan again",
+        crate::output::shown(dir),
+        stale.len(),
+        stale[..stale.len().min(SHOWN)].join(", "),
+        if more > 0 { format!(", and {more} more") } else { String::new() }
+    ))
 }
 
 /// Run it.

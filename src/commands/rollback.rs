@@ -85,11 +85,13 @@ fn sink() -> Sink {
             project,
             instance,
             nics,
+            stopped,
         } => println!(
-            "Freed the static address of {}/{} ({}): another instance takes it back.",
+            "Freed the static address of {}/{} ({}){}: another instance takes it back.",
             esc(project),
             esc(instance),
-            esc(&nics.join(", "))
+            esc(&nics.join(", ")),
+            if *stopped { " and stopped it" } else { "" }
         ),
         _ => {}
     })

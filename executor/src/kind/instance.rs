@@ -299,6 +299,25 @@ async fn force_stop<A: Api>(api: &A, a: &Address) -> Result<(), IncusError> {
     }
 }
 
+/// Stop it when it runs, before its address moves: a running instance
+/// keeps the address it leased until it starts again, and dnsmasq does not
+/// hand an address that still answers to the instance taking it over.
+/// Its update starts it again (the plan wants it running), with its new
+/// address; rollback starts it from the run state the journal kept.
+/// Returns whether it was running.
+pub async fn stop_for_move<A: Api>(api: &A, a: &Address, force: bool) -> Result<bool, IncusError> {
+    let cur = api.get(&a.path()).await?;
+    if str_of(&cur.metadata, "status") != "Running" {
+        return Ok(false);
+    }
+    if force {
+        force_stop(api, a).await?;
+    } else {
+        stop(api, a).await?;
+    }
+    Ok(true)
+}
+
 /// A clean stop with a timeout, then a forced one.
 async fn stop<A: Api>(api: &A, a: &Address) -> Result<(), IncusError> {
     if api

@@ -228,6 +228,26 @@ pub async fn prepare<A: Api>(
     }
     let preflight = decide::preflight(&plan, &live).err();
     let address_moves = decide::address_moves(&plan, &live, &decisions.actions);
+    // A running instance whose address moves is stopped first and started
+    // again with its new address: say so with its changes.
+    for (idx, _) in &address_moves {
+        let (Resource::Instance(i), Action::Update { changes }) =
+            (&plan.nodes[*idx].resource, &mut decisions.actions[*idx])
+        else {
+            continue;
+        };
+        let running = live
+            .instances
+            .get(&(i.project.clone(), i.name.clone()))
+            .is_some_and(|l| live::str_of(l, "status") == "Running");
+        if running {
+            changes.push(decide::Change {
+                key: "state".into(),
+                old: Some("Running".into()),
+                new: Some("restarted with its new address".into()),
+            });
+        }
+    }
     Ok(Prepared {
         api,
         plan,
@@ -458,7 +478,10 @@ impl<A: Api> Prepared<A> {
                         prior,
                     })
                     .map_err(|e| e.to_string())?;
-                    let r = crate::kind::instance::free_addresses(&self.api, &a, nics).await;
+                    let r = match crate::kind::instance::free_addresses(&self.api, &a, nics).await {
+                        Ok(()) => crate::kind::instance::stop_for_move(&self.api, &a, false).await,
+                        Err(e) => Err(e),
+                    };
                     j.append(&Record::Done {
                         seq,
                         ok: r.is_ok(),
@@ -469,10 +492,11 @@ impl<A: Api> Prepared<A> {
                 }
                 .await;
                 match freed {
-                    Ok(()) => sink(&Event::AddressFreed {
+                    Ok(stopped) => sink(&Event::AddressFreed {
                         project: i.project.clone(),
                         instance: i.name.clone(),
                         nics: nics.clone(),
+                        stopped,
                     }),
                     Err(e) => sink(&Event::Warning {
                         message: format!(

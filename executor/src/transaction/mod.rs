@@ -71,6 +71,9 @@ pub enum Event {
         instance: String,
         /// Its NICs whose `ipv4.address` was dropped.
         nics: Vec<String>,
+        /// It was running and was stopped, so that it gives the address
+        /// up; it starts again with its new address.
+        stopped: bool,
     },
     /// One node ended.
     Result {

@@ -129,11 +129,14 @@ impl<A: Api> Prepared<A> {
             networks: Vec::new(),
             nft: self.opts.nft.clone(),
         };
-        for (a, nics) in undo::free_taken_addresses(&self.api, &self.steps).await {
+        for (a, nics, stopped) in
+            undo::free_taken_addresses(&self.api, &self.steps, self.opts.force).await
+        {
             sink(&Event::AddressFreed {
                 project: a.project,
                 instance: a.name,
                 nics,
+                stopped,
             });
         }
         let results = undo::run(
