@@ -284,3 +284,165 @@ fn debian_image_boots_systemd_gets_its_planned_address_by_dhcp_and_reaches_the_m
         }
     }
 }
+
+const MOVES: &str = "ankt-imv";
+
+/// The IPv4 addresses eth0 holds in an instance of `project`, as
+/// `a.b.c.d/nn` (empty while it has none, or does not run).
+fn eth0_addresses(project: &str, machine: &str) -> Vec<String> {
+    let o = Command::new("incus")
+        .args([
+            "exec",
+            "--project",
+            project,
+            machine,
+            "--",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .expect("the incus client runs");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Poll until each machine's eth0 holds exactly its address; a panic with
+/// what they hold when it does not come.
+fn wait_for_addresses(project: &str, want: &[(&str, String)]) {
+    let start = Instant::now();
+    loop {
+        let now: Vec<(String, Vec<String>)> = want
+            .iter()
+            .map(|(m, _)| (m.to_string(), eth0_addresses(project, m)))
+            .collect();
+        let ok = want
+            .iter()
+            .zip(&now)
+            .all(|((_, ip), (_, held))| held == &vec![format!("{ip}/24")]);
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < BOOT_WAIT,
+            "eth0 addresses after {BOOT_WAIT:?}: {now:?}, wanted {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A machine inserted above two others shifts their automatic addresses:
+/// after apply each running instance really holds its new address (not
+/// only in its configuration: its old lease would otherwise stay until
+/// renewal, and the new machine would get a dynamic one); `rollback`
+/// without `--force` refuses, since the protected new machine holds an
+/// address another takes back, and changes nothing; with `--force` each
+/// holds its old address again. Then two machines swap their addresses.
+#[test]
+fn moved_addresses_are_the_ones_the_instances_hold_after_apply_and_rollback() {
+    let Some(incus) = daemon() else {
+        return;
+    };
+    if !image_present(&incus) {
+        return;
+    }
+    rt().block_on(cleanup(&incus, &[MOVES]));
+    struct Gone<'a>(&'a Incus);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            rt().block_on(cleanup(self.0, &[MOVES]));
+        }
+    }
+    let _gone = Gone(&incus);
+    let alias = alias();
+    let infra = |machines: &[&str]| {
+        let mut s = format!(
+            "project_name: itest\nglobal:\n  addressing: {{zone_base: 244}}\n  default_os_image: {alias}\ndomains:\n  {MOVES}:\n    trust_level: admin\n    machines:\n"
+        );
+        for m in machines {
+            s.push_str(&format!("      {MOVES}-{m}: {{}}\n"));
+        }
+        s
+    };
+    let ip = |n: u8| format!("10.244.0.{n}");
+    let (b, c, a) = (
+        format!("{MOVES}-b"),
+        format!("{MOVES}-c"),
+        format!("{MOVES}-a"),
+    );
+    let dir = planned(&infra(&["b", "c"]));
+    let (o, s) = apply_json(dir.path(), &["--no-provision"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s["failed"], 0, "{s}");
+    wait_for_addresses(MOVES, &[(&b, ip(1)), (&c, ip(2))]);
+
+    // Insert `a` above them: b .1 → .2, c .2 → .3, a takes .1.
+    std::fs::write(dir.path().join("infra.yml"), infra(&["a", "b", "c"])).unwrap();
+    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = common::anklume(
+        dir.path(),
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--no-nftables",
+            "--no-provision",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "Freed the static address of {MOVES}/{b} (eth0) and stopped it"
+        )),
+        "{}",
+        text(&o)
+    );
+    wait_for_addresses(MOVES, &[(&a, ip(1)), (&b, ip(2)), (&c, ip(3))]);
+
+    // Without --force: refused, nothing changed.
+    let o = common::anklume(dir.path(), &["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("instance {MOVES}/{a} (created by the apply, protected) holds {}, which {MOVES}/{b} takes back", ip(1))),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("nothing was changed"), "{}", text(&o));
+    wait_for_addresses(MOVES, &[(&a, ip(1)), (&b, ip(2)), (&c, ip(3))]);
+
+    let o = common::anklume(dir.path(), &["rollback", "--yes", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    wait_for_addresses(MOVES, &[(&b, ip(1)), (&c, ip(2))]);
+
+    // A swap: each wants the address the other holds (no order works;
+    // the leases are released first).
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra(&["b", "c"])
+            .replace(&format!("{b}: {{}}"), &format!("{b}: {{ip: {}}}", ip(2)))
+            .replace(&format!("{c}: {{}}"), &format!("{c}: {{ip: {}}}", ip(1))),
+    )
+    .unwrap();
+    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = common::anklume(
+        dir.path(),
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--no-nftables",
+            "--no-provision",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    wait_for_addresses(MOVES, &[(&b, ip(2)), (&c, ip(1))]);
+}

@@ -638,6 +638,13 @@ domains:
     let o = anklume(p, &["snapshot", "restore", &one, "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("has no snapshot 'nope'"), "{}", text(&o));
+    assert!(!text(&o).contains("did you mean"), "{}", text(&o));
+    // A typo of one of its snapshots: did you mean, for restore and delete.
+    for verb in ["restore", "delete"] {
+        let o = anklume(p, &["snapshot", verb, &one, "mien"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(text(&o).contains("did you mean 'mine'?"), "{}", text(&o));
+    }
     let o = anklume(p, &["snapshot", "list", "self"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(

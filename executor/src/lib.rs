@@ -17,6 +17,7 @@
 
 pub mod ansible;
 pub mod decide;
+pub mod dhcp;
 pub mod error;
 pub mod incus;
 pub mod journal;

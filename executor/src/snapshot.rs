@@ -186,6 +186,23 @@ pub async fn exists<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> Result<bo
     Ok(incus.get_opt(&i.snapshot(snap)).await?.is_some())
 }
 
+/// What to say when an instance has no snapshot `snap`: the closest of
+/// its snapshots when the name looks like a typo of it, else how to list
+/// them.
+pub async fn missing_hint<A: Api>(incus: &A, i: &InstanceRef, snap: &str) -> String {
+    let names: Vec<String> = list_one(incus, i)
+        .await
+        .map(|v| v.into_iter().map(|s| s.name).collect())
+        .unwrap_or_default();
+    match closest(snap, &names) {
+        Some(c) => format!(
+            "did you mean '{c}'? (`anklume snapshot list {}` shows its snapshots)",
+            i.name
+        ),
+        None => format!("`anklume snapshot list {}` shows its snapshots", i.name),
+    }
+}
+
 /// Snapshots of one instance, oldest first.
 pub async fn list_one<A: Api>(incus: &A, i: &InstanceRef) -> Result<Vec<SnapInfo>, IncusError> {
     let r = incus.get(&format!("{}&recursion=1", i.snapshots())).await?;

@@ -163,19 +163,14 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
     rest
 }
 
-/// Before the steps run: the addresses the restored instances will have
-/// again that other instances of the same rollback hold now (an apply that
-/// shifted or swapped addresses) are freed, so that each restore, in any
-/// order, can take its own back (Incus refuses a snapshot restore or an
-/// update whose NIC address another NIC holds), and those of them that run
-/// are stopped: a running instance keeps its leased address until it
-/// starts again (each restore starts it again, as the journal recorded it).
-/// Returns the instances freed, their NICs, and whether they were stopped.
-pub async fn free_taken_addresses<A: Api>(
-    api: &A,
+/// The addresses the restored instances had before the apply (address →
+/// the instance), and those instances.
+fn wanted_back(
     steps: &[Step],
-    force: bool,
-) -> Vec<(kind::instance::Address, Vec<String>, bool)> {
+) -> (
+    BTreeMap<String, (String, String)>,
+    Vec<&kind::instance::Address>,
+) {
     let mut wanted: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut restored: Vec<&kind::instance::Address> = Vec::new();
     for s in steps {
@@ -189,6 +184,52 @@ pub async fn free_taken_addresses<A: Api>(
             }
         }
     }
+    (wanted, restored)
+}
+
+/// Instances the apply created that a rollback without `--force` keeps
+/// (protected) although they hold an address a restored instance takes
+/// back: that restore would fail (Incus refuses two NICs with one
+/// address), so the rollback needs `--force`. One message each.
+pub async fn kept_holders<A: Api>(api: &A, steps: &[Step]) -> Vec<String> {
+    let (wanted, _) = wanted_back(steps);
+    let mut out = Vec::new();
+    for s in steps {
+        let (Target::Instance(a), Undo::Delete) = (&s.target, &s.undo) else {
+            continue;
+        };
+        let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
+            continue;
+        };
+        if !kind::instance::is_protected(&cur.metadata) {
+            continue;
+        }
+        for (_, ip) in kind::instance::nic_addresses(&cur.metadata) {
+            if let Some((p, n)) = wanted.get(ip) {
+                out.push(format!(
+                    "instance {}/{} (created by the apply, protected) holds {ip}, which {p}/{n} takes back",
+                    a.project, a.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Before the steps run: the addresses the restored instances will have
+/// again that other instances of the same rollback hold now (an apply that
+/// shifted or swapped addresses) are freed, so that each restore, in any
+/// order, can take its own back (Incus refuses a snapshot restore or an
+/// update whose NIC address another NIC holds), and those of them that run
+/// are stopped: a running instance keeps its leased address until it
+/// starts again (each restore starts it again, as the journal recorded it).
+/// Returns the instances freed, their NICs, and whether they were stopped.
+pub async fn free_taken_addresses<A: Api>(
+    api: &A,
+    steps: &[Step],
+    force: bool,
+) -> Vec<(kind::instance::Address, Vec<String>, bool)> {
+    let (wanted, restored) = wanted_back(steps);
     let mut out = Vec::new();
     for a in restored {
         let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
@@ -203,10 +244,14 @@ pub async fn free_taken_addresses<A: Api>(
             })
             .map(|(name, _)| name.to_string())
             .collect();
-        if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
+        if nics.is_empty() {
+            continue;
+        }
+        if let Ok(freed) = kind::instance::free_addresses(api, a, &nics).await {
             let stopped = kind::instance::stop_for_move(api, a, false)
                 .await
                 .unwrap_or(false);
+            let _ = kind::instance::release_leases(api, a, &freed).await;
             out.push((a.clone(), nics, stopped));
         }
     }
@@ -229,10 +274,14 @@ pub async fn free_taken_addresses<A: Api>(
             .filter(|(_, ip)| wanted.contains_key(*ip))
             .map(|(name, _)| name.to_string())
             .collect();
-        if !nics.is_empty() && kind::instance::free_addresses(api, a, &nics).await.is_ok() {
+        if nics.is_empty() {
+            continue;
+        }
+        if let Ok(freed) = kind::instance::free_addresses(api, a, &nics).await {
             let stopped = kind::instance::stop_for_move(api, a, true)
                 .await
                 .unwrap_or(false);
+            let _ = kind::instance::release_leases(api, a, &freed).await;
             out.push((a.clone(), nics, stopped));
         }
     }

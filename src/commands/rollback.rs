@@ -102,6 +102,7 @@ fn refused(e: &TxError) -> Exit {
         TxError::NoJournal { .. } => "\nhint: `anklume rollback --list` shows what can be rolled back; name a pre-apply snapshot's timestamp to restore it",
         TxError::AlreadyRolledBack { .. } => "\nhint: name an older apply to undo it too: `anklume rollback --list`",
         TxError::NothingToUndo { .. } => "\nhint: `anklume rollback --list` shows what can be rolled back",
+        TxError::NeedsForce { .. } => "\nnothing was changed\nhint: `anklume rollback --force` deletes the protected instances the apply created, so the others get their addresses back",
         _ => "",
     };
     let msg = match e {

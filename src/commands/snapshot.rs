@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anklume_executor::snapshot::{self, InstanceRef, SnapInfo};
 use anklume_executor::{journal, Incus};
+use anklume_term::display as esc;
 
 use crate::Exit;
 
@@ -186,8 +187,11 @@ async fn run_async(action: Action) -> Exit {
                 Ok(true) => {}
                 Ok(false) => {
                     eprintln!(
-                        "error: {} ({}) has no snapshot '{name}'\nhint: `anklume snapshot list {}` shows its snapshots",
-                        t.name, t.project, t.name
+                        "error: {} ({}) has no snapshot '{}'\nhint: {}",
+                        esc(&t.name),
+                        esc(&t.project),
+                        esc(&name),
+                        esc(&snapshot::missing_hint(&incus, &t, &name).await)
                     );
                     return Exit::Invalid;
                 }
@@ -248,8 +252,11 @@ async fn run_async(action: Action) -> Exit {
                 }
                 Err(e) if e.is_not_found() => {
                     eprintln!(
-                        "error: {} ({}) has no snapshot '{name}'\nhint: `anklume snapshot list {}` shows its snapshots",
-                        t.name, t.project, t.name
+                        "error: {} ({}) has no snapshot '{}'\nhint: {}",
+                        esc(&t.name),
+                        esc(&t.project),
+                        esc(&name),
+                        esc(&snapshot::missing_hint(&incus, &t, &name).await)
                     );
                     Exit::Invalid
                 }

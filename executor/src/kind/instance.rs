@@ -421,8 +421,13 @@ pub async fn free_addresses<A: Api>(
     api: &A,
     a: &Address,
     nics: &[String],
-) -> Result<(), IncusError> {
+) -> Result<Vec<(String, String)>, IncusError> {
     let cur = api.get(&a.path()).await?;
+    let freed: Vec<(String, String)> = nic_addresses(&cur.metadata)
+        .into_iter()
+        .filter(|(n, _)| nics.iter().any(|x| x == n))
+        .map(|(n, ip)| (n.to_string(), ip.to_string()))
+        .collect();
     let mut devices = cur
         .metadata
         .get("devices")
@@ -438,5 +443,55 @@ pub async fn free_addresses<A: Api>(
     }
     let body = super::common::keeping_description(&json!({"devices": devices}), &cur.metadata);
     api.patch(&a.path(), &body, cur.etag.as_deref()).await?;
+    Ok(freed)
+}
+
+/// Release the DHCP leases of addresses the (stopped) instance gave up:
+/// `freed` is (NIC, address), as [`free_addresses`] returns it. Each is
+/// released on the NIC's bridge ([`crate::dhcp`]); a NIC whose bridge or
+/// MAC cannot be read, or a bridge without an IPv4 address, is skipped.
+pub async fn release_leases<A: Api>(
+    api: &A,
+    a: &Address,
+    freed: &[(String, String)],
+) -> Result<(), String> {
+    let cur = api.get(&a.path()).await.map_err(|e| e.to_string())?;
+    let md = &cur.metadata;
+    for (nic, ip) in freed {
+        let Some(mac) = md
+            .get("config")
+            .and_then(|c| c.get(format!("volatile.{nic}.hwaddr")))
+            .and_then(Value::as_str)
+            .and_then(crate::dhcp::parse_mac)
+        else {
+            continue;
+        };
+        let Some(bridge) = md
+            .get("expanded_devices")
+            .and_then(|d| d.get(nic))
+            .and_then(|d| d.get("network").or_else(|| d.get("parent")))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Ok(Some(net)) = api
+            .get_opt(&format!("/1.0/networks/{}", crate::incus::enc(bridge)))
+            .await
+        else {
+            continue;
+        };
+        let server = net
+            .metadata
+            .get("config")
+            .and_then(|c| c.get("ipv4.address"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.split('/').next())
+            .and_then(|s| s.parse::<std::net::Ipv4Addr>().ok());
+        let (Some(server), Ok(ip)) = (server, ip.parse::<std::net::Ipv4Addr>()) else {
+            continue;
+        };
+        crate::dhcp::release(bridge, server, mac, ip)
+            .map_err(|e| format!("releasing the DHCP lease of {ip} on {bridge}: {e}"))?;
+    }
     Ok(())
 }

@@ -479,7 +479,9 @@ impl<A: Api> Prepared<A> {
                     })
                     .map_err(|e| e.to_string())?;
                     let r = match crate::kind::instance::free_addresses(&self.api, &a, nics).await {
-                        Ok(()) => crate::kind::instance::stop_for_move(&self.api, &a, false).await,
+                        Ok(freed) => crate::kind::instance::stop_for_move(&self.api, &a, false)
+                            .await
+                            .map(|stopped| (freed, stopped)),
                         Err(e) => Err(e),
                     };
                     j.append(&Record::Done {
@@ -488,7 +490,20 @@ impl<A: Api> Prepared<A> {
                         error: r.as_ref().err().map(ToString::to_string),
                     })
                     .map_err(|e| e.to_string())?;
-                    r.map_err(|e| e.to_string())
+                    let (freed, stopped) = r.map_err(|e| e.to_string())?;
+                    // Its lease goes too, or dnsmasq would not hand the
+                    // address to the instance taking it over.
+                    if let Err(e) =
+                        crate::kind::instance::release_leases(&self.api, &a, &freed).await
+                    {
+                        sink(&Event::Warning {
+                            message: format!(
+                                "{}/{}: {e} (the instance taking the address over may get another one until the lease ends)",
+                                i.project, i.name
+                            ),
+                        });
+                    }
+                    Ok::<bool, String>(stopped)
                 }
                 .await;
                 match freed {

@@ -199,6 +199,14 @@ pub enum TxError {
         /// Whether it has a journal.
         journal: bool,
     },
+    /// Without `--force`, the rollback would keep protected instances the
+    /// apply created that hold addresses restored instances take back:
+    /// those restores would fail. Nothing was changed.
+    #[error("{}", problems.join("; "))]
+    NeedsForce {
+        /// One message per address.
+        problems: Vec<String>,
+    },
 }
 
 /// Where transactions report events. `Fn` (not `FnMut`), and `Send +

@@ -88,6 +88,12 @@ pub async fn prepare<A: Api>(api: A, opts: Options, sink: &Sink) -> Result<Prepa
             journal: read.is_some(),
         });
     }
+    if !opts.force {
+        let problems = undo::kept_holders(&api, &steps).await;
+        if !problems.is_empty() {
+            return Err(TxError::NeedsForce { problems });
+        }
+    }
     let later = journals.into_iter().filter(|t| *t > ts).collect();
     Ok(Prepared {
         api,
