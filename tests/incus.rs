@@ -453,7 +453,8 @@ fn unknown_config_keys_are_refused_before_any_change_and_failures_name_their_sou
         );
     });
 
-    // What no catalogue describes (a nic option): Incus refuses it at
+    // What the live catalogue does not describe (a nic option, on Incus
+    // 6.0.4; `check` knows it offline): Incus refuses it at
     // create time, and the failure names the node's source line.
     let dir = planned(&infra);
     edit_plan(dir.path(), |plan| {

@@ -138,11 +138,22 @@ pub struct Catalogue {
 /// catalogue lists only some `limits.kernel.*` keys and no `image.*`).
 const INSTANCE_PREFIXES: [&str; 2] = ["image.*", "limits.kernel.*"];
 
-/// Device types the catalogue describes under one combined name.
+/// The device types a catalogue group describes: `unix-char-block` is
+/// both; `nic_bridged`, `gpu_physical`… are variants of `nic`, `gpu`.
 fn device_types(name: &str) -> Vec<&str> {
     match name {
         "unix-char-block" => vec!["unix-char", "unix-block"],
-        other => vec![other],
+        other => vec![other.split('_').next().unwrap_or(other)],
+    }
+}
+
+/// The option that picks a variant of a device type, which the groups of
+/// its variants do not list.
+fn selector(device_type: &str) -> Option<&'static str> {
+    match device_type {
+        "nic" | "infiniband" => Some("nictype"),
+        "gpu" => Some("gputype"),
+        _ => None,
     }
 }
 
@@ -150,13 +161,22 @@ fn device_types(name: &str) -> Vec<&str> {
 /// wrote it (what the executor's in-memory fake Incus serves too).
 pub const RECORDED_JSON: &str = include_str!("../data/metadata-configuration.json");
 
+/// The options of the device types Incus 6.0.4 does not describe (`nic`,
+/// `gpu`, `proxy`, `infiniband`, `pci`, `tpm`), from the catalogue of
+/// Incus 6.0.6, the same LTS line, which does; `tests/incus_keys.rs` checks
+/// that the running daemon accepts every one of them.
+pub const DEVICES_SUPPLEMENT_JSON: &str = include_str!("../data/devices-6.0.6.json");
+
 impl Catalogue {
     /// The catalogue recorded from Incus 6.0 (parsed once).
     pub fn recorded() -> &'static Catalogue {
         static RECORDED: OnceLock<Catalogue> = OnceLock::new();
         RECORDED.get_or_init(|| {
             let v: Value = serde_json::from_str(RECORDED_JSON).unwrap_or(Value::Null);
-            Catalogue::from_metadata(&v).unwrap_or_default()
+            let mut c = Catalogue::from_metadata(&v).unwrap_or_default();
+            let extra: Value = serde_json::from_str(DEVICES_SUPPLEMENT_JSON).unwrap_or(Value::Null);
+            c.add_devices(extra.get("configs").and_then(|c| c.get("devices")), false);
+            c
         })
     }
 
@@ -186,18 +206,32 @@ impl Catalogue {
         for key in keys_of(configs.get("project")) {
             c.project.insert(&key);
         }
-        if let Some(Value::Object(devices)) = configs.get("devices") {
-            for (name, group) in devices {
-                for t in device_types(name) {
-                    let keys = c.devices.entry(t.to_string()).or_default();
-                    keys.insert("type");
-                    for key in keys_in_group(group) {
-                        keys.insert(&key);
-                    }
+        c.add_devices(configs.get("devices"), true);
+        Some(c)
+    }
+
+    /// Add the device types of a `devices` section; with `replace` false,
+    /// only those the catalogue does not describe yet.
+    fn add_devices(&mut self, devices: Option<&Value>, replace: bool) {
+        let Some(Value::Object(devices)) = devices else {
+            return;
+        };
+        let known: BTreeSet<String> = self.devices.keys().cloned().collect();
+        for (name, group) in devices {
+            for t in device_types(name) {
+                if !replace && known.contains(t) {
+                    continue;
+                }
+                let keys = self.devices.entry(t.to_string()).or_default();
+                keys.insert("type");
+                if let Some(sel) = selector(t) {
+                    keys.insert(sel);
+                }
+                for key in keys_in_group(group) {
+                    keys.insert(&key);
                 }
             }
         }
-        Some(c)
     }
 
     /// The keys of a scope named exactly (no pattern), sorted.
@@ -357,10 +391,34 @@ mod tests {
             Verdict::Known
         );
         assert_eq!(
-            c.check(Scope::Device("nic"), "whatever"),
+            c.check(Scope::Device("none"), "whatever"),
             Verdict::Unchecked
         );
-        assert!(!c.describes_device("gpu"));
+        assert!(!c.describes_device("none"));
+        // From the 6.0.6 supplement: nic and gpu, their variants merged.
+        for (t, key) in [
+            ("nic", "nictype"),
+            ("nic", "parent"),
+            ("nic", "ipv4.address"),
+            ("nic", "mode"),
+            ("gpu", "gputype"),
+            ("gpu", "pci"),
+            ("proxy", "listen"),
+        ] {
+            assert_eq!(c.check(Scope::Device(t), key), Verdict::Known, "{t} {key}");
+        }
+        assert_eq!(
+            c.check(Scope::Device("nic"), "ipv4.adress"),
+            Verdict::Unknown {
+                suggestion: Some("ipv4.address".into())
+            }
+        );
+        assert_eq!(
+            c.check(Scope::Device("gpu"), "pcii"),
+            Verdict::Unknown {
+                suggestion: Some("pci".into())
+            }
+        );
     }
 
     #[test]
