@@ -344,7 +344,8 @@ fn wait_for_addresses(project: &str, want: &[(&str, String)]) {
 /// renewal, and the new machine would get a dynamic one); `rollback`
 /// without `--force` refuses, since the protected new machine holds an
 /// address another takes back, and changes nothing; with `--force` each
-/// holds its old address again. Then two machines swap their addresses.
+/// holds its old address again. Then two machines swap their addresses, and
+/// one gets a free address of its own.
 #[test]
 fn moved_addresses_are_the_ones_the_instances_hold_after_apply_and_rollback() {
     let Some(incus) = daemon() else {
@@ -445,4 +446,28 @@ fn moved_addresses_are_the_ones_the_instances_hold_after_apply_and_rollback() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     wait_for_addresses(MOVES, &[(&b, ip(2)), (&c, ip(1))]);
+
+    // One address changed to a free one, no other instance involved: the
+    // instance holds it after apply too (restarted, its lease released).
+    std::fs::write(
+        dir.path().join("infra.yml"),
+        infra(&["b", "c"])
+            .replace(&format!("{b}: {{}}"), &format!("{b}: {{ip: {}}}", ip(20)))
+            .replace(&format!("{c}: {{}}"), &format!("{c}: {{ip: {}}}", ip(1))),
+    )
+    .unwrap();
+    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = common::anklume(
+        dir.path(),
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--no-nftables",
+            "--no-provision",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    wait_for_addresses(MOVES, &[(&b, ip(20)), (&c, ip(1))]);
 }

@@ -104,21 +104,32 @@ pub fn origin_suffix(node: &anklume_plan::Node) -> String {
 }
 
 /// Checks that must pass before anything changes: every configuration key
-/// and device option is one the server knows (when it was read: see
-/// [`Live::keys`]), local images exist, and no static address of the plan is held by another instance (Incus accepts
-/// a duplicate at create time, then refuses to start both), unless that
-/// instance is one of the plan's and gets another address: apply frees it
-/// first ([`address_moves`]).
-pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
+/// and device option a created or updated node sets is one the server knows
+/// (when it was read: see [`Live::keys`]), local images exist, and no static
+/// address of the plan is held by another instance (Incus accepts a
+/// duplicate at create time, then refuses to start both), unless apply
+/// frees it first: `moves`, from [`address_moves`] on the same actions (a
+/// holder left out by `--limit` is not freed, so it clashes).
+pub fn preflight(
+    plan: &Plan,
+    live: &Live,
+    actions: &[Action],
+    moves: &[(usize, Vec<String>)],
+) -> Result<(), Preflight> {
     let mut problems = Vec::new();
     if let Some(keys) = &live.keys {
-        problems.extend(key_problems(plan, keys));
+        problems.extend(key_problems(plan, actions, keys));
     }
     let mut missing_images: Vec<&str> = Vec::new();
     let wanted = planned_addresses(plan);
-    // Each planned instance's own address: one that holds an address the
-    // plan gives another is moving away, and apply frees it first.
-    let mut planned: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
+    // The holders apply frees first: their addresses are moving away.
+    let freed: std::collections::BTreeSet<(&str, &str)> = moves
+        .iter()
+        .filter_map(|(idx, _)| match &plan.nodes[*idx].resource {
+            Resource::Instance(i) => Some((i.project.as_str(), i.name.as_str())),
+            _ => None,
+        })
+        .collect();
     for n in &plan.nodes {
         let Resource::Instance(i) = &n.resource else {
             continue;
@@ -128,7 +139,6 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
                 missing_images.push(alias);
             }
         }
-        planned.insert((&i.project, &i.name), i.ip.as_deref());
     }
     for alias in missing_images {
         problems.push(format!(
@@ -154,9 +164,7 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
     live_ips.sort();
     for (ip, project, name) in live_ips {
         if let Some((wp, wn)) = wanted.get(ip.as_str()) {
-            let moving_away = planned
-                .get(&(project, name))
-                .is_some_and(|own| *own != Some(ip.as_str()));
+            let moving_away = freed.contains(&(project, name));
             if (*wp, *wn) != (project, name) && !moving_away {
                 let at = origins.get(&(*wp, *wn)).map_or("", String::as_str);
                 problems.push(format!(
@@ -174,14 +182,21 @@ pub fn preflight(plan: &Plan, live: &Live) -> Result<(), Preflight> {
 
 /// Keys of the plan the server does not know, one message each, naming
 /// the node and where it comes from.
-fn key_problems(plan: &Plan, keys: &anklume_incus_keys::Catalogue) -> Vec<String> {
+fn key_problems(
+    plan: &Plan,
+    actions: &[Action],
+    keys: &anklume_incus_keys::Catalogue,
+) -> Vec<String> {
     use anklume_incus_keys::Verdict;
     let server = keys
         .server_version
         .as_deref()
         .map_or_else(|| "this Incus server".to_string(), |v| format!("Incus {v}"));
     let mut out = Vec::new();
-    for n in &plan.nodes {
+    for (n, action) in plan.nodes.iter().zip(actions) {
+        if !matches!(action, Action::Create | Action::Update { .. }) {
+            continue;
+        }
         for (scope, key, device) in crate::kind::incus_keys(&n.resource) {
             let Verdict::Unknown { suggestion } = keys.check(scope, key) else {
                 continue;

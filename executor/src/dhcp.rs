@@ -7,10 +7,13 @@
 //! never hands a leased address to another client, so an instance taking
 //! that address over would get a dynamic one. Apply and rollback move
 //! addresses, so they release the old lease of each instance that gives
-//! one up, once it is stopped: a DHCPRELEASE with its MAC and client id,
-//! sent from the host on the bridge to the bridge's dnsmasq (needs root,
-//! as apply does). The message is one fixed BOOTP packet; no crate is
-//! worth pulling for it.
+//! one up, once it is stopped: a DHCPRELEASE with its MAC, sent from the
+//! host on the bridge to the bridge's dnsmasq (needs root, as apply does).
+//! It carries no client identifier: dnsmasq then finds the lease by MAC,
+//! whatever identifier the client leased with (its MAC, or a DUID, as
+//! systemd-networkd's default is). The message is one fixed BOOTP packet;
+//! the crate made for DHCP messages (dhcproto) pulls 73 crates with a DNS
+//! library for it.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -30,8 +33,6 @@ pub fn release_message(server: Ipv4Addr, mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> 
     m.push(54); // server identifier
     m.push(4);
     m.extend_from_slice(&server.octets());
-    m.extend_from_slice(&[61, 7, 1]); // client identifier: type 1 + MAC
-    m.extend_from_slice(&mac);
     m.push(255); // end
     m
 }
@@ -81,15 +82,13 @@ mod tests {
             mac,
             Ipv4Addr::new(10, 1, 0, 7),
         );
-        assert_eq!(m.len(), 236 + 4 + 3 + 6 + 9 + 1);
+        assert_eq!(m.len(), 236 + 4 + 3 + 6 + 1);
         assert_eq!(&m[12..16], &[10, 1, 0, 7]);
         assert_eq!(&m[28..34], &mac);
         assert_eq!(&m[236..240], &[99, 130, 83, 99]);
         assert_eq!(&m[240..243], &[53, 1, 7]);
         assert_eq!(&m[243..249], &[54, 4, 10, 1, 0, 254]);
-        assert_eq!(&m[249..252], &[61, 7, 1]);
-        assert_eq!(&m[252..258], &mac);
-        assert_eq!(m[258], 255);
+        assert_eq!(m[249], 255, "no client identifier: dnsmasq matches the MAC");
         assert_eq!(parse_mac("10:66:6a:cd:c8"), None);
         assert_eq!(parse_mac("zz:66:6a:cd:c8:43"), None);
     }

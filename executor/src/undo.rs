@@ -216,6 +216,50 @@ pub async fn kept_holders<A: Api>(api: &A, steps: &[Step]) -> Vec<String> {
     out
 }
 
+/// Free these NICs' addresses of an instance, stop it (forced: it is
+/// deleted next; else cleanly) and release the leases its guest held:
+/// `(instance, NICs, stopped)`, or `None` when the address could not be
+/// freed. What fails is said in `warnings`.
+async fn move_away<A: Api>(
+    api: &A,
+    a: &kind::instance::Address,
+    nics: &[String],
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Option<(kind::instance::Address, Vec<String>, bool)> {
+    let held = kind::instance::held_addresses(api, a).await;
+    let mut freed = match kind::instance::free_addresses(api, a, nics).await {
+        Ok(f) => f,
+        Err(e) => {
+            warnings.push(format!(
+                "freeing the address of {}/{}: {e} (the instance taking it back may fail)",
+                a.project, a.name
+            ));
+            return None;
+        }
+    };
+    freed.extend(held);
+    freed.sort();
+    freed.dedup();
+    let stopped = match kind::instance::stop_for_move(api, a, force).await {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(format!(
+                "stopping {}/{} to give its address up: {e} (it keeps it until its lease ends)",
+                a.project, a.name
+            ));
+            false
+        }
+    };
+    if let Err(e) = kind::instance::release_leases(api, a, &freed).await {
+        warnings.push(format!(
+            "{}/{}: {e} (the instance taking the address back may get another one until the lease ends)",
+            a.project, a.name
+        ));
+    }
+    Some((a.clone(), nics.to_vec(), stopped))
+}
+
 /// Before the steps run: the addresses the restored instances will have
 /// again that other instances of the same rollback hold now (an apply that
 /// shifted or swapped addresses) are freed, so that each restore, in any
@@ -228,9 +272,13 @@ pub async fn free_taken_addresses<A: Api>(
     api: &A,
     steps: &[Step],
     force: bool,
-) -> Vec<(kind::instance::Address, Vec<String>, bool)> {
+) -> (
+    Vec<(kind::instance::Address, Vec<String>, bool)>,
+    Vec<String>,
+) {
     let (wanted, restored) = wanted_back(steps);
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     for a in restored {
         let Ok(Some(cur)) = api.get_opt(&a.path()).await else {
             continue;
@@ -247,12 +295,8 @@ pub async fn free_taken_addresses<A: Api>(
         if nics.is_empty() {
             continue;
         }
-        if let Ok(freed) = kind::instance::free_addresses(api, a, &nics).await {
-            let stopped = kind::instance::stop_for_move(api, a, false)
-                .await
-                .unwrap_or(false);
-            let _ = kind::instance::release_leases(api, a, &freed).await;
-            out.push((a.clone(), nics, stopped));
+        if let Some(done) = move_away(api, a, &nics, false, &mut warnings).await {
+            out.push(done);
         }
     }
     // An instance the rollback deletes that holds an address a restored
@@ -277,15 +321,11 @@ pub async fn free_taken_addresses<A: Api>(
         if nics.is_empty() {
             continue;
         }
-        if let Ok(freed) = kind::instance::free_addresses(api, a, &nics).await {
-            let stopped = kind::instance::stop_for_move(api, a, true)
-                .await
-                .unwrap_or(false);
-            let _ = kind::instance::release_leases(api, a, &freed).await;
-            out.push((a.clone(), nics, stopped));
+        if let Some(done) = move_away(api, a, &nics, true, &mut warnings).await {
+            out.push(done);
         }
     }
-    out
+    (out, warnings)
 }
 
 /// Steps for a pre-apply snapshot without a journal (taken by anklume v1's

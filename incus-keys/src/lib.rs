@@ -95,21 +95,10 @@ impl Keys {
         self.patterns.iter().any(|p| matches(p, &parts))
     }
 
-    /// Names to suggest: the exact keys, and each pattern's fixed prefix.
+    /// Names to suggest: the exact keys (a pattern such as `user.*` cannot
+    /// be written as it is).
     fn names(&self) -> impl Iterator<Item = String> + '_ {
-        self.exact
-            .iter()
-            .cloned()
-            .chain(self.patterns.iter().map(|p| {
-                p.iter()
-                    .map(|s| match s {
-                        Segment::Literal(l) => l.as_str(),
-                        Segment::One => "<name>",
-                        Segment::Rest => "*",
-                    })
-                    .collect::<Vec<_>>()
-                    .join(".")
-            }))
+        self.exact.iter().cloned()
     }
 }
 
@@ -301,8 +290,8 @@ fn keys_in_group(group: &Value) -> Vec<String> {
     }
 }
 
-/// The candidate closest to `key`, when it is likely a typo of it: same
-/// first segment preferred (`limits.cpus` → `limits.cpu`).
+/// The candidate closest to `key` (Jaro-Winkler, which weighs the common
+/// prefix: `limits.cpus` → `limits.cpu`), when it is likely a typo of it.
 fn closest(key: &str, candidates: impl Iterator<Item = String>) -> Option<String> {
     const MIN_SIMILARITY: f64 = 0.85;
     candidates

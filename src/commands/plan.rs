@@ -138,7 +138,7 @@ fn tree_out_of_sync(ir: &anklume_compiler::Ir, dir: &std::path::Path) -> Option<
     const SHOWN: usize = 4;
     let more = stale.len().saturating_sub(SHOWN);
     Some(format!(
-        "the Ansible tree in {} is not in sync with the sources: `anklume sync` would write {} file(s) ({}{}); provisioning reads the tree as it is, so run `anklume sync` first, then plan again",
+        "the Ansible tree in {} is not in sync with the sources: `anklume sync` would write {} file(s) ({}{}); provisioning reads the tree as it is: run `anklume sync` first",
         crate::output::shown(dir),
         stale.len(),
         stale[..stale.len().min(SHOWN)].join(", "),

@@ -99,6 +99,27 @@ pub async fn apply<A: Api>(api: &A, i: &Instance, create: bool) -> Result<(), No
             i.instance_type.incus_name()
         )));
     }
+    // A NIC address that changes takes effect when the guest leases
+    // again: a running instance is stopped first, its old leases are
+    // released, and it starts with the new one.
+    let moves = c
+        .iter()
+        .any(|c| c.key.starts_with("devices.") && c.key.ends_with(".ipv4.address"));
+    let mut held: Vec<(String, String)> = nic_addresses(&cur.metadata)
+        .into_iter()
+        .map(|(n, ip)| (n.to_string(), ip.to_string()))
+        .collect();
+    let mut start = c.iter().any(|c| c.key == "state");
+    let mut etag = cur.etag.clone();
+    if moves && str_of(&cur.metadata, "status") == "Running" {
+        held.extend(held_addresses(api, &a).await);
+        stop(api, &a)
+            .await
+            .map_err(|e| NodeError::new(format!("failed to stop it for its new address: {e}")))?;
+        start = true;
+        // Stopping changes what the ETag covers.
+        etag = api.get(&a.path()).await?.etag;
+    }
     if c.iter().any(|c| c.key != "state") {
         let body = json!({
             "config": config_json(&i.config),
@@ -106,9 +127,16 @@ pub async fn apply<A: Api>(api: &A, i: &Instance, create: bool) -> Result<(), No
             "profiles": i.profiles,
             "description": i.description,
         });
-        api.patch(&a.path(), &body, cur.etag.as_deref()).await?;
+        api.patch(&a.path(), &body, etag.as_deref()).await?;
     }
-    if c.iter().any(|c| c.key == "state") {
+    if moves {
+        held.sort();
+        held.dedup();
+        // Best effort: a lease left makes its address unavailable to
+        // another instance until it ends, not this one's new address.
+        let _ = release_leases(api, &a, &held).await;
+    }
+    if start {
         api.put(&a.state(), &json!({"action": "start"}), None)
             .await
             .map_err(|e| NodeError::new(format!("failed to start: {e}")))?;
@@ -446,6 +474,38 @@ pub async fn free_addresses<A: Api>(
     Ok(freed)
 }
 
+/// The IPv4 addresses the instance's own NICs hold right now (what its
+/// guest leased), as (NIC, address); empty when it does not run.
+pub async fn held_addresses<A: Api>(api: &A, a: &Address) -> Vec<(String, String)> {
+    let Ok(cur) = api.get(&a.path()).await else {
+        return Vec::new();
+    };
+    let Ok(state) = api.get(&a.state()).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (nic, d) in cur
+        .metadata
+        .get("devices")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, d)| d.get("type").and_then(Value::as_str) == Some("nic"))
+    {
+        let name = d.get("name").and_then(Value::as_str).unwrap_or(nic);
+        let addresses = state.metadata["network"][name]["addresses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for ad in addresses {
+            if str_of(&ad, "family") == "inet" && str_of(&ad, "scope") == "global" {
+                out.push((nic.clone(), str_of(&ad, "address").to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// Release the DHCP leases of addresses the (stopped) instance gave up:
 /// `freed` is (NIC, address), as [`free_addresses`] returns it. Each is
 /// released on the NIC's bridge ([`crate::dhcp`]); a NIC whose bridge or
@@ -459,8 +519,13 @@ pub async fn release_leases<A: Api>(
     let md = &cur.metadata;
     for (nic, ip) in freed {
         let Some(mac) = md
-            .get("config")
-            .and_then(|c| c.get(format!("volatile.{nic}.hwaddr")))
+            .get("expanded_devices")
+            .and_then(|d| d.get(nic))
+            .and_then(|d| d.get("hwaddr"))
+            .or_else(|| {
+                md.get("config")
+                    .and_then(|c| c.get(format!("volatile.{nic}.hwaddr")))
+            })
             .and_then(Value::as_str)
             .and_then(crate::dhcp::parse_mac)
         else {

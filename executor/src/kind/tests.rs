@@ -1174,7 +1174,7 @@ async fn preflight_refuses_missing_images_and_address_clashes() {
         alias: "not-there".into(),
     };
     let plan = chain(vec![Resource::Instance(b.clone())]);
-    let p = crate::decide::preflight(&plan, &live).unwrap_err();
+    let p = crate::decide::preflight(&plan, &live, &[Action::Create], &[]).unwrap_err();
     assert_eq!(p.problems.len(), 2, "{p}");
     assert!(
         p.problems[0].contains("'not-there' is not a local image alias"),
@@ -1191,7 +1191,67 @@ async fn preflight_refuses_missing_images_and_address_clashes() {
     };
     b.name = "kt-a".into();
     let plan = chain(vec![Resource::Instance(b)]);
-    assert_eq!(crate::decide::preflight(&plan, &live), Ok(()));
+    assert_eq!(
+        crate::decide::preflight(&plan, &live, &[Action::Unchanged], &[]),
+        Ok(())
+    );
+}
+
+/// A holder of an address another instance takes is no clash only when
+/// apply frees it first: left out of the run (`--limit`), it clashes.
+#[tokio::test]
+async fn preflight_lets_an_address_move_only_when_its_holder_is_freed() {
+    let fake = fake_with_project().await;
+    let Resource::Instance(mut a) = instance("kt", "kt-a", "") else {
+        unreachable!()
+    };
+    a.devices = devs(&[(
+        "eth0",
+        &[
+            ("type", "nic"),
+            ("network", "net-kt"),
+            ("ipv4.address", "10.140.0.1"),
+        ],
+    )]);
+    apply(
+        &fake,
+        &Resource::Instance(a.clone()),
+        true,
+        &RunContext::default(),
+    )
+    .await
+    .unwrap();
+    let live = live_of(&fake).await;
+    // The plan moves kt-a to .2 and gives .1 to a new kt-n.
+    a.ip = Some("10.140.0.2".into());
+    a.devices
+        .get_mut("eth0")
+        .unwrap()
+        .insert("ipv4.address".into(), "10.140.0.2".into());
+    let Resource::Instance(mut n) = instance("kt", "kt-n", "") else {
+        unreachable!()
+    };
+    n.ip = Some("10.140.0.1".into());
+    let plan = chain(vec![Resource::Instance(a), Resource::Instance(n)]);
+    let update = || Action::Update { changes: vec![] };
+    let all = [update(), Action::Create];
+    let moves = crate::decide::address_moves(&plan, &live, &all);
+    assert_eq!(moves, vec![(0, vec!["eth0".to_string()])]);
+    assert_eq!(crate::decide::preflight(&plan, &live, &all, &moves), Ok(()));
+    // `--limit kt-n`: kt-a is not run, not freed: the clash is reported.
+    let limited = [
+        Action::NotRun {
+            reason: "outside --limit kt-n".into(),
+        },
+        Action::Create,
+    ];
+    let moves = crate::decide::address_moves(&plan, &live, &limited);
+    assert_eq!(moves, vec![]);
+    let p = crate::decide::preflight(&plan, &live, &limited, &moves).unwrap_err();
+    assert!(
+        p.problems[0].contains("static address 10.140.0.1 of instance 'kt-n'"),
+        "{p}"
+    );
 }
 
 #[test]

@@ -226,21 +226,22 @@ pub async fn prepare<A: Api>(
     if sets_config {
         live.keys = live::read_keys(&api).await.ok().flatten();
     }
-    let preflight = decide::preflight(&plan, &live).err();
     let address_moves = decide::address_moves(&plan, &live, &decisions.actions);
-    // A running instance whose address moves is stopped first and started
-    // again with its new address: say so with its changes.
-    for (idx, _) in &address_moves {
-        let (Resource::Instance(i), Action::Update { changes }) =
-            (&plan.nodes[*idx].resource, &mut decisions.actions[*idx])
-        else {
+    // A running instance whose NIC address changes is stopped and started
+    // again with its new address (`kind::instance::apply`; the holders of
+    // moving addresses, in the first phase): say so with its changes.
+    for (node, action) in plan.nodes.iter().zip(decisions.actions.iter_mut()) {
+        let (Resource::Instance(i), Action::Update { changes }) = (&node.resource, action) else {
             continue;
         };
+        let moves = changes
+            .iter()
+            .any(|c| c.key.starts_with("devices.") && c.key.ends_with(".ipv4.address"));
         let running = live
             .instances
             .get(&(i.project.clone(), i.name.clone()))
             .is_some_and(|l| live::str_of(l, "status") == "Running");
-        if running {
+        if moves && running {
             changes.push(decide::Change {
                 key: "state".into(),
                 old: Some("Running".into()),
@@ -248,6 +249,7 @@ pub async fn prepare<A: Api>(
             });
         }
     }
+    let preflight = decide::preflight(&plan, &live, &decisions.actions, &address_moves).err();
     Ok(Prepared {
         api,
         plan,
@@ -452,6 +454,11 @@ impl<A: Api> Prepared<A> {
         // runs, so that shifts and swaps need no particular order.
         if let Some(j) = &journal {
             for (idx, nics) in &self.address_moves {
+                // Ctrl-C: no further instance is stopped; those already
+                // are the journal's, for rollback.
+                if self.interrupt.raised() {
+                    break;
+                }
                 let node = &self.plan.nodes[*idx];
                 let Resource::Instance(i) = &node.resource else {
                     continue;
@@ -478,10 +485,17 @@ impl<A: Api> Prepared<A> {
                         prior,
                     })
                     .map_err(|e| e.to_string())?;
+                    // What its guest leased, read while it still runs.
+                    let held = crate::kind::instance::held_addresses(&self.api, &a).await;
                     let r = match crate::kind::instance::free_addresses(&self.api, &a, nics).await {
-                        Ok(freed) => crate::kind::instance::stop_for_move(&self.api, &a, false)
-                            .await
-                            .map(|stopped| (freed, stopped)),
+                        Ok(mut freed) => {
+                            freed.extend(held);
+                            freed.sort();
+                            freed.dedup();
+                            crate::kind::instance::stop_for_move(&self.api, &a, false)
+                                .await
+                                .map(|stopped| (freed, stopped))
+                        }
                         Err(e) => Err(e),
                     };
                     j.append(&Record::Done {
@@ -515,7 +529,7 @@ impl<A: Api> Prepared<A> {
                     }),
                     Err(e) => sink(&Event::Warning {
                         message: format!(
-                            "freeing the address of {}/{} for another instance: {e} (its update may fail)",
+                            "moving the address of {}/{} away for another instance: {e} (its update may fail)",
                             i.project, i.name
                         ),
                     }),
@@ -542,6 +556,26 @@ impl<A: Api> Prepared<A> {
             sink(&Event::Internal {
                 message: format!("a task failed: {p}"),
             });
+        }
+        // An instance stopped for its address that its own update did not
+        // start again (skipped, failed, interrupted) stays stopped: say so.
+        for (idx, _) in &self.address_moves {
+            let updated = matches!(
+                report
+                    .results
+                    .get(*idx)
+                    .and_then(Option::as_ref)
+                    .map(|e| &e.result),
+                Some(NodeResult::Updated)
+            );
+            if !updated {
+                sink(&Event::Warning {
+                    message: format!(
+                        "{} was stopped for its address to move and its update did not complete: it stays stopped until `anklume apply` runs again, or `anklume rollback` puts it back",
+                        self.plan.nodes[*idx].id
+                    ),
+                });
+            }
         }
         let summary = Summary {
             journal: journal.as_ref().map(|j| (j.ts.clone(), j.path.clone())),

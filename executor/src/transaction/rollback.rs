@@ -135,15 +135,18 @@ impl<A: Api> Prepared<A> {
             networks: Vec::new(),
             nft: self.opts.nft.clone(),
         };
-        for (a, nics, stopped) in
-            undo::free_taken_addresses(&self.api, &self.steps, self.opts.force).await
-        {
+        let (freed, warnings) =
+            undo::free_taken_addresses(&self.api, &self.steps, self.opts.force).await;
+        for (a, nics, stopped) in freed {
             sink(&Event::AddressFreed {
                 project: a.project,
                 instance: a.name,
                 nics,
                 stopped,
             });
+        }
+        for message in warnings {
+            sink(&Event::Warning { message });
         }
         let results = undo::run(
             &self.api,
