@@ -216,10 +216,9 @@ pub async fn kept_holders<A: Api>(api: &A, steps: &[Step]) -> Vec<String> {
     out
 }
 
-/// Free these NICs' addresses of an instance, stop it (forced: it is
-/// deleted next; else cleanly) and release the leases its guest held:
-/// `(instance, NICs, stopped)`, or `None` when the address could not be
-/// freed. What fails is said in `warnings`.
+/// Give an instance's addresses up ([`kind::instance::move_away`]; forced
+/// stop for one deleted next): `(instance, NICs, stopped)`, or `None` when
+/// the addresses could not be freed. What fails is said in `warnings`.
 async fn move_away<A: Api>(
     api: &A,
     a: &kind::instance::Address,
@@ -227,23 +226,25 @@ async fn move_away<A: Api>(
     force: bool,
     warnings: &mut Vec<String>,
 ) -> Option<(kind::instance::Address, Vec<String>, bool)> {
-    let held = kind::instance::held_addresses(api, a).await;
-    let mut freed = match kind::instance::free_addresses(api, a, nics).await {
-        Ok(f) => f,
-        Err(e) => {
+    use kind::instance::MoveAwayError;
+    let stopped = match kind::instance::move_away(api, a, nics, force).await {
+        Ok(moved) => {
+            if let Err(e) = moved.released {
+                warnings.push(format!(
+                    "{}/{}: {e} (the instance taking the address back may get another one until the lease ends)",
+                    a.project, a.name
+                ));
+            }
+            moved.stopped
+        }
+        Err(MoveAwayError::Free(e)) => {
             warnings.push(format!(
                 "freeing the address of {}/{}: {e} (the instance taking it back may fail)",
                 a.project, a.name
             ));
             return None;
         }
-    };
-    freed.extend(held);
-    freed.sort();
-    freed.dedup();
-    let stopped = match kind::instance::stop_for_move(api, a, force).await {
-        Ok(s) => s,
-        Err(e) => {
+        Err(MoveAwayError::Stop(e)) => {
             warnings.push(format!(
                 "stopping {}/{} to give its address up: {e} (it keeps it until its lease ends)",
                 a.project, a.name
@@ -251,12 +252,6 @@ async fn move_away<A: Api>(
             false
         }
     };
-    if let Err(e) = kind::instance::release_leases(api, a, &freed).await {
-        warnings.push(format!(
-            "{}/{}: {e} (the instance taking the address back may get another one until the lease ends)",
-            a.project, a.name
-        ));
-    }
     Some((a.clone(), nics.to_vec(), stopped))
 }
 

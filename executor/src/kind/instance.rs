@@ -102,9 +102,7 @@ pub async fn apply<A: Api>(api: &A, i: &Instance, create: bool) -> Result<(), No
     // A NIC address that changes takes effect when the guest leases
     // again: a running instance is stopped first, its old leases are
     // released, and it starts with the new one.
-    let moves = c
-        .iter()
-        .any(|c| c.key.starts_with("devices.") && c.key.ends_with(".ipv4.address"));
+    let moves = changes_address(&c);
     let mut held: Vec<(String, String)> = nic_addresses(&cur.metadata)
         .into_iter()
         .map(|(n, ip)| (n.to_string(), ip.to_string()))
@@ -472,6 +470,68 @@ pub async fn free_addresses<A: Api>(
     let body = super::common::keeping_description(&json!({"devices": devices}), &cur.metadata);
     api.patch(&a.path(), &body, cur.etag.as_deref()).await?;
     Ok(freed)
+}
+
+/// Why giving addresses up stopped short.
+#[derive(Debug)]
+pub enum MoveAwayError {
+    /// The addresses could not be freed: nothing changed.
+    Free(IncusError),
+    /// They were freed, but the instance could not be stopped: it keeps
+    /// its leases (releasing them under a running guest would let dnsmasq
+    /// hand out an address still in use).
+    Stop(IncusError),
+}
+
+impl std::fmt::Display for MoveAwayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MoveAwayError::Free(e) | MoveAwayError::Stop(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What giving addresses up did.
+#[derive(Debug)]
+pub struct MovedAway {
+    /// It was running, and was stopped.
+    pub stopped: bool,
+    /// Whether its leases were released (a failure only delays the
+    /// instance taking an address over: it gets another until the lease
+    /// ends).
+    pub released: Result<(), String>,
+}
+
+/// Give these NICs' addresses up for other instances (apply's address
+/// moves, rollback's): read what its guest leased while it still runs,
+/// free the addresses ([`free_addresses`]), stop it ([`stop_for_move`],
+/// forced with `force`) and release those leases ([`release_leases`]).
+pub async fn move_away<A: Api>(
+    api: &A,
+    a: &Address,
+    nics: &[String],
+    force: bool,
+) -> Result<MovedAway, MoveAwayError> {
+    let held = held_addresses(api, a).await;
+    let mut freed = free_addresses(api, a, nics)
+        .await
+        .map_err(MoveAwayError::Free)?;
+    freed.extend(held);
+    freed.sort();
+    freed.dedup();
+    let stopped = stop_for_move(api, a, force)
+        .await
+        .map_err(MoveAwayError::Stop)?;
+    let released = release_leases(api, a, &freed).await;
+    Ok(MovedAway { stopped, released })
+}
+
+/// Whether these changes of an instance change a NIC's static address
+/// (which takes effect only once its guest leases again).
+pub fn changes_address(changes: &[Change]) -> bool {
+    changes
+        .iter()
+        .any(|c| c.key.starts_with("devices.") && c.key.ends_with(".ipv4.address"))
 }
 
 /// The IPv4 addresses the instance's own NICs hold right now (what its

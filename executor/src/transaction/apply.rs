@@ -234,9 +234,7 @@ pub async fn prepare<A: Api>(
         let (Resource::Instance(i), Action::Update { changes }) = (&node.resource, action) else {
             continue;
         };
-        let moves = changes
-            .iter()
-            .any(|c| c.key.starts_with("devices.") && c.key.ends_with(".ipv4.address"));
+        let moves = crate::kind::instance::changes_address(changes);
         let running = live
             .instances
             .get(&(i.project.clone(), i.name.clone()))
@@ -485,31 +483,17 @@ impl<A: Api> Prepared<A> {
                         prior,
                     })
                     .map_err(|e| e.to_string())?;
-                    // What its guest leased, read while it still runs.
-                    let held = crate::kind::instance::held_addresses(&self.api, &a).await;
-                    let r = match crate::kind::instance::free_addresses(&self.api, &a, nics).await {
-                        Ok(mut freed) => {
-                            freed.extend(held);
-                            freed.sort();
-                            freed.dedup();
-                            crate::kind::instance::stop_for_move(&self.api, &a, false)
-                                .await
-                                .map(|stopped| (freed, stopped))
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let r = crate::kind::instance::move_away(&self.api, &a, nics, false).await;
                     j.append(&Record::Done {
                         seq,
                         ok: r.is_ok(),
                         error: r.as_ref().err().map(ToString::to_string),
                     })
                     .map_err(|e| e.to_string())?;
-                    let (freed, stopped) = r.map_err(|e| e.to_string())?;
+                    let moved = r.map_err(|e| e.to_string())?;
                     // Its lease goes too, or dnsmasq would not hand the
                     // address to the instance taking it over.
-                    if let Err(e) =
-                        crate::kind::instance::release_leases(&self.api, &a, &freed).await
-                    {
+                    if let Err(e) = moved.released {
                         sink(&Event::Warning {
                             message: format!(
                                 "{}/{}: {e} (the instance taking the address over may get another one until the lease ends)",
@@ -517,6 +501,7 @@ impl<A: Api> Prepared<A> {
                             ),
                         });
                     }
+                    let stopped = moved.stopped;
                     Ok::<bool, String>(stopped)
                 }
                 .await;
