@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anklume_executor::{Api, Incus};
-use common::live::{apply_json, cleanup, daemon, get, planned, rt};
+use common::live::{apply_json, cleanup, daemon, get, planned, replan, rt};
 use common::text;
 
 /// The alias `scripts/image-debian.sh` imports; both honour
@@ -338,6 +338,23 @@ fn wait_for_addresses(project: &str, want: &[(&str, String)]) {
     }
 }
 
+/// `anklume apply plan.bin` (no ruleset, no provisioning), which must
+/// succeed; its output.
+fn apply_ok(dir: &std::path::Path) -> std::process::Output {
+    let o = common::anklume(
+        dir,
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--no-nftables",
+            "--no-provision",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    o
+}
+
 /// A machine inserted above two others shifts their automatic addresses:
 /// after apply each running instance really holds its new address (not
 /// only in its configuration: its old lease would otherwise stay until
@@ -385,20 +402,8 @@ fn moved_addresses_are_the_ones_the_instances_hold_after_apply_and_rollback() {
     wait_for_addresses(MOVES, &[(&b, ip(1)), (&c, ip(2))]);
 
     // Insert `a` above them: b .1 → .2, c .2 → .3, a takes .1.
-    std::fs::write(dir.path().join("infra.yml"), infra(&["a", "b", "c"])).unwrap();
-    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = common::anklume(
-        dir.path(),
-        &[
-            "apply",
-            "plan.bin",
-            "--yes",
-            "--no-nftables",
-            "--no-provision",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    replan(dir.path(), &infra(&["a", "b", "c"]));
+    let o = apply_ok(dir.path());
     assert!(
         text(&o).contains(&format!(
             "Freed the static address of {MOVES}/{b} (eth0) and stopped it"
@@ -425,49 +430,23 @@ fn moved_addresses_are_the_ones_the_instances_hold_after_apply_and_rollback() {
 
     // A swap: each wants the address the other holds (no order works;
     // the leases are released first).
-    std::fs::write(
-        dir.path().join("infra.yml"),
-        infra(&["b", "c"])
+    replan(
+        dir.path(),
+        &infra(&["b", "c"])
             .replace(&format!("{b}: {{}}"), &format!("{b}: {{ip: {}}}", ip(2)))
             .replace(&format!("{c}: {{}}"), &format!("{c}: {{ip: {}}}", ip(1))),
-    )
-    .unwrap();
-    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = common::anklume(
-        dir.path(),
-        &[
-            "apply",
-            "plan.bin",
-            "--yes",
-            "--no-nftables",
-            "--no-provision",
-        ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    apply_ok(dir.path());
     wait_for_addresses(MOVES, &[(&b, ip(2)), (&c, ip(1))]);
 
     // One address changed to a free one, no other instance involved: the
     // instance holds it after apply too (restarted, its lease released).
-    std::fs::write(
-        dir.path().join("infra.yml"),
-        infra(&["b", "c"])
+    replan(
+        dir.path(),
+        &infra(&["b", "c"])
             .replace(&format!("{b}: {{}}"), &format!("{b}: {{ip: {}}}", ip(20)))
             .replace(&format!("{c}: {{}}"), &format!("{c}: {{ip: {}}}", ip(1))),
-    )
-    .unwrap();
-    let o = common::anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = common::anklume(
-        dir.path(),
-        &[
-            "apply",
-            "plan.bin",
-            "--yes",
-            "--no-nftables",
-            "--no-provision",
-        ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    apply_ok(dir.path());
     wait_for_addresses(MOVES, &[(&b, ip(20)), (&c, ip(1))]);
 }

@@ -13,8 +13,8 @@ mod common;
 
 use anklume_executor::{Api, Incus};
 use common::live::{
-    apply_json, cleanup, daemon, foreign_state, get, planned, refusal, rt, state as snapshot,
-    summary,
+    apply_json, cleanup, daemon, foreign_state, get, planned, refusal, replan, rt,
+    state as snapshot, summary,
 };
 use common::{anklume, text, IMAGE};
 use serde_json::{json, Value};
@@ -214,13 +214,10 @@ fn dry_run_changes_nothing() {
     ));
     let (o, _) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    std::fs::write(
-        dir.path().join("infra.yml"),
-        infra_two_domains(202, a, b).replace("boot_priority: 20", "boot_priority: 30"),
-    )
-    .unwrap();
-    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    replan(
+        dir.path(),
+        &infra_two_domains(202, a, b).replace("boot_priority: 20", "boot_priority: 30"),
+    );
     let before = rt.block_on(snapshot(&incus, &[a, b]));
     let o = anklume(
         dir.path(),
@@ -720,15 +717,12 @@ fn address_shifts_and_swaps_are_applied_and_rolled_back() {
     assert_eq!(first, [format!("{prefix}.1"), format!("{prefix}.2")]);
 
     // `a` inserted above: b .1 -> .2, c .2 -> .3, a takes .1.
-    std::fs::write(
-        dir.path().join("infra.yml"),
-        infra(&format!(
+    replan(
+        dir.path(),
+        &infra(&format!(
             "      {d}-a: {{}}\n      {d}-b: {{}}\n      {d}-c: {{}}\n"
         )),
-    )
-    .unwrap();
-    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    );
     let (o, s) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
@@ -752,15 +746,12 @@ fn address_shifts_and_swaps_are_applied_and_rolled_back() {
     );
 
     // b and c swap their (now explicit) addresses.
-    std::fs::write(
-        dir.path().join("infra.yml"),
-        infra(&format!(
+    replan(
+        dir.path(),
+        &infra(&format!(
             "      {d}-a: {{}}\n      {d}-b: {{ip: {prefix}.3}}\n      {d}-c: {{ip: {prefix}.2}}\n"
         )),
-    )
-    .unwrap();
-    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    );
     let (o, s) = apply_json(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(s["failed"], 0, "{s}");

@@ -19,10 +19,15 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// Write infra.yml, plan it, return the temp dir.
 pub fn planned(infra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("infra.yml"), infra).unwrap();
-    let o = anklume(dir.path(), &["plan", "-o", "plan.bin"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    replan(dir.path(), infra);
     dir
+}
+
+/// Write infra.yml in `dir` (anew) and plan it into `plan.bin`.
+pub fn replan(dir: &Path, infra: &str) {
+    std::fs::write(dir.join("infra.yml"), infra).unwrap();
+    let o = anklume(dir, &["plan", "-o", "plan.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 /// The summary event of `apply --format json`.
