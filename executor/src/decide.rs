@@ -54,10 +54,7 @@ pub fn decide(plan: &Plan, live: &Live) -> Decisions {
 impl Decisions {
     /// Creates and updates: what a run changes.
     pub fn changes(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| matches!(a, Action::Create | Action::Update { .. }))
-            .count()
+        self.actions.iter().filter(|a| a.is_change()).count()
     }
 
     /// The instances a run changes that exist already: what pre-apply
@@ -76,11 +73,9 @@ impl Decisions {
             .collect();
         let mut out: Vec<InstanceAddress> = Vec::new();
         for (node, action) in plan.nodes.iter().zip(&self.actions) {
-            let changed = matches!(action, Action::Create | Action::Update { .. });
+            let changed = action.is_change();
             let a = match &node.resource {
-                Resource::Instance(i) if matches!(action, Action::Update { .. }) => {
-                    crate::kind::instance::address(i)
-                }
+                Resource::Instance(i) if action.is_update() => crate::kind::instance::address(i),
                 Resource::Provision(p) if changed => InstanceAddress {
                     project: p.project.clone(),
                     name: p.instance.clone(),
@@ -194,7 +189,7 @@ fn key_problems(
         .map_or_else(|| "this Incus server".to_string(), |v| format!("Incus {v}"));
     let mut out = Vec::new();
     for (n, action) in plan.nodes.iter().zip(actions) {
-        if !matches!(action, Action::Create | Action::Update { .. }) {
+        if !action.is_change() {
             continue;
         }
         for (scope, key, device) in crate::kind::incus_keys(&n.resource) {

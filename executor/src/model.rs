@@ -20,6 +20,13 @@ pub enum Action {
         /// The differences.
         changes: Vec<Change>,
     },
+    /// It exists, was not made by anklume, and differs only by the
+    /// `user.anklume.*` keys anklume marks what it manages with: the update
+    /// adds them (an object made by hand, then imported).
+    Adopt {
+        /// The `user.anklume.*` keys it gains.
+        changes: Vec<Change>,
+    },
     /// It exists as desired.
     Unchanged,
     /// Not executed by apply (yet).
@@ -27,6 +34,29 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+}
+
+impl Action {
+    /// Whether a run changes something for it (create, update, adopt).
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Action::Create | Action::Update { .. } | Action::Adopt { .. }
+        )
+    }
+
+    /// Whether it changes an existing object (update or adopt).
+    pub fn is_update(&self) -> bool {
+        matches!(self, Action::Update { .. } | Action::Adopt { .. })
+    }
+
+    /// The changed keys of an update or an adoption.
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            Action::Update { changes } | Action::Adopt { changes } => changes,
+            _ => &[],
+        }
+    }
 }
 
 /// A managed object Incus has that the plan does not.

@@ -233,7 +233,7 @@ pub async fn run<A: Api>(
                 // for it.
                 if let (
                     anklume_plan::Resource::Provision(_),
-                    Action::Create | Action::Update { .. },
+                    Action::Create | Action::Update { .. } | Action::Adopt { .. },
                     Some(p),
                 ) = (
                     &plan.nodes[i].resource,

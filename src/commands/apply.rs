@@ -106,15 +106,24 @@ fn describe(action: &Action) -> String {
         Action::Unchanged => "unchanged".into(),
         Action::NotRun { reason } => format!("not run: {reason}"),
         Action::Update { changes } => format!("update: {}", changes_text(changes)),
+        Action::Adopt { changes } => format!(
+            "adopt (made outside anklume; gains {})",
+            changes
+                .iter()
+                .map(|c| c.key.trim_start_matches("config."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
-/// The decision's symbol: `+` create, `~` update, `=` unchanged, `.` not
-/// run (`status` marks its states with the same).
+/// The decision's symbol: `+` create, `~` update, `@` adopt, `=`
+/// unchanged, `.` not run (`status` marks its states with the same).
 pub(super) fn symbol(action: &Action) -> char {
     match action {
         Action::Create => '+',
         Action::Update { .. } => '~',
+        Action::Adopt { .. } => '@',
         Action::Unchanged => '=',
         Action::NotRun { .. } => '.',
     }
@@ -340,7 +349,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
     let plan = prepared.plan();
     let decisions = &prepared.decisions;
     let mut out = String::new();
-    let mut totals = [0usize; 4];
+    let mut totals = [0usize; 5];
     let mut not_run: std::collections::BTreeMap<&str, (usize, &String)> = Default::default();
     for (node, action) in plan.nodes.iter().zip(&decisions.actions) {
         totals[match action {
@@ -348,6 +357,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
             Action::Update { .. } => 1,
             Action::Unchanged => 2,
             Action::NotRun { .. } => 3,
+            Action::Adopt { .. } => 4,
         }] += 1;
         if json_out {
             out.push_str(
@@ -398,9 +408,14 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
             }
         }
         out.push_str(&format!(
-            "Plan: {} to create, {} to update, {} unchanged, {} not run, {} orphan(s).\n",
+            "Plan: {} to create, {} to update,{} {} unchanged, {} not run, {} orphan(s).\n",
             totals[0],
             totals[1],
+            if totals[4] > 0 {
+                format!(" {} to adopt,", totals[4])
+            } else {
+                String::new()
+            },
             totals[2],
             totals[3],
             decisions.orphans.len()

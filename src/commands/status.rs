@@ -288,7 +288,9 @@ fn entry(kind: Kind, action: &Action, nft_reason: &str) -> Entry {
         Action::Update { changes } if provision => {
             (State::NeedsProvisioning, changes.clone(), None)
         }
-        Action::Update { changes } => (State::Drifted, changes.clone(), None),
+        Action::Update { changes } | Action::Adopt { changes } => {
+            (State::Drifted, changes.clone(), None)
+        }
         Action::NotRun { reason } => {
             let why = if kind == Kind::Nftables {
                 nft_reason.to_string()

@@ -203,8 +203,43 @@ pub fn incus_keys(resource: &Resource) -> Vec<(anklume_incus_keys::Scope<'_>, &s
     out
 }
 
-/// Compare one node with what Incus (and the host) has.
+/// Compare one node with what Incus (and the host) has. An object anklume
+/// did not make that differs only by anklume's `user.anklume.*` marks is
+/// adopted rather than updated.
 pub fn decide(resource: &Resource, live: &Live) -> Action {
+    let action = decide_kind(resource, live);
+    let Action::Update { changes } = action else {
+        return action;
+    };
+    let unmarked = live_object(resource, live).is_some_and(|v| !common::is_managed(v));
+    if unmarked
+        && changes
+            .iter()
+            .all(|c| c.key.starts_with("config.user.anklume."))
+    {
+        Action::Adopt { changes }
+    } else {
+        Action::Update { changes }
+    }
+}
+
+/// The Incus object a node describes, as read in bulk (`None`: absent, or
+/// not an Incus object).
+pub fn live_object<'a>(resource: &Resource, live: &'a Live) -> Option<&'a Value> {
+    match resource {
+        Resource::Network(n) => live.networks.get(&n.name),
+        Resource::Project(p) => live.projects.get(&p.name),
+        Resource::Profile(p) => live.profiles.get(&(p.project.clone(), p.name.clone())),
+        Resource::Volume(v) => {
+            live.volumes
+                .get(&(v.project.clone(), v.pool.clone(), v.name.clone()))
+        }
+        Resource::Instance(i) => live.instances.get(&(i.project.clone(), i.name.clone())),
+        Resource::Nftables(_) | Resource::Provision(_) => None,
+    }
+}
+
+fn decide_kind(resource: &Resource, live: &Live) -> Action {
     match resource {
         Resource::Network(n) => network::decide(n, live),
         Resource::Project(p) => project::decide(p, live),

@@ -137,6 +137,19 @@ async fn decide_now(fake: &Fake, r: &Resource) -> Action {
     decide(r, &live_of(fake).await)
 }
 
+/// Whether the resource declares this config key.
+fn first_sets(key: &str, r: &Resource) -> bool {
+    let config = match r {
+        Resource::Network(n) => &n.config,
+        Resource::Project(p) => &p.config,
+        Resource::Profile(p) => &p.config,
+        Resource::Volume(v) => &v.config,
+        Resource::Instance(i) => &i.config,
+        Resource::Nftables(_) | Resource::Provision(_) => return false,
+    };
+    config.contains_key(key)
+}
+
 fn keys(a: &Action) -> Vec<String> {
     match a {
         Action::Update { changes } => changes.iter().map(|c| c.key.clone()).collect(),
@@ -225,13 +238,40 @@ async fn life_cycle(fake: &Fake, first: Resource, second: Resource, changed_keys
         v["config"]["user.outside"] = Value::String("x".into());
     });
     assert_eq!(decide_now(fake, &first).await, Action::Unchanged);
+    // An object not marked as anklume's that differs only by anklume's
+    // marks is adopted; one differing by more, or one anklume marked, is
+    // updated.
     fake.set_object(&path, |v| {
         v["config"]["user.anklume.managed"] = Value::String("false".into());
     });
+    let adopt = decide_now(fake, &first).await;
+    assert!(matches!(adopt, Action::Adopt { .. }), "{adopt:?}");
     assert_eq!(
-        keys(&decide_now(fake, &first).await),
+        adopt
+            .changes()
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect::<Vec<_>>(),
         ["config.user.anklume.managed"]
     );
+    fake.set_object(&path, |v| {
+        v["config"]["user.anklume.managed"] = Value::String("true".into());
+        v["config"]["user.anklume.domain"] = Value::String("elsewhere".into());
+    });
+    if first_sets("user.anklume.domain", &first) {
+        assert_eq!(
+            keys(&decide_now(fake, &first).await),
+            ["config.user.anklume.domain"]
+        );
+    }
+    fake.set_object(&path, |v| {
+        let c = v["config"].as_object_mut().unwrap();
+        c.remove("user.anklume.managed");
+        c.remove("user.anklume.domain");
+        v["description"] = Value::String("changed by hand".into());
+    });
+    let both = decide_now(fake, &first).await;
+    assert!(matches!(both, Action::Update { .. }), "{both:?}");
 
     // Undo of the create.
     let r = undo(fake, &t, &Undo::Delete, &UndoContext::default())

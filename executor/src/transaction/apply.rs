@@ -219,10 +219,11 @@ pub async fn prepare<A: Api>(
     // The server's own key catalogue, read only when this run sets
     // configuration (a converged apply sends no extra request). A server
     // that cannot say leaves the check to Incus itself.
-    let sets_config = plan.nodes.iter().zip(&decisions.actions).any(|(n, a)| {
-        matches!(a, Action::Create | Action::Update { .. })
-            && !crate::kind::incus_keys(&n.resource).is_empty()
-    });
+    let sets_config = plan
+        .nodes
+        .iter()
+        .zip(&decisions.actions)
+        .any(|(n, a)| a.is_change() && !crate::kind::incus_keys(&n.resource).is_empty());
     if sets_config {
         live.keys = live::read_keys(&api).await.ok().flatten();
     }
@@ -418,10 +419,7 @@ impl<A: Api> Prepared<A> {
                 .nodes
                 .iter()
                 .zip(&self.decisions.actions)
-                .filter(|(n, a)| {
-                    matches!(n.resource, Resource::Provision(_))
-                        && matches!(a, Action::Create | Action::Update { .. })
-                })
+                .filter(|(n, a)| matches!(n.resource, Resource::Provision(_)) && a.is_change())
                 .count();
             p.expect(hosts).await;
             let nodes: std::collections::BTreeMap<String, String> = self
