@@ -5,6 +5,7 @@ mod ansible_content;
 mod client;
 mod commands;
 mod facts;
+mod import;
 mod output;
 mod provisioning;
 
@@ -62,6 +63,9 @@ enum Command {
     /// Explain a diagnostic code: its meaning, a failing and a fixed
     /// example (`anklume explain E0404`; no code: the list).
     Explain(commands::explain::Args),
+    /// Write an infra.yml from what a live Incus has (apply then only
+    /// adopts it).
+    Import(commands::import::Args),
 }
 
 /// How a command ended.
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::rollback::run(a),
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Explain(a) => commands::explain::run(a),
+        Command::Import(a) => commands::import::run(a),
     };
     match outcome {
         Exit::Ok => ExitCode::SUCCESS,

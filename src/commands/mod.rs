@@ -5,6 +5,7 @@ pub mod apply;
 pub mod check;
 pub mod diff;
 pub mod explain;
+pub mod import;
 pub mod nftables;
 pub mod plan;
 pub mod rollback;
