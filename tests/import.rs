@@ -33,7 +33,10 @@ const B: &str = "ankt-ib";
 
 /// `incus ARGS`, which must succeed.
 fn incus(args: &[&str]) {
-    let o = Command::new("incus").args(args).output().expect("incus runs");
+    let o = Command::new("incus")
+        .args(args)
+        .output()
+        .expect("incus runs");
     assert!(
         o.status.success(),
         "incus {}: {}",
@@ -72,8 +75,16 @@ fn build_by_hand() {
             "features.networks=false",
         ]);
         incus(&[
-            "profile", "device", "add", "default", "root", "disk", "pool=default", "path=/",
-            "--project", p,
+            "profile",
+            "device",
+            "add",
+            "default",
+            "root",
+            "disk",
+            "pool=default",
+            "path=/",
+            "--project",
+            p,
         ]);
         if p == B {
             // B has no bridge of its own, and its default profile no NIC.
@@ -95,9 +106,22 @@ fn build_by_hand() {
             p,
         ]);
     }
-    incus(&["project", "set", A, "description=Imported lab", "--property"]);
+    incus(&[
+        "project",
+        "set",
+        A,
+        "description=Imported lab",
+        "--property",
+    ]);
     incus(&["profile", "create", "ankt-lim", "--project", A]);
-    incus(&["profile", "set", "ankt-lim", "limits.memory=256MiB", "--project", A]);
+    incus(&[
+        "profile",
+        "set",
+        "ankt-lim",
+        "limits.memory=256MiB",
+        "--project",
+        A,
+    ]);
     for v in ["ankt-ia-data", "ankt-ia-loose"] {
         incus(&["storage", "volume", "create", "default", v, "--project", A]);
     }
@@ -115,8 +139,14 @@ fn build_by_hand() {
         "boot.autostart=false",
     ]);
     incus(&[
-        "config", "device", "override", "ankt-ia-web", "eth0", "ipv4.address=10.219.7.10",
-        "--project", A,
+        "config",
+        "device",
+        "override",
+        "ankt-ia-web",
+        "eth0",
+        "ipv4.address=10.219.7.10",
+        "--project",
+        A,
     ]);
     incus(&[
         "launch",
@@ -191,7 +221,12 @@ fn decisions(dir: &Path) -> Vec<(String, Value)> {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["event"] == "decision")
-        .map(|v| (v["id"].as_str().unwrap_or("").to_string(), v["decision"].clone()))
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap_or("").to_string(),
+                v["decision"].clone(),
+            )
+        })
         .filter(|(id, _)| {
             ["network/", "project/", "profile/", "volume/", "instance/"]
                 .iter()
@@ -233,7 +268,12 @@ fn scenario(incus: &anklume_executor::Incus, rt: &tokio::runtime::Runtime) {
     let p = dir.path();
     // Data written inside before the import.
     assert_eq!(
-        rt.block_on(exec(incus, A, "ankt-ia-db", "echo keep > /etc/imported-marker")),
+        rt.block_on(exec(
+            incus,
+            A,
+            "ankt-ia-db",
+            "echo keep > /etc/imported-marker"
+        )),
         0
     );
     let before = (
@@ -291,12 +331,19 @@ fn scenario(incus: &anklume_executor::Incus, rt: &tokio::runtime::Runtime) {
             "no {kind} decision in {ds:?}"
         );
     }
-    assert_eq!(ds.len(), 7, "bridge, project, profile, two volumes, two instances: {ds:?}");
+    assert_eq!(
+        ds.len(),
+        7,
+        "bridge, project, profile, two volumes, two instances: {ds:?}"
+    );
     for (id, d) in &ds {
         assert_eq!(d["action"], "adopt", "{id}: {d}");
         for c in d["changes"].as_array().unwrap() {
             let key = c["key"].as_str().unwrap();
-            assert!(key.starts_with("config.user.anklume."), "{id}: {key} changes: {d}");
+            assert!(
+                key.starts_with("config.user.anklume."),
+                "{id}: {key} changes: {d}"
+            );
         }
     }
 
@@ -314,7 +361,12 @@ fn scenario(incus: &anklume_executor::Incus, rt: &tokio::runtime::Runtime) {
     );
     assert_eq!(before, after, "an instance was made again");
     assert_eq!(
-        rt.block_on(exec(incus, A, "ankt-ia-db", "test \"$(cat /etc/imported-marker)\" = keep")),
+        rt.block_on(exec(
+            incus,
+            A,
+            "ankt-ia-db",
+            "test \"$(cat /etc/imported-marker)\" = keep"
+        )),
         0,
         "the file written before the import is gone"
     );
@@ -323,7 +375,10 @@ fn scenario(incus: &anklume_executor::Incus, rt: &tokio::runtime::Runtime) {
         rt.block_on(exec(incus, A, "ankt-ia-db", "test -f /etc/no-such-marker")),
         0
     );
-    let web = rt.block_on(get(incus, &format!("/1.0/instances/ankt-ia-web?project={A}")));
+    let web = rt.block_on(get(
+        incus,
+        &format!("/1.0/instances/ankt-ia-web?project={A}"),
+    ));
     assert_eq!(web["config"]["user.note"], "hello: world");
     assert_eq!(web["config"]["user.anklume.managed"], "true");
     assert_eq!(web["devices"]["eth0"]["ipv4.address"], "10.219.7.10");
@@ -356,13 +411,22 @@ fn scenario(incus: &anklume_executor::Incus, rt: &tokio::runtime::Runtime) {
         b.contains("# not anklume's convention: NIC 'eth0' is on the network 'net-ankt-ia'"),
         "{b}"
     );
-    assert!(b.contains("# guessed: Incus has no bridge net-ankt-ib"), "{b}");
-    assert!(b.contains("# apply will create it (the bridge net-ankt-ib)"), "{b}");
+    assert!(
+        b.contains("# guessed: Incus has no bridge net-ankt-ib"),
+        "{b}"
+    );
+    assert!(
+        b.contains("# apply will create it (the bridge net-ankt-ib)"),
+        "{b}"
+    );
     assert!(
         b.contains("default_profile.devices.eth0: (none) -> "),
         "{b}"
     );
-    assert!(err.contains("warning: domain ankt-ib: apply will create it"), "{err}");
+    assert!(
+        err.contains("warning: domain ankt-ib: apply will create it"),
+        "{err}"
+    );
     let o = anklume(p, &["check", "b.yml"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
@@ -402,10 +466,16 @@ fn an_existing_output_file_is_refused_before_anything_is_read() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(stderr(&o).contains("exists; pass --force"), "{}", text(&o));
     assert!(!stderr(&o).contains("cannot read Incus"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(p.join("infra.imported.yml")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(p.join("infra.imported.yml")).unwrap(),
+        "mine\n"
+    );
     // Control: with --force it gets as far as Incus (absent here).
     let o = run(&["import", "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(stderr(&o).contains("cannot read Incus at"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(p.join("infra.imported.yml")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(p.join("infra.imported.yml")).unwrap(),
+        "mine\n"
+    );
 }

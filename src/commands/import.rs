@@ -112,9 +112,10 @@ pub fn run(args: Args) -> Exit {
     let name = if stdout {
         DEFAULT_OUTPUT.to_string()
     } else {
-        args.output
-            .file_name()
-            .map_or_else(|| DEFAULT_OUTPUT.into(), |n| n.to_string_lossy().into_owned())
+        args.output.file_name().map_or_else(
+            || DEFAULT_OUTPUT.into(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     };
     // Check it, plan it, and compare the plan with this Incus.
     let first = checked(&imp, &name, &facts);
@@ -147,7 +148,11 @@ pub fn run(args: Args) -> Exit {
     let text = &c.loaded.sources.files[0].text;
     if stdout {
         let mut out = std::io::stdout().lock();
-        if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             return Exit::Failed;
         }
     } else if let Err(e) = write(&args.output, text, args.force) {
@@ -186,11 +191,13 @@ fn header() -> Vec<String> {
             "Imported from Incus by `anklume import` (anklume {}).",
             env!("CARGO_PKG_VERSION")
         ),
-        "Review it before applying. `guessed:` marks what Incus does not say; `not expressed:`".into(),
+        "Review it before applying. `guessed:` marks what Incus does not say; `not expressed:`"
+            .into(),
         "what infra.yml cannot say (left as it is in Incus, not made again); `apply will`".into(),
         "what apply would still change. Otherwise apply only adopts these objects (adds its".into(),
         "user.anklume.* keys). Apply also loads the host isolation ruleset (traffic between".into(),
-        "domains dropped unless a network policy allows it) and provisions the machines with".into(),
+        "domains dropped unless a network policy allows it) and provisions the machines with"
+            .into(),
         "Ansible: --no-nftables and --no-provision leave those out.".into(),
     ]
 }

@@ -116,7 +116,9 @@ pub struct SelectionError(pub String);
 /// letters, digits, inner hyphens; not a name Ansible or anklume reserves).
 pub fn valid_name(name: &str, machine: bool) -> Result<(), String> {
     if !anklume_schema::read::is_valid_name(name) {
-        return Err("is not a valid anklume name (lowercase letters, digits and inner hyphens)".into());
+        return Err(
+            "is not a valid anklume name (lowercase letters, digits and inner hyphens)".into(),
+        );
     }
     if matches!(name, "all" | "ungrouped" | "localhost" | "host") {
         return Err("is a name Ansible or anklume reserves".into());
@@ -229,7 +231,11 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
         all.into_iter().filter(|p| wanted.contains(*p)).collect()
     };
     if wanted.is_empty() {
-        let n = live.instances.keys().filter(|(p, _)| p == "default").count();
+        let n = live
+            .instances
+            .keys()
+            .filter(|(p, _)| p == "default")
+            .count();
         if n > 0 {
             let what = format!(
                 "{n} instance(s) of Incus's default project: anklume gives every domain its own project (move them with `incus move --target-project`)"
@@ -242,7 +248,8 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
     let mut domains: Vec<(String, String)> = Vec::new();
     for p in selected {
         let Some(d) = p.strip_prefix(prefix) else {
-            let what = format!("project '{p}': its name lacks this host's nesting prefix '{prefix}'");
+            let what =
+                format!("project '{p}': its name lacks this host's nesting prefix '{prefix}'");
             out.notes.push(format!("not imported: {what}"));
             out.warnings.push(format!("not imported: {what}"));
             continue;
@@ -315,7 +322,31 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
         if let Some(trust) = trust {
             dom.fields.push(Entry::new("trust_level", s(trust)));
         }
-        dom.fields.push(Entry::new("subnet_id", Y::Int(i64::from(id))));
+        dom.fields
+            .push(Entry::new("subnet_id", Y::Int(i64::from(id))));
+        // Features: anklume's are fixed, and Incus refuses to change them
+        // on a project that has instances.
+        let features = config_of(plive.get("config"));
+        let off: Vec<String> = [
+            ("features.images", "false"),
+            ("features.profiles", "true"),
+            ("features.storage.volumes", "true"),
+            ("features.networks", "false"),
+        ]
+        .iter()
+        // Absent means disabled.
+        .filter(|(k, v)| features.get(*k).map_or("false", String::as_str) != *v)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+        let has_instances = live.instances.keys().any(|(p, _)| p == project);
+        if !off.is_empty() && has_instances {
+            let what = format!(
+                "the project's features differ from anklume's ({}), and Incus does not change a project's features while it has instances (\"cannot be disabled on non-empty projects\"): apply will fail on this project; move its instances to a project made with these features",
+                off.join(", ")
+            );
+            dom.comments.push(format!("not expressed: {what}"));
+            dwarn.push(what);
+        }
         // The default profile: anklume declares its eth0 and root only.
         if let Some(dp) = live.profiles.get(&(project.clone(), "default".into())) {
             let extra_devices: Vec<String> = dp
@@ -378,7 +409,9 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
                     continue;
                 }
                 if let Verdict::Unknown { .. } = catalogue.check(Scope::Instance, &k) {
-                    m.cannot(format!("config key {k}={val}: not a key anklume's check knows"));
+                    m.cannot(format!(
+                        "config key {k}={val}: not a key anklume's check knows"
+                    ));
                     continue;
                 }
                 config.insert(k, val);
@@ -713,7 +746,10 @@ fn import_devices(
 }
 
 fn image_of(inst: &Value, config: &Config, aliases: &[Alias], m: &mut Machine) -> String {
-    let base = config.get("volatile.base_image").map(String::as_str).unwrap_or("");
+    let base = config
+        .get("volatile.base_image")
+        .map(String::as_str)
+        .unwrap_or("");
     let mut names: Vec<&str> = aliases
         .iter()
         .filter(|a| !base.is_empty() && a.target == base)
@@ -842,7 +878,12 @@ fn import_machine(
     let profiles: Vec<String> = inst
         .get("profiles")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     if profiles != ["default"] {
         let missing: Vec<&String> = profiles
@@ -895,14 +936,18 @@ fn import_machine(
                     continue;
                 }
             }
-            "security.privileged" if !vm && !cx.opts.privileged_ok && v.eq_ignore_ascii_case("true") => {
+            "security.privileged"
+                if !vm && !cx.opts.privileged_ok && v.eq_ignore_ascii_case("true") =>
+            {
                 m.cannot("security.privileged=true: a privileged container without a VM above it does not pass anklume's check (E0504)".into());
                 continue;
             }
             _ => {}
         }
         if let Verdict::Unknown { .. } = cx.catalogue.check(Scope::Instance, k) {
-            m.cannot(format!("config key {k}={v}: not a key anklume's check knows"));
+            m.cannot(format!(
+                "config key {k}={v}: not a key anklume's check knows"
+            ));
             continue;
         }
         rest.insert(k.clone(), v.clone());
@@ -975,4 +1020,118 @@ pub fn document(imp: &Imported, header: &[String]) -> (Vec<String>, Vec<Entry>) 
         Entry::new("domains", Y::Map(domains)),
     ];
     (head, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn live() -> Live {
+        let mut l = Live::default();
+        l.networks.insert(
+            "net-lab".into(),
+            json!({"name": "net-lab", "config": {"ipv4.address": "10.120.3.254/24"}}),
+        );
+        l.projects.insert(
+            "lab".into(),
+            json!({"name": "lab", "config": {"features.images": "true", "features.profiles": "true", "features.storage.volumes": "true"}}),
+        );
+        l.instances.insert(
+            ("lab".into(), "box".into()),
+            json!({"name": "box", "project": "lab", "type": "container", "profiles": ["default"],
+                   "config": {"image.os": "Debian", "image.release": "trixie", "volatile.base_image": "abc"},
+                   "devices": {}}),
+        );
+        l
+    }
+
+    fn text(imp: &Imported) -> String {
+        let (h, r) = document(imp, &[]);
+        yaml::emit(&h, &r)
+    }
+
+    #[test]
+    fn a_project_with_other_features_and_instances_is_flagged() {
+        let imp = build(&live(), &[], &Options::default()).unwrap();
+        let t = text(&imp);
+        assert!(t.contains("features.images=false"), "{t}");
+        assert!(
+            !t.contains("features.networks=false"),
+            "absent means disabled: {t}"
+        );
+        assert!(imp
+            .warnings
+            .iter()
+            .any(|w| w.contains("apply will fail on this project")));
+        // Control: anklume's features, no warning.
+        let mut l = live();
+        l.projects.insert(
+            "lab".into(),
+            json!({"name": "lab", "config": {"features.images": "false", "features.profiles": "true", "features.storage.volumes": "true"}}),
+        );
+        let imp = build(&l, &[], &Options::default()).unwrap();
+        assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
+    }
+
+    #[test]
+    fn unset_protection_and_unknown_images_are_guesses_in_comments() {
+        let imp = build(&live(), &[], &Options::default()).unwrap();
+        let t = text(&imp);
+        assert!(t.contains("os_image: images:debian/trixie\n"), "{t}");
+        assert!(t.contains("# guessed: os_image"), "{t}");
+        assert!(t.contains("security.protection.delete is not set"), "{t}");
+        assert!(t.contains("ephemeral: true"), "{t}");
+        assert!(t.contains("base_subnet: \"10.120\""), "{t}");
+        assert!(t.contains("subnet_id: 3"), "{t}");
+        // A local alias of the same image wins, without a guess.
+        let a = [Alias {
+            name: "deb".into(),
+            target: "abc".into(),
+        }];
+        let t = text(&build(&live(), &a, &Options::default()).unwrap());
+        assert!(
+            t.contains("os_image: deb\n") && !t.contains("guessed: os_image"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn selections_name_existing_projects_only() {
+        let o = Options {
+            projects: vec!["nope".into()],
+            ..Options::default()
+        };
+        assert!(build(&live(), &[], &o).is_err());
+        let o = Options {
+            domains: vec!["lab".into()],
+            ..Options::default()
+        };
+        assert_eq!(build(&live(), &[], &o).unwrap().domains.len(), 1);
+    }
+
+    #[test]
+    fn addressing_keeps_the_most_subnets() {
+        let none = BTreeSet::new();
+        // One /16: legacy, every subnet kept.
+        let (m, p) = place(&[Some([10, 120, 3]), Some([10, 120, 4]), None], &none, &[]);
+        assert_eq!(m, Mode::Legacy([10, 120]));
+        assert_eq!((p[0].id, p[1].id), (3, 4));
+        assert_eq!(p[2].subnet, [10, 120, 0]);
+        // anklume's zones (admin 10.100, trusted 10.110, disposable
+        // 10.150): zone addressing with zone_base 100 keeps all three.
+        let (m, p) = place(
+            &[Some([10, 100, 0]), Some([10, 110, 0]), Some([10, 150, 2])],
+            &none,
+            &[],
+        );
+        assert_eq!(m, Mode::Zones(100));
+        let trust: Vec<_> = p.iter().map(|x| x.trust.unwrap()).collect();
+        assert_eq!(trust, ["admin", "trusted", "disposable"]);
+        assert_eq!(p[2].id, 2);
+        // A subnet another network uses is not guessed.
+        let used = BTreeSet::from([[10, 120, 0]]);
+        let (_, p) = place(&[Some([10, 120, 3]), None], &used, &[]);
+        assert_eq!(p[1].subnet, [10, 120, 1]);
+    }
 }

@@ -61,7 +61,9 @@ pub fn s(v: impl Into<String>) -> Y {
 
 /// Whether `c` may appear in a plain scalar this emitter writes.
 fn plain_char(c: char, flow: bool) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | '+' | '@') || (c == ':' && !flow)
+    c.is_ascii_alphanumeric()
+        || matches!(c, '.' | '_' | '/' | '-' | '+' | '@')
+        || (c == ':' && !flow)
 }
 
 /// Whether `v` can be written plain (in a flow collection when `flow`).
@@ -209,14 +211,79 @@ mod tests {
     #[test]
     fn strings_that_look_like_other_things_are_quoted_and_read_back() {
         for v in [
-            "", "true", "false", "True", "null", "~", "Null", "1", "-1", "0o17", "0x1f", "1e3",
-            "1.5", ".5", ".inf", "-.inf", ".nan", "10.100", "12:30", "yes", "on", "off", "no",
-            "a: b", "a #b", "#x", "- x", "-", "?", "? x", ":", "x:", "a::b", "@x", "`x", "!x", "&a",
-            "*a", "|", ">", "%x", "[a]", "{a}", "a,b", "'q'", "\"q\"", " lead", "trail ",
-            "line\nbreak", "tab\there", "\u{1b}[31m", "\u{7f}", "\u{85}", "\u{a0}", "\u{2028}",
-            "\u{2029}", "\u{feff}x", "\u{fffe}", "é", "日本", "\r", "\0", "back\\slash",
-            "images:debian/13", "10.100.0.1", "0 2 * * *", "30d", "limits.memory", "2GiB",
-            "---", "...", "x\n---\n", "http://x/y",
+            "",
+            "true",
+            "false",
+            "True",
+            "null",
+            "~",
+            "Null",
+            "1",
+            "-1",
+            "0o17",
+            "0x1f",
+            "1e3",
+            "1.5",
+            ".5",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "10.100",
+            "12:30",
+            "yes",
+            "on",
+            "off",
+            "no",
+            "a: b",
+            "a #b",
+            "#x",
+            "- x",
+            "-",
+            "?",
+            "? x",
+            ":",
+            "x:",
+            "a::b",
+            "@x",
+            "`x",
+            "!x",
+            "&a",
+            "*a",
+            "|",
+            ">",
+            "%x",
+            "[a]",
+            "{a}",
+            "a,b",
+            "'q'",
+            "\"q\"",
+            " lead",
+            "trail ",
+            "line\nbreak",
+            "tab\there",
+            "\u{1b}[31m",
+            "\u{7f}",
+            "\u{85}",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{feff}x",
+            "\u{fffe}",
+            "é",
+            "日本",
+            "\r",
+            "\0",
+            "back\\slash",
+            "images:debian/13",
+            "10.100.0.1",
+            "0 2 * * *",
+            "30d",
+            "limits.memory",
+            "2GiB",
+            "---",
+            "...",
+            "x\n---\n",
+            "http://x/y",
         ] {
             round_trips(v);
         }
@@ -224,7 +291,14 @@ mod tests {
 
     #[test]
     fn plain_when_safe() {
-        for v in ["web", "images:debian/13", "10.100.0.1", "limits.memory", "2GiB", "user.note"] {
+        for v in [
+            "web",
+            "images:debian/13",
+            "10.100.0.1",
+            "limits.memory",
+            "2GiB",
+            "user.note",
+        ] {
             assert!(plain_ok(v, false), "{v}");
         }
         assert!(!plain_ok("images:debian/13", true));
