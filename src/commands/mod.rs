@@ -3,8 +3,10 @@
 
 pub mod apply;
 pub mod check;
+pub mod deletions;
 pub mod diff;
 pub mod explain;
+pub mod lifecycle;
 pub mod nftables;
 pub mod plan;
 pub mod rollback;
