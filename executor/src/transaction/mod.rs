@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod rollback;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 
