@@ -654,7 +654,12 @@ domains:
     );
 
     let o = anklume(p, &["snapshot", "delete", &one, "mine"]);
-    assert_eq!(o.status.code(), Some(1), "no terminal, no --yes: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "no terminal, no --yes: {}",
+        text(&o)
+    );
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
     let o = anklume(p, &["snapshot", "delete", &one, "mine", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -50,7 +50,13 @@ domains:
 fn apply(dir: &Path) {
     let o = anklume(
         dir,
-        &["apply", "plan.bin", "--yes", "--allow-stale", "--no-nftables"],
+        &[
+            "apply",
+            "plan.bin",
+            "--yes",
+            "--allow-stale",
+            "--no-nftables",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
@@ -131,18 +137,35 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
         "{}",
         text(&o)
     );
-    let o = anklume(p, &["snapshot", "create", "--domain", &format!("{A},ankt-nq"), "s0"]);
+    let o = anklume(
+        p,
+        &[
+            "snapshot",
+            "create",
+            "--domain",
+            &format!("{A},ankt-nq"),
+            "s0",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("'ankt-nq'"), "{}", text(&o));
     for (pr, m) in [(A, &a1), (A, &a2), (B, &b1)] {
         assert!(rt.block_on(snaps(&incus, pr, m)).is_empty(), "{m}");
     }
-    let o = anklume(p, &["snapshot", "restore", "--domain", "ankt-nx", "s0", "--yes"]);
+    let o = anklume(
+        p,
+        &["snapshot", "restore", "--domain", "ankt-nx", "s0", "--yes"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // create --domain A: only A's instances, in A's project, one name.
     assert_eq!(sh(A, &a1, "echo v1 > /root/f"), 0);
-    let o = anklume(p, &["snapshot", "create", "--domain", A, "s1", "--format", "json"]);
+    let o = anklume(
+        p,
+        &[
+            "snapshot", "create", "--domain", A, "s1", "--format", "json",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         results(&o),
@@ -156,13 +179,20 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     // Again: skipped, reported, not a failure.
     let o = anklume(p, &["snapshot", "create", "--domain", A, "s1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(text(&o).matches("already has a snapshot").count(), 2, "{}", text(&o));
+    assert_eq!(
+        text(&o).matches("already has a snapshot").count(),
+        2,
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("2 skipped"), "{}", text(&o));
 
     // One default name, computed once for the whole run.
     let o = anklume(
         p,
-        &["snapshot", "create", "--domain", A, "--domain", B, "--format", "json"],
+        &[
+            "snapshot", "create", "--domain", A, "--domain", B, "--format", "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ev = events(&o);
@@ -173,7 +203,7 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     assert!(ours
         .iter()
         .all(|e| e["snapshot"] == auto.as_str() && e["result"] == "created"));
-    assert_eq!(rt.block_on(snaps(&incus, B, &b1)), [auto.clone()]);
+    assert_eq!(rt.block_on(snaps(&incus, B, &b1)), [auto.as_str()]);
 
     // --all covers both domains. Checked without writing (the host may
     // have other anklume instances, which a test must not touch): a delete
@@ -181,7 +211,14 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     // nothing and needs no confirmation.
     let o = anklume(
         p,
-        &["snapshot", "delete", "--all", "ankt-none-such", "--format", "json"],
+        &[
+            "snapshot",
+            "delete",
+            "--all",
+            "ankt-none-such",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let planned: Vec<(String, String)> = events(&o)
@@ -239,7 +276,11 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     let o = anklume(p, &["snapshot", "restore", "--domain", A, "s1"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
-    assert!(text(&o).contains(&format!("~ {a1} ({A}) restore")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("~ {a1} ({A}) restore")),
+        "{}",
+        text(&o)
+    );
     assert_eq!(sh(A, &a1, "grep -qx v2 /root/f"), 0);
 
     let journals_before = journal::list(&p.join("state"));
@@ -260,7 +301,9 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     let read = journal::read(&journal::path(&p.join("state"), &ts)).unwrap();
     let safety = format!("pre-apply-{ts}");
     let recs = &read.records;
-    assert!(matches!(&recs[0], Record::Begin { changes: 2, snapshot: Some(s), .. } if *s == safety));
+    assert!(
+        matches!(&recs[0], Record::Begin { changes: 2, snapshot: Some(s), .. } if *s == safety)
+    );
     assert_eq!(
         recs.iter()
             .filter(|x| matches!(x, Record::Snapshot { ok: true, name, .. } if *name == safety))
@@ -270,7 +313,15 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     let intents: Vec<&Record> = recs
         .iter()
         .filter(|x| {
-            matches!(x, Record::Intent { change: Verb::Update, target: Target::Instance(_), prior: Some(_), .. })
+            matches!(
+                x,
+                Record::Intent {
+                    change: Verb::Update,
+                    target: Target::Instance(_),
+                    prior: Some(_),
+                    ..
+                }
+            )
         })
         .collect();
     assert_eq!(intents.len(), 2, "{recs:?}");
@@ -300,7 +351,9 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     assert_eq!(sh(A, &a1, "echo v3 > /root/f"), 0);
     let o = anklume(
         p,
-        &["snapshot", "restore", "--domain", A, "s3", "--yes", "--format", "json"],
+        &[
+            "snapshot", "restore", "--domain", A, "s3", "--yes", "--format", "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(
@@ -315,7 +368,9 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
         .unwrap();
     let detail = failed["detail"].as_str().unwrap();
     assert!(
-        detail.contains("has no snapshot 's3'") && detail.contains("it has: ") && detail.contains("s1"),
+        detail.contains("has no snapshot 's3'")
+            && detail.contains("it has: ")
+            && detail.contains("s1"),
         "{detail}"
     );
     assert_eq!(sh(A, &a1, "grep -qx v2 /root/f"), 0, "{}", text(&o));
@@ -324,18 +379,29 @@ fn bulk_snapshots_by_domain_restore_undone_by_rollback() {
     let o = anklume(p, &["snapshot", "delete", "--domain", A, "s1"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("cannot be undone"), "{}", text(&o));
-    assert!(rt.block_on(snaps(&incus, A, &a2)).contains(&"s1".to_string()));
+    assert!(rt
+        .block_on(snaps(&incus, A, &a2))
+        .contains(&"s1".to_string()));
     let o = anklume(p, &["snapshot", "delete", "--domain", A, "s1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("2 deleted"), "{}", text(&o));
     let o = anklume(
         p,
-        &["snapshot", "delete", "--domain", A, "s1", "--yes", "--format", "json"],
+        &[
+            "snapshot", "delete", "--domain", A, "s1", "--yes", "--format", "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(results(&o), [r(&a1, A, "absent"), r(&a2, A, "absent")]);
-    assert!(!rt.block_on(snaps(&incus, A, &a1)).contains(&"s1".to_string()));
-    let o = anklume(p, &["snapshot", "delete", "--domain", A, "--domain", B, &auto, "--yes"]);
+    assert!(!rt
+        .block_on(snaps(&incus, A, &a1))
+        .contains(&"s1".to_string()));
+    let o = anklume(
+        p,
+        &[
+            "snapshot", "delete", "--domain", A, "--domain", B, &auto, "--yes",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(rt.block_on(snaps(&incus, B, &b1)).is_empty());
 

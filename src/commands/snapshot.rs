@@ -98,7 +98,12 @@ pub enum Action {
         /// The instance, or `self`.
         instance: Option<String>,
         /// Only the anklume-managed instances of this domain (repeatable).
-        #[arg(long, value_name = "DOMAIN", value_delimiter = ',', conflicts_with = "instance")]
+        #[arg(
+            long,
+            value_name = "DOMAIN",
+            value_delimiter = ',',
+            conflicts_with = "instance"
+        )]
         domain: Vec<String>,
         /// `text` (a table) or `json` (one object per snapshot:
         /// project, instance, name, created_at).
@@ -168,30 +173,29 @@ fn selection(
     bulk: &Bulk,
     name_required: bool,
 ) -> Result<(Selection, Option<String>), String> {
-    let (sel, name) = if bulk.is_bulk() {
-        if target.is_some() && name.is_some() {
-            return Err("with --domain or --all, give only the snapshot name".into());
-        }
-        let sel = if bulk.all {
-            Selection::All
+    let (sel, name) =
+        if bulk.is_bulk() {
+            if target.is_some() && name.is_some() {
+                return Err("with --domain or --all, give only the snapshot name".into());
+            }
+            let sel = if bulk.all {
+                Selection::All
+            } else {
+                let mut d = bulk.domain.clone();
+                d.sort();
+                d.dedup();
+                Selection::Domains(d)
+            };
+            (sel, name.or(target))
         } else {
-            let mut d = bulk.domain.clone();
-            d.sort();
-            d.dedup();
-            Selection::Domains(d)
-        };
-        (sel, name.or(target))
-    } else {
-        match target {
-            Some(t) => (Selection::One(t), name),
-            None => {
-                return Err(
+            match target {
+                Some(t) => (Selection::One(t), name),
+                None => return Err(
                     "name an instance (or `self`), or choose instances with --domain D or --all"
                         .into(),
-                )
+                ),
             }
-        }
-    };
+        };
     if name_required && name.is_none() {
         return Err("the snapshot name is required".into());
     }
@@ -234,7 +238,15 @@ async fn run_async(action: Action) -> Exit {
                 Ok(s) => s,
                 Err(e) => return usage(&e),
             };
-            bulk_run(Op::Restore, sel, name.unwrap_or_default(), &bulk, yes, force).await
+            bulk_run(
+                Op::Restore,
+                sel,
+                name.unwrap_or_default(),
+                &bulk,
+                yes,
+                force,
+            )
+            .await
         }
         Action::Delete {
             target,
@@ -332,7 +344,11 @@ fn plan_name(p: &Plan) -> &'static str {
 /// How run events look: text lines, or one JSON object per line.
 fn sink(json_out: bool) -> SnapSink {
     Arc::new(move |event: &SnapEvent| {
-        if json_out && !matches!(event, SnapEvent::Interrupted { .. } | SnapEvent::Warning { .. })
+        if json_out
+            && !matches!(
+                event,
+                SnapEvent::Interrupted { .. } | SnapEvent::Warning { .. }
+            )
         {
             println!("{}", json!(event));
             return;
@@ -407,7 +423,14 @@ fn confirm_self(host: &str) -> bool {
     std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
 }
 
-async fn bulk_run(op: Op, sel: Selection, name: String, bulk: &Bulk, yes: bool, force: bool) -> Exit {
+async fn bulk_run(
+    op: Op,
+    sel: Selection,
+    name: String,
+    bulk: &Bulk,
+    yes: bool,
+    force: bool,
+) -> Exit {
     let start = Instant::now();
     let json_out = bulk.format == ListFormat::Json;
     let opts = Options {
@@ -440,7 +463,11 @@ async fn bulk_run(op: Op, sel: Selection, name: String, bulk: &Bulk, yes: bool, 
         } else {
             println!(
                 "{} snapshot '{}' of {} instance(s):",
-                if op == Op::Restore { "Restore" } else { "Delete" },
+                if op == Op::Restore {
+                    "Restore"
+                } else {
+                    "Delete"
+                },
                 esc(&name),
                 prepared.items.len()
             );

@@ -258,7 +258,9 @@ pub enum SnapError {
         known: Vec<String>,
     },
     /// `--all` and there is no anklume-managed instance at all.
-    #[error("no anklume-managed instance on this Incus (user.anklume.managed=true): nothing to do")]
+    #[error(
+        "no anklume-managed instance on this Incus (user.anklume.managed=true): nothing to do"
+    )]
     NoneManaged,
     /// The restore journal could not be started: nothing changed.
     #[error("cannot start the journal: {0}")]
@@ -314,7 +316,9 @@ pub async fn members<A: Api>(api: &A, selection: &Selection) -> Result<Vec<Membe
             instance: a.name,
         }]);
     }
-    let all = api.get("/1.0/instances?all-projects=true&recursion=1").await?;
+    let all = api
+        .get("/1.0/instances?all-projects=true&recursion=1")
+        .await?;
     let managed: Vec<Member> = all
         .metadata
         .as_array()
@@ -335,7 +339,8 @@ pub async fn members<A: Api>(api: &A, selection: &Selection) -> Result<Vec<Membe
             managed
         }
         Selection::Domains(names) => {
-            let known: BTreeSet<&str> = managed.iter().filter_map(|m| m.domain.as_deref()).collect();
+            let known: BTreeSet<&str> =
+                managed.iter().filter_map(|m| m.domain.as_deref()).collect();
             let mut unknown: Vec<String> = names
                 .iter()
                 .filter(|n| !known.contains(n.as_str()))
@@ -463,7 +468,7 @@ pub async fn prepare<A: Api>(api: A, opts: Options) -> Result<Prepared<A>, SnapE
                 continue;
             }
         };
-        let present = has.iter().any(|n| *n == opts.name);
+        let present = has.contains(&opts.name);
         let plan = match (opts.op, present, one) {
             (Op::Create, false, _) => Plan::Create,
             (Op::Create, true, false) => Plan::Exists,
@@ -513,7 +518,10 @@ async fn missing<A: Api>(api: &A, m: &Member, name: &str, has: &[String]) -> Str
     let hint = if has.is_empty() {
         String::new()
     } else {
-        format!("; {}", snapshot::missing_hint(api, &m.address(), name).await)
+        format!(
+            "; {}",
+            snapshot::missing_hint(api, &m.address(), name).await
+        )
     };
     format!("has no snapshot '{name}' ({list}){hint}")
 }
@@ -646,10 +654,9 @@ impl<A: Api> Prepared<A> {
                             Err(e) => (Outcome::Failed, Some(e.to_string())),
                         },
                         (Op::Restore, Some(j)) => restore_one(&api, &a, &name, j).await,
-                        (Op::Restore, None) => (
-                            Outcome::Failed,
-                            Some("internal error: no journal".into()),
-                        ),
+                        (Op::Restore, None) => {
+                            (Outcome::Failed, Some("internal error: no journal".into()))
+                        }
                     };
                     (k, outcome, detail, t.elapsed().as_millis() as u64)
                 }
@@ -801,4 +808,210 @@ fn watch_ctrl_c(interrupt: Arc<Interrupt>, sink: SnapSink) -> tokio::task::JoinH
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incus::fake::Fake;
+    use crate::journal;
+    use crate::kind::tests::{chain, instance, network, project, IMAGE};
+    use crate::transaction::{apply, Event, Sink};
+    use anklume_plan::Resource;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// An instance of domain `domain` in project `project`.
+    fn member(project: &str, name: &str, domain: &str) -> Resource {
+        let mut r = instance(project, name, "");
+        if let Resource::Instance(i) = &mut r {
+            i.config.insert("user.anklume.domain".into(), domain.into());
+        }
+        r
+    }
+
+    /// Two domains (`da` in project `pa`, `db` in `pb`) applied on a fake.
+    async fn two_domains(dir: &std::path::Path) -> Fake {
+        let fake = Fake::new().with_image(IMAGE);
+        let plan = chain(vec![
+            network("net-pa", ""),
+            project("pa", ""),
+            project("pb", ""),
+            member("pa", "a1", "da"),
+            member("pa", "a2", "da"),
+            member("pb", "b1", "db"),
+        ]);
+        let sink: Sink = Arc::new(|_: &Event| {});
+        let opts = apply::Options {
+            state_dir: dir.to_path_buf(),
+            nftables: false,
+            sources_dir: dir.to_path_buf(),
+            ..apply::Options::default()
+        };
+        let p = apply::prepare(fake.clone(), plan, &Default::default(), opts, &sink)
+            .await
+            .unwrap();
+        assert!(p.run(&sink).await.unwrap().ok());
+        fake
+    }
+
+    fn opts(dir: &std::path::Path, op: Op, name: &str, selection: Selection) -> Options {
+        Options {
+            op,
+            name: name.into(),
+            selection,
+            parallelism: 2,
+            state_dir: dir.to_path_buf(),
+            anklume_version: "test".into(),
+            ctrl_c: false,
+        }
+    }
+
+    async fn run(fake: &Fake, o: Options) -> (Vec<Item>, Summary, Vec<SnapEvent>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let sink: SnapSink = Arc::new(move |e: &SnapEvent| s.lock().unwrap().push(e.clone()));
+        let p = prepare(fake.clone(), o).await.unwrap();
+        let items = p.items.clone();
+        let summary = p.run(&sink).await.unwrap();
+        let events = seen.lock().unwrap().clone();
+        (items, summary, events)
+    }
+
+    fn domains(d: &[&str]) -> Selection {
+        Selection::Domains(d.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[tokio::test]
+    async fn members_are_the_managed_instances_of_the_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = two_domains(dir.path()).await;
+        let names = |v: Vec<Member>| -> Vec<String> { v.into_iter().map(|m| m.instance).collect() };
+        assert_eq!(
+            names(members(&fake, &domains(&["da"])).await.unwrap()),
+            ["a1", "a2"]
+        );
+        assert_eq!(
+            names(members(&fake, &Selection::All).await.unwrap()),
+            ["a1", "a2", "b1"]
+        );
+        let e = members(&fake, &domains(&["da", "dx"])).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no anklume-managed instance in domain 'dx' (domains with instances: da, db)"
+        );
+        let e = members(&fake, &domains(&["dbb"])).await.unwrap_err();
+        assert!(e.to_string().ends_with("did you mean 'db'?"), "{e}");
+    }
+
+    /// A restore is journaled as an apply is, puts the configuration the
+    /// instance had just before back, and `undo::steps` of its journal
+    /// restores the safety snapshot then that configuration.
+    #[tokio::test]
+    async fn restore_is_journaled_and_keeps_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = two_domains(dir.path()).await;
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Create, "s1", domains(&["da"]))).await;
+        assert_eq!(s.count(Outcome::Created), 2);
+        // Protected after the snapshot.
+        let a1 = InstanceRef {
+            project: "pa".into(),
+            name: "a1".into(),
+        };
+        let cur = fake.get(&a1.path()).await.unwrap();
+        fake.patch(
+            &a1.path(),
+            &json!({"config": {"security.protection.delete": "true"}}),
+            cur.etag.as_deref(),
+        )
+        .await
+        .unwrap();
+        let (items, s, events) =
+            run(&fake, opts(dir.path(), Op::Restore, "s1", domains(&["da"]))).await;
+        assert!(items.iter().all(|i| i.plan == Plan::Restore));
+        assert_eq!(s.count(Outcome::Restored), 2, "{events:?}");
+        let cfg = fake.get(&a1.path()).await.unwrap().metadata["config"].clone();
+        assert_eq!(cfg["security.protection.delete"], "true", "{cfg}");
+        let (ts, path) = s.journal.clone().unwrap();
+        let read = journal::read(&path).unwrap();
+        let steps = crate::undo::steps(&read);
+        assert_eq!(steps.len(), 2);
+        let safety = format!("pre-apply-{ts}");
+        assert!(steps.iter().all(|st| matches!(
+            &st.undo,
+            Undo::Restore { prior: Some(p), snapshot: Some(n) }
+                if *n == safety && p["config"]["user.anklume.domain"] == "da"
+        )));
+        assert!(matches!(read.records.last(), Some(Record::End { outcome }) if outcome == "ok"));
+        // A second restore is another journal.
+        let (_, s2, _) = run(&fake, opts(dir.path(), Op::Restore, "s1", domains(&["da"]))).await;
+        assert_ne!(s2.journal.unwrap().0, ts);
+    }
+
+    /// Bulk: create skips an existing name, restore fails only the
+    /// instance that lacks it, delete reports a missing one. One instance
+    /// (snap.sh): create of an existing name and delete of a missing one
+    /// fail.
+    #[tokio::test]
+    async fn missing_and_existing_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = two_domains(dir.path()).await;
+        let one = |n: &str| Selection::One(n.into());
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Create, "s", one("a1"))).await;
+        assert_eq!(s.count(Outcome::Created), 1);
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Create, "s", one("a1"))).await;
+        assert_eq!(s.count(Outcome::Failed), 1);
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Create, "s", Selection::All)).await;
+        assert_eq!(
+            (s.count(Outcome::Skipped), s.count(Outcome::Created)),
+            (1, 2)
+        );
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Create, "t", one("a1"))).await;
+        assert_eq!(s.count(Outcome::Created), 1);
+        let (items, s, _) = run(&fake, opts(dir.path(), Op::Restore, "t", domains(&["da"]))).await;
+        assert_eq!(
+            (s.count(Outcome::Restored), s.count(Outcome::Failed)),
+            (1, 1)
+        );
+        let Plan::Fail { reason } = &items[1].plan else {
+            panic!("{items:?}")
+        };
+        assert!(
+            reason.starts_with("has no snapshot 't' (it has: s)"),
+            "{reason}"
+        );
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Delete, "t", Selection::All)).await;
+        assert_eq!(
+            (s.count(Outcome::Deleted), s.count(Outcome::Absent)),
+            (1, 2)
+        );
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Delete, "t", Selection::All)).await;
+        assert_eq!(s.count(Outcome::Absent), 3);
+        assert_eq!(s.journal, None);
+        let (_, s, _) = run(&fake, opts(dir.path(), Op::Delete, "t", one("a1"))).await;
+        assert_eq!(s.count(Outcome::Failed), 1);
+    }
+
+    #[tokio::test]
+    async fn restore_and_delete_take_the_apply_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = two_domains(dir.path()).await;
+        let _held = state::lock(dir.path()).unwrap();
+        for op in [Op::Restore, Op::Delete] {
+            let e = prepare(fake.clone(), opts(dir.path(), op, "s", Selection::All))
+                .await
+                .err()
+                .unwrap();
+            assert!(
+                matches!(e, SnapError::Executor(Error::Locked { .. })),
+                "{e}"
+            );
+        }
+        assert!(prepare(
+            fake.clone(),
+            opts(dir.path(), Op::Create, "s", Selection::All)
+        )
+        .await
+        .is_ok());
+    }
 }
