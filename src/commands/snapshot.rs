@@ -43,9 +43,19 @@ pub struct Bulk {
     /// Instances worked on at once.
     #[arg(long, default_value_t = 8, value_name = "N", alias = "parallelism")]
     pub parallel: usize,
-    /// `text` (lines for people) or `json` (one JSON event per line).
+    /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: ListFormat,
+    pub format: RunFormat,
+}
+
+/// Output format of `snapshot create|restore|delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON event per line (`planned`, `journal`, `result`,
+    /// `summary`).
+    Json,
 }
 
 impl Bulk {
@@ -432,7 +442,7 @@ async fn bulk_run(
     force: bool,
 ) -> Exit {
     let start = Instant::now();
-    let json_out = bulk.format == ListFormat::Json;
+    let json_out = bulk.format == RunFormat::Json;
     let opts = Options {
         op,
         name: name.clone(),

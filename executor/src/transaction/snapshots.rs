@@ -279,7 +279,17 @@ fn unknown_domains(names: &[String], known: &[String]) -> String {
     if known.is_empty() {
         s.push_str(" (this Incus has no anklume-managed instance)");
     } else {
-        s.push_str(&format!(" (domains with instances: {})", known.join(", ")));
+        const SHOWN: usize = 10;
+        let mut shown = known
+            .iter()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if known.len() > SHOWN {
+            shown.push_str(&format!(", … ({} in all)", known.len()));
+        }
+        s.push_str(&format!(" (domains with instances: {shown})"));
         if let [one] = names {
             if let Some(c) = closest(one, known) {
                 s.push_str(&format!("; did you mean '{c}'?"));
@@ -627,6 +637,9 @@ impl<A: Api> Prepared<A> {
             .then(|| watch_ctrl_c(self.interrupt.clone(), sink.clone()));
         let op = self.opts.op;
         let mut ended: BTreeSet<usize> = BTreeSet::new();
+        // The journal's end says how its changes went; instances that
+        // failed before (a missing snapshot) are not among them.
+        let mut work_failed = false;
         let items = &self.items;
         let not_started = bounded(
             work,
@@ -663,6 +676,7 @@ impl<A: Api> Prepared<A> {
             },
             |(k, outcome, detail, ms): Ended| {
                 ended.insert(k);
+                work_failed |= outcome == Outcome::Failed;
                 report(&items[k], outcome, detail, ms);
             },
         )
@@ -673,6 +687,7 @@ impl<A: Api> Prepared<A> {
         }
         for (k, item) in items.iter().enumerate() {
             if item.plan.acts() && !ended.contains(&k) {
+                work_failed = true;
                 report(
                     item,
                     Outcome::Failed,
@@ -685,7 +700,7 @@ impl<A: Api> Prepared<A> {
         if let Some(j) = &journal {
             let outcome = if summary.interrupted {
                 "interrupted"
-            } else if summary.count(Outcome::Failed) > 0 {
+            } else if work_failed {
                 "failed"
             } else {
                 "ok"
@@ -980,6 +995,9 @@ mod tests {
             reason.starts_with("has no snapshot 't' (it has: s)"),
             "{reason}"
         );
+        // The journal's end concerns its changes: the one restored.
+        let read = journal::read(&s.journal.clone().unwrap().1).unwrap();
+        assert!(matches!(read.records.last(), Some(Record::End { outcome }) if outcome == "ok"));
         let (_, s, _) = run(&fake, opts(dir.path(), Op::Delete, "t", Selection::All)).await;
         assert_eq!(
             (s.count(Outcome::Deleted), s.count(Outcome::Absent)),
