@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod delete;
 pub mod rollback;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 
