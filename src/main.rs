@@ -56,6 +56,11 @@ enum Command {
     Status(commands::status::Args),
     /// Write the host nftables isolation ruleset, or load one (`deploy FILE`).
     Nftables(commands::nftables::Args),
+    /// Delete everything anklume manages on this Incus (undo: `rollback`).
+    Flush(commands::lifecycle::FlushArgs),
+    /// Delete instances anklume manages, by name or --domain (undo:
+    /// `rollback`).
+    Remove(commands::lifecycle::RemoveArgs),
     /// Undo an apply (journal + pre-apply snapshots); --list, --cleanup.
     Rollback(commands::rollback::Args),
     /// Create, restore, list or delete instance snapshots.
@@ -126,6 +131,8 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(a),
         Command::Nftables(a) => commands::nftables::run(a),
         Command::Rollback(a) => commands::rollback::run(a),
+        Command::Flush(a) => commands::lifecycle::flush(a),
+        Command::Remove(a) => commands::lifecycle::remove(a),
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Import(a) => commands::import::run(a),

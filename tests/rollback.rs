@@ -618,7 +618,7 @@ domains:
 
     // Restore brings the data back.
     assert_eq!(rt.block_on(exec(&incus, d, &one, "echo v2 > /root/f")), 0);
-    let o = anklume(p, &["snapshot", "restore", &one, "mine"]);
+    let o = anklume(p, &["snapshot", "restore", &one, "mine", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(rt.block_on(exec(&incus, d, &one, "grep -qx v1 /root/f")), 0);
 
@@ -654,6 +654,14 @@ domains:
     );
 
     let o = anklume(p, &["snapshot", "delete", &one, "mine"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "no terminal, no --yes: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+    let o = anklume(p, &["snapshot", "delete", &one, "mine", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = anklume(p, &["snapshot", "list", &one]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("mine "));

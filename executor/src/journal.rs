@@ -25,6 +25,9 @@ pub enum Verb {
     Create,
     /// The object existed; `prior` holds what it was.
     Update,
+    /// The object is deleted (prune, flush, remove); `prior` holds what it
+    /// was (an instance's copy is in a [`Record::Kept`]).
+    Delete,
 }
 
 /// One line of a journal.
@@ -69,9 +72,17 @@ pub enum Record {
         /// Plan ids of the nodes this one depends on.
         #[serde(default)]
         deps: Vec<String>,
-        /// The object before the change (updates only).
+        /// The object before the change (updates and deletes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prior: Option<Value>,
+    },
+    /// The copy of an instance about to be deleted was kept (after its
+    /// intent, before the delete).
+    Kept {
+        /// The intent's number.
+        seq: u64,
+        /// The copy.
+        kept: crate::model::Kept,
     },
     /// A change ended.
     Done {

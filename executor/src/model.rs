@@ -75,10 +75,28 @@ pub struct Orphan {
     pub domain: Option<String>,
 }
 
+/// The copy of a deleted instance kept so that rollback can bring it back
+/// (an Incus backup export, in the state directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Kept {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Undo {
+    /// anklume deleted it (prune, flush, remove): create it again from its
+    /// prior state and, for an instance, its kept copy.
+    Recreate {
+        /// The state before the delete.
+        prior: Option<Value>,
+        /// The instance's kept copy (`None`: deleted with `--no-keep`).
+        kept: Option<Kept>,
+    },
     /// The apply created it: delete it.
     Delete,
     /// The apply updated it: put its prior state back.

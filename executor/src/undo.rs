@@ -55,6 +55,16 @@ impl Step {
             Undo::Restore { .. } => {
                 format!("~ restore {} (prior configuration)", self.node)
             }
+            Undo::Recreate { kept: Some(k), .. } => format!(
+                "+ create {} again from its kept copy ({}; deleted by anklume)",
+                self.node,
+                kind::instance::human_bytes(k.bytes)
+            ),
+            Undo::Recreate { .. } if matches!(self.target, Target::Instance(_)) => format!(
+                "! {} was deleted without a kept copy (--no-keep): it cannot come back",
+                self.node
+            ),
+            Undo::Recreate { .. } => format!("+ create {} again (deleted by anklume)", self.node),
         }
     }
 }
@@ -100,18 +110,27 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
     // A node changed more than once by one apply (an instance whose
     // address is freed first, then updated) is undone once, where its last
     // change was, back to the state before its first one.
-    let mut first: BTreeMap<&str, (&Verb, &Option<serde_json::Value>)> = BTreeMap::new();
+    let mut first: BTreeMap<&str, (&Verb, &Option<serde_json::Value>, u64)> = BTreeMap::new();
     for r in &j.records {
         if let Record::Intent {
             node,
             change,
             prior,
+            seq,
             ..
         } = r
         {
-            first.entry(node.as_str()).or_insert((change, prior));
+            first.entry(node.as_str()).or_insert((change, prior, *seq));
         }
     }
+    let kept: BTreeMap<u64, &crate::model::Kept> = j
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Kept { seq, kept } => Some((*seq, kept)),
+            _ => None,
+        })
+        .collect();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for r in j.records.iter().rev() {
@@ -121,8 +140,12 @@ pub fn steps(j: &journal::Read) -> Vec<Step> {
         if !seen.insert(node.clone()) {
             continue;
         }
-        let (change, prior) = first[node.as_str()];
+        let (change, prior, seq) = first[node.as_str()];
         let undo = match (change, target) {
+            (Verb::Delete, _) => Undo::Recreate {
+                prior: prior.clone(),
+                kept: kept.get(&seq).map(|k| (*k).clone()),
+            },
             // The table's prior state is kept for a create too.
             (_, Target::Nftables(_)) => Undo::Restore {
                 prior: prior.clone(),
@@ -390,11 +413,12 @@ impl Default for Options {
     }
 }
 
-/// Run the steps; results come back in the order of `steps`. Instance
-/// steps go first, `parallelism` at a time (nothing the journal records
-/// depends on an instance, so their order does not matter); the other
-/// steps follow one by one in order, and a deletion is skipped while
-/// something that depended on it is kept. `on_step` sees each result as it
+/// Run the steps; results come back in the order of `steps`. What anklume
+/// deleted and rollback creates again (bridges, projects, profiles) comes
+/// first, in order; then the instance steps, `parallelism` at a time
+/// (nothing the journal records depends on an instance, so their order
+/// does not matter); the other steps follow one by one in order, and a
+/// deletion is skipped while something that depended on it is kept. `on_step` sees each result as it
 /// ends, with the milliseconds it took.
 pub async fn run<A: Api>(
     api: &A,
@@ -432,6 +456,15 @@ pub async fn run<A: Api>(
         ..ctx.clone()
     };
     let is_instance = |s: &Step| matches!(s.target, Target::Instance(_));
+    // What anklume deleted (prune, flush, remove) comes back first, in
+    // order (bridges, projects, profiles: the reverse of the deletes), so
+    // that the instances it held can be created again in it.
+    let recreated = |s: &Step| !is_instance(s) && matches!(s.undo, Undo::Recreate { .. });
+    for (i, step) in steps.iter().enumerate().filter(|(_, s)| recreated(s)) {
+        let t = Instant::now();
+        let r = failed_on_error(kind::undo(api, &step.target, &step.undo, &ctx).await);
+        note(i, r, t.elapsed().as_millis() as u64, &mut kept);
+    }
     let instances: Vec<usize> = (0..steps.len())
         .filter(|&i| is_instance(&steps[i]))
         .collect();
@@ -451,7 +484,7 @@ pub async fn run<A: Api>(
         }
     }
     for (i, step) in steps.iter().enumerate() {
-        if is_instance(step) {
+        if is_instance(step) || recreated(step) {
             continue;
         }
         let t = Instant::now();

@@ -70,9 +70,25 @@ pub struct Args {
     /// configuration but not their data.
     #[arg(long)]
     pub skip_snapshot: bool,
-    /// Pre-apply snapshots to keep after a successful apply (the newest N).
+    /// Pre-apply snapshots, and kept copies of deleted instances, to keep
+    /// after a successful apply (those of the newest N applies).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub keep: usize,
+    /// Delete the orphans: what anklume made (`user.anklume.managed`) that
+    /// the plan no longer declares (with --limit, only the named domains'),
+    /// instances first, then profiles, projects and bridges, once the
+    /// plan's changes are made. Each deleted instance is kept as a backup
+    /// first, so `anklume rollback` brings it back with its data.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: delete protected instances too
+    /// (`security.protection.delete`, from `ephemeral: false`).
+    #[arg(long, requires = "prune")]
+    pub force: bool,
+    /// With --prune: keep no copy of the deleted instances (their space
+    /// comes back now; rollback cannot bring their data back).
+    #[arg(long, requires = "prune")]
+    pub no_keep: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ApplyFormat,
@@ -292,6 +308,15 @@ fn sink(json_out: bool, progress: bool, verbose: bool) -> Sink {
             ),
             Event::Warning { message } => eprintln!("warning: {}", esc(message)),
             Event::Internal { message } => eprintln!("internal error: {}", esc(message)),
+            Event::Deleted { deleted } => println!("{}", super::deletions::line(deleted)),
+            Event::KeptRetention {
+                removed,
+                bytes,
+                keep,
+            } => println!(
+                "Retention: removed the kept copies of {removed} older deletion(s) ({}), keeping those of the newest {keep}.",
+                anklume_executor::kind::instance::human_bytes(*bytes)
+            ),
             Event::Settled { .. } | Event::Step { .. } => {}
         }
     })
@@ -328,6 +353,9 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         nft: anklume_executor::nft::system(),
         limit: args.limit.clone(),
         reprovision: args.reprovision.clone(),
+        prune: args.prune,
+        force: args.force,
+        keep_copies: !args.no_keep,
         provisioning: (!args.no_provision).then(|| anklume_executor::ansible::Setup {
             ansible_playbook: anklume_executor::ansible::default_playbook(),
             content: crate::ansible_content::dir().unwrap_or_else(|e| {
@@ -394,9 +422,20 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
             out.push('\n');
         }
     }
+    if args.prune {
+        if !json_out && !(prepared.deletions.is_empty() && prepared.spared.is_empty()) {
+            out.push_str("--prune (after the changes above):\n");
+        }
+        out.push_str(&super::deletions::plan(
+            &prepared.deletions,
+            &prepared.spared,
+            !args.no_keep,
+            json_out,
+        ));
+    }
     if !json_out {
-        if !decisions.orphans.is_empty() {
-            out.push_str("orphans (managed by anklume, absent from the plan; not deleted):\n");
+        if !decisions.orphans.is_empty() && !args.prune {
+            out.push_str("orphans (managed by anklume, absent from the plan; `apply --prune` deletes them):\n");
             for o in &decisions.orphans {
                 out.push_str(&format!(
                     "  {} {}/{}{}\n",
@@ -407,8 +446,17 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
                 ));
             }
         }
+        let orphans = if args.prune {
+            format!(
+                "{} to delete, {} orphan(s) kept",
+                prepared.deletions.len(),
+                prepared.spared.len()
+            )
+        } else {
+            format!("{} orphan(s)", decisions.orphans.len())
+        };
         out.push_str(&format!(
-            "Plan: {} to create, {} to update,{} {} unchanged, {} not run, {} orphan(s).\n",
+            "Plan: {} to create, {} to update,{} {} unchanged, {} not run, {orphans}.\n",
             totals[0],
             totals[1],
             if totals[4] > 0 {
@@ -418,7 +466,6 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
             },
             totals[2],
             totals[3],
-            decisions.orphans.len()
         ));
     }
     print!("{out}");
@@ -448,7 +495,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         if json_out {
             println!(
                 "{}",
-                json!({"event": "summary", "dry_run": true, "create": totals[0], "update": totals[1], "unchanged": totals[2], "not_run": totals[3], "orphans": decisions.orphans.len(), "requests": counters.total(), "writes": counters.writes(), "ms": start.elapsed().as_millis() as u64})
+                json!({"event": "summary", "dry_run": true, "create": totals[0], "update": totals[1], "adopt": totals[4], "unchanged": totals[2], "not_run": totals[3], "orphans": decisions.orphans.len(), "delete": prepared.deletions.len(), "requests": counters.total(), "writes": counters.writes(), "ms": start.elapsed().as_millis() as u64})
             );
         } else {
             println!(
@@ -460,7 +507,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         }
         return Exit::Ok;
     }
-    let changes = decisions.changes();
+    let changes = decisions.changes() + prepared.deletions.len();
     if changes > 0 && !args.yes {
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         if !interactive {
@@ -485,7 +532,7 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         Exit::Interrupted
     } else if !summary.report.panicked.is_empty() {
         Exit::Internal
-    } else if summary.report.failed().next().is_some() {
+    } else if summary.report.failed().next().is_some() || !summary.ok() {
         Exit::Invalid
     } else {
         Exit::Ok
@@ -534,7 +581,7 @@ fn render_summary(
     if json_out {
         println!(
             "{}",
-            json!({"event": "summary", "dry_run": false, "created": get("created"), "updated": get("updated"), "unchanged": get("unchanged"), "not_run": get("not_run"), "failed": get("failed"), "skipped": get("skipped"), "interrupted": get("interrupted"), "orphans": orphans, "requests": c.total(), "writes": c.writes(), "ms": start.elapsed().as_millis() as u64, "journal": summary.journal.as_ref().map(|j| j.0.clone())})
+            json!({"event": "summary", "dry_run": false, "created": get("created"), "updated": get("updated"), "unchanged": get("unchanged"), "not_run": get("not_run"), "failed": get("failed"), "skipped": get("skipped"), "interrupted": get("interrupted"), "orphans": orphans, "deleted": summary.deleted.iter().filter(|d| d.ok()).count(), "delete_failed": summary.deleted.iter().filter(|d| !d.ok()).count(), "requests": c.total(), "writes": c.writes(), "ms": start.elapsed().as_millis() as u64, "journal": summary.journal.as_ref().map(|j| j.0.clone())})
         );
         return;
     }
@@ -555,6 +602,27 @@ fn render_summary(
         c.writes(),
         start.elapsed().as_millis()
     );
+    if !summary.deleted.is_empty() {
+        let ok = summary.deleted.iter().filter(|d| d.ok()).count();
+        let bytes: u64 = summary
+            .deleted
+            .iter()
+            .filter_map(|d| d.kept.as_ref())
+            .map(|k| k.bytes)
+            .sum();
+        println!(
+            "Pruned: {ok} deleted, {} not{}.",
+            summary.deleted.len() - ok,
+            if bytes > 0 {
+                format!(
+                    "; copies kept for rollback: {}",
+                    anklume_executor::kind::instance::human_bytes(bytes)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     // Why nodes did not run, one line per reason.
     let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
     for e in summary.report.results.iter().flatten() {

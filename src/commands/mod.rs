@@ -3,9 +3,11 @@
 
 pub mod apply;
 pub mod check;
+pub mod deletions;
 pub mod diff;
 pub mod explain;
 pub mod import;
+pub mod lifecycle;
 pub mod nftables;
 pub mod plan;
 pub mod rollback;

@@ -34,13 +34,15 @@ pub struct Args {
     /// List the applies that can be rolled back.
     #[arg(long, conflicts_with_all = ["timestamp", "cleanup", "force"])]
     pub list: bool,
-    /// Delete old pre-apply snapshots, keeping the newest --keep.
+    /// Delete old pre-apply snapshots and the kept copies of old deletions,
+    /// keeping those of the newest --keep applies.
     #[arg(long, conflicts_with_all = ["timestamp", "force"])]
     pub cleanup: bool,
     /// Instance restores and deletions in flight at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
-    /// With --cleanup: pre-apply snapshots to keep.
+    /// With --cleanup: pre-apply timestamps (and deletions' kept copies)
+    /// to keep.
     #[arg(long, default_value_t = 3, value_name = "N", requires = "cleanup")]
     pub keep: usize,
     /// With --list: `text` (a table, newest first) or `json` (one object
@@ -125,12 +127,36 @@ async fn run_async(args: Args) -> Exit {
             Ok(p) => p,
             Err(e) => return refused(&e),
         };
-        if prepared.plan.delete.is_empty() {
+        let kept = match anklume_executor::transaction::delete::kept_copies(&state_dir) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: {}", esc(&e.to_string()));
+                return Exit::Failed;
+            }
+        };
+        let purge = &kept[..kept.len().saturating_sub(args.keep)];
+        if prepared.plan.delete.is_empty() && purge.is_empty() {
             println!(
                 "Cleanup: nothing to delete; {} pre-apply timestamp(s) kept.",
                 prepared.plan.kept.len()
             );
             return Exit::Ok;
+        }
+        if !purge.is_empty() {
+            println!("Kept copies of deleted instances to remove (rollback of those deletions can then no longer bring the instances back):");
+            for (ts, dir, bytes) in purge {
+                println!(
+                    "  {ts}: {} ({})",
+                    esc(&dir.display().to_string()),
+                    anklume_executor::kind::instance::human_bytes(*bytes)
+                );
+            }
+        }
+        if prepared.plan.delete.is_empty() {
+            if !args.yes && !confirmed("Remove these copies?") {
+                return Exit::Invalid;
+            }
+            return purge_copies(&state_dir, args.keep);
         }
         println!("Pre-apply snapshots to delete (their applies can then no longer restore data):");
         for s in &prepared.plan.delete {
@@ -161,7 +187,13 @@ async fn run_async(args: Args) -> Exit {
                 return Exit::Invalid;
             }
         }
+        let copies = if purge.is_empty() {
+            Exit::Ok
+        } else {
+            purge_copies(&state_dir, args.keep)
+        };
         return match prepared.run(&incus).await {
+            Ok(_) if !matches!(copies, Exit::Ok) => copies,
             Ok(c) => {
                 for s in &c.deleted {
                     println!(
@@ -318,4 +350,36 @@ async fn list(
         println!("{:w1$}  {:w2$}  {:w3$}  {}", c[0], c[1], c[2], c[3]);
     }
     Exit::Ok
+}
+
+/// Ask on the terminal (refuse without one).
+fn confirmed(question: &str) -> bool {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive {
+        eprintln!("error: no terminal to confirm the deletion: pass --yes");
+        return false;
+    }
+    if !super::confirm(question) {
+        eprintln!("cancelled: nothing was deleted");
+        return false;
+    }
+    true
+}
+
+/// Remove the kept copies of all but the newest `keep` deletions.
+fn purge_copies(state_dir: &std::path::Path, keep: usize) -> Exit {
+    match anklume_executor::transaction::delete::purge_kept(state_dir, keep) {
+        Ok(p) => {
+            println!(
+                "Cleanup: removed the kept copies of {} deletion(s) ({}).",
+                p.dirs,
+                anklume_executor::kind::instance::human_bytes(p.bytes)
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {}", esc(&e.to_string()));
+            Exit::Failed
+        }
+    }
 }

@@ -206,6 +206,8 @@ fn err_of(label: &str, names: &[(&str, &str)]) -> IncusError {
 struct Inst {
     obj: Map<String, Value>,
     snapshots: Vec<Map<String, Value>>,
+    /// Names of its backups (their content is made at export).
+    backups: Vec<String>,
 }
 
 #[derive(Default)]
@@ -398,6 +400,93 @@ impl Api for Fake {
 
     fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// A backup's export: the fake writes the instance and its snapshots
+    /// as JSON (a real one is a tarball; only [`Fake::upload`] reads it).
+    async fn download(&self, path: &str, to: &std::path::Path) -> Result<u64, IncusError> {
+        self.counters.count(Method::Get);
+        let mut st = self.lock();
+        st.log.push((Method::Get, path.to_string()));
+        let (segs, q) = parse(path);
+        let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let ["instances", n, "backups", b, "export"] = s.as_slice() else {
+            return Err(not_found());
+        };
+        let key = (query_project(&q), n.to_string());
+        let Some(inst) = st.instances.get(&key) else {
+            return Err(not_found());
+        };
+        if !inst.backups.iter().any(|x| x == b) {
+            return Err(not_found());
+        }
+        let bytes = serde_json::to_vec(&json!({
+            "instance": inst.obj,
+            "snapshots": inst.snapshots,
+        }))
+        .expect("JSON values serialise");
+        std::fs::write(to, &bytes)
+            .map_err(|e| IncusError::transport(format!("writing {}: {e}", to.display())))?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// An instance import (`POST /1.0/instances` with `X-Incus-name`) of
+    /// what [`Fake::download`] wrote: the instance comes back stopped,
+    /// with its configuration, volatile keys and snapshots.
+    async fn upload(
+        &self,
+        path: &str,
+        from: &std::path::Path,
+        headers: &[(&str, String)],
+    ) -> Result<Reply, IncusError> {
+        self.counters.count(Method::Post);
+        let mut st = self.lock();
+        st.log.push((Method::Post, path.to_string()));
+        let (segs, q) = parse(path);
+        if segs != ["instances"] {
+            return Err(not_found());
+        }
+        let project = query_project(&q);
+        if !st.project_exists(&project) {
+            return Err(st.err("instance-missing-project", &[]));
+        }
+        let bytes = std::fs::read(from)
+            .map_err(|e| IncusError::transport(format!("reading {}: {e}", from.display())))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| IncusError {
+            code: 400,
+            message: format!("not a backup: {e}"),
+        })?;
+        let mut obj = obj_of(v.get("instance"));
+        let name = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-Incus-name"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| str_of(&obj, "name").to_string());
+        let key = (project.clone(), name.clone());
+        if st.instances.contains_key(&key) {
+            return Err(st.err("instance-create-exists", &[]));
+        }
+        obj.insert("name".into(), json!(name));
+        obj.insert("project".into(), json!(project));
+        obj.insert("status".into(), json!("Stopped"));
+        obj.insert("status_code".into(), json!(102));
+        let snapshots = v
+            .get("snapshots")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|s| obj_of(Some(s))).collect())
+            .unwrap_or_default();
+        st.instances.insert(
+            key,
+            Inst {
+                obj,
+                snapshots,
+                backups: Vec::new(),
+            },
+        );
+        Ok(Reply {
+            metadata: json!({}),
+            etag: None,
+        })
     }
 }
 
@@ -644,6 +733,8 @@ impl State {
             (Get, ["instances", n, "snapshots"]) => none(self.list_snapshots(&p, n, q)),
             (Post, ["instances", n, "snapshots"]) => none(self.create_snapshot(&p, n, &body)),
             (_, ["instances", n, "snapshots", sn]) => self.one_snapshot(method, &p, n, sn),
+            (Post, ["instances", n, "backups"]) => none(self.create_backup(&p, n, &body)),
+            (Delete, ["instances", n, "backups", b]) => none(self.delete_backup(&p, n, b)),
             (Get, ["images", "aliases"]) => none(Ok(self.list_aliases(q))),
             (Get, ["operations"]) => none(Ok(json!({}))),
             (Get, ["metadata", "configuration"]) => none(Ok(key_catalogue())),
@@ -1395,6 +1486,7 @@ impl State {
             Inst {
                 obj: o,
                 snapshots: Vec::new(),
+                backups: Vec::new(),
             },
         );
         Ok(self.ok("instance-create"))
@@ -1522,6 +1614,37 @@ impl State {
         self.set_volatile(project, &mut obj, start);
         self.instances.get_mut(&key).expect("checked").obj = obj;
         Ok(self.ok("instance-stop"))
+    }
+
+    // ---- backups (not recorded: shaped as Incus 6.0 answers) ----
+
+    fn create_backup(&mut self, project: &str, name: &str, body: &Map<String, Value>) -> Res {
+        let key = (project.to_string(), name.to_string());
+        let Some(inst) = self.instances.get_mut(&key) else {
+            return Err(self.inst_missing(project, name, "instance-missing"));
+        };
+        let b = str_of(body, "name").to_string();
+        if inst.backups.contains(&b) {
+            return Err(IncusError {
+                code: 409,
+                message: "Backup already exists".into(),
+            });
+        }
+        inst.backups.push(b);
+        Ok(json!({}))
+    }
+
+    fn delete_backup(&mut self, project: &str, name: &str, backup: &str) -> Res {
+        let key = (project.to_string(), name.to_string());
+        let Some(inst) = self.instances.get_mut(&key) else {
+            return Err(self.inst_missing(project, name, "instance-missing"));
+        };
+        let before = inst.backups.len();
+        inst.backups.retain(|b| b != backup);
+        if inst.backups.len() == before {
+            return Err(not_found());
+        }
+        Ok(json!({}))
     }
 
     // ---- snapshots ----

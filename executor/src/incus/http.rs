@@ -237,6 +237,176 @@ impl Api for Incus {
     fn counters(&self) -> &Counters {
         &self.counters
     }
+
+    async fn download(&self, path: &str, to: &Path) -> Result<u64, IncusError> {
+        use tokio::io::AsyncWriteExt;
+        self.counters.count(Method::Get);
+        self.trace(|| format!("incus: GET {path} (download) ..."));
+        let uri: hyper::Uri = Uri::new(&self.socket, path).into();
+        let req = Request::builder()
+            .method("GET")
+            .uri(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| IncusError::transport(format!("bad request {path}: {e}")))?;
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(REQUEST_TIMEOUT),
+            self.client.request(req),
+        )
+        .await
+        .map_err(|_| IncusError::transport(format!("GET {path}: Incus did not answer")))?
+        .map_err(|e| {
+            IncusError::transport(format!(
+                "cannot reach Incus at {}: {e}",
+                self.socket.display()
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        self.trace(|| format!("incus: GET {path} -> {status}"));
+        let json = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        let mut body = resp.into_body();
+        if json || status != 200 {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| IncusError::transport(format!("GET {path}: {e}")))?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(error_of(status, &v));
+        }
+        let io =
+            |e: std::io::Error| IncusError::transport(format!("writing {}: {e}", to.display()));
+        let mut file = tokio::fs::File::create(to).await.map_err(io)?;
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| IncusError::transport(format!("GET {path}: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data).await.map_err(io)?;
+                n += data.len() as u64;
+            }
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok(n)
+    }
+
+    async fn upload(
+        &self,
+        path: &str,
+        from: &Path,
+        headers: &[(&str, String)],
+    ) -> Result<Reply, IncusError> {
+        self.counters.count(Method::Post);
+        self.trace(|| format!("incus: POST {path} (upload of {}) ...", from.display()));
+        let len = std::fs::metadata(from)
+            .map_err(|e| IncusError::transport(format!("reading {}: {e}", from.display())))?
+            .len();
+        let client: Client<UnixConnector, FileBody> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(UnixConnector);
+        let uri: hyper::Uri = Uri::new(&self.socket, path).into();
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", len);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(FileBody::open(from.to_path_buf()))
+            .map_err(|e| IncusError::transport(format!("bad request {path}: {e}")))?;
+        let resp = client.request(req).await.map_err(|e| {
+            IncusError::transport(format!(
+                "POST {path} to Incus at {}: {e}",
+                self.socket.display()
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        self.trace(|| format!("incus: POST {path} -> {status}"));
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| IncusError::transport(format!("POST {path}: reading the reply: {e}")))?
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&bytes).map_err(|_| IncusError {
+            code: status,
+            message: format!(
+                "POST {path}: not a JSON reply: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
+        })?;
+        match json.get("type").and_then(Value::as_str) {
+            Some("sync") => Ok(Reply {
+                metadata: json.get("metadata").cloned().unwrap_or(Value::Null),
+                etag: None,
+            }),
+            Some("async") => match json.get("operation").and_then(Value::as_str) {
+                Some(op) => self.wait(op).await,
+                None => Err(IncusError {
+                    code: status,
+                    message: "async reply without an operation".into(),
+                }),
+            },
+            _ => Err(error_of(status, &json)),
+        }
+    }
+}
+
+/// A request body streamed from a file, read in 1 MiB chunks by a task of
+/// its own (a backup can be far larger than memory should hold).
+struct FileBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl FileBody {
+    fn open(path: PathBuf) -> FileBody {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                match file.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        FileBody { rx }
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
 }
 
 fn error_of(status: u16, json: &Value) -> IncusError {

@@ -153,6 +153,24 @@ pub trait Api: Clone + Send + Sync + 'static {
     /// Request counters (a converged apply proves it wrote nothing).
     fn counters(&self) -> &Counters;
 
+    /// GET a path whose reply is raw bytes (a backup's export), streamed
+    /// into the file `to` (created or truncated). Returns the bytes written.
+    fn download(
+        &self,
+        path: &str,
+        to: &std::path::Path,
+    ) -> impl Future<Output = Result<u64, IncusError>> + Send;
+
+    /// POST the bytes of the file `from` as `application/octet-stream`,
+    /// with these extra headers (an instance import:
+    /// `X-Incus-name`), and wait for the operation it starts.
+    fn upload(
+        &self,
+        path: &str,
+        from: &std::path::Path,
+        headers: &[(&str, String)],
+    ) -> impl Future<Output = Result<Reply, IncusError>> + Send;
+
     /// GET a path.
     fn get(&self, path: &str) -> impl Future<Output = Result<Reply, IncusError>> + Send {
         self.call(Method::Get, path, None, None)

@@ -248,7 +248,79 @@ pub async fn undo_fields<A: Api>(
     match undo {
         Undo::Delete => delete_if_exists(api, path).await,
         Undo::Restore { prior, .. } => restore_fields(api, path, prior.as_ref(), keys).await,
+        Undo::Recreate { prior, .. } => {
+            let (collection, name) = split_path(path);
+            recreate_fields(
+                api,
+                path,
+                &collection,
+                &name,
+                prior.as_ref(),
+                keys,
+                json!({}),
+            )
+            .await
+        }
     }
+}
+
+/// The collection an object's path is in (its project query kept) and its
+/// name: `/1.0/profiles/p?project=x` → (`/1.0/profiles?project=x`, `p`).
+pub fn split_path(path: &str) -> (String, String) {
+    let (base, query) = path
+        .split_once('?')
+        .map_or((path, None), |(b, q)| (b, Some(q)));
+    let (collection, name) = base.rsplit_once('/').unwrap_or(("", base));
+    let collection = match query {
+        Some(q) => format!("{collection}?{q}"),
+        None => collection.to_string(),
+    };
+    (collection, crate::incus::dec(name))
+}
+
+/// Undo a delete: create the object at `path` again (POST to `collection`)
+/// with its prior `keys` and the `extra` fields; already done when it
+/// exists.
+pub async fn recreate_fields<A: Api>(
+    api: &A,
+    path: &str,
+    collection: &str,
+    name: &str,
+    prior: Option<&Value>,
+    keys: &[&str],
+    extra: Value,
+) -> Result<StepResult, IncusError> {
+    if api.get_opt(path).await?.is_some() {
+        return Ok(StepResult::AlreadyDone {
+            detail: "exists (created again already)".into(),
+        });
+    }
+    let Some(prior) = prior else {
+        return Ok(StepResult::Skipped {
+            why: "no prior state in the journal".into(),
+        });
+    };
+    api.post(collection, &recreate_body(name, prior, keys, extra))
+        .await?;
+    Ok(StepResult::Restored {
+        detail: "created again as it was".into(),
+    })
+}
+
+/// The body that creates `name` again with its prior `keys` (absent ones
+/// left to Incus) and the `extra` fields.
+pub fn recreate_body(name: &str, prior: &Value, keys: &[&str], extra: Value) -> Value {
+    let mut body = Map::new();
+    body.insert("name".into(), json!(name));
+    for k in keys {
+        if let Some(v) = prior.get(*k).filter(|v| !v.is_null()) {
+            body.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Value::Object(e) = extra {
+        body.extend(e);
+    }
+    Value::Object(body)
 }
 
 /// Delete the object at `path` unless it is already gone.

@@ -10,7 +10,7 @@ use super::common::{
     config_changes, config_json, description_change, device_changes, devices_json, domain_of,
     is_managed, pick, same, str_of, verdict,
 };
-use super::{Action, Change, NodeError, Orphan, StepResult, Target, Undo};
+use super::{Action, Change, Kept, NodeError, Orphan, StepResult, Target, Undo};
 use crate::incus::{project_query, Api, IncusError};
 use crate::live::Live;
 use crate::snapshot::{self, InstanceRef};
@@ -217,6 +217,9 @@ pub async fn undo<A: Api>(
 ) -> Result<StepResult, IncusError> {
     let (prior, snapshot) = match undo {
         Undo::Delete => return delete(api, a, force).await,
+        Undo::Recreate { prior, kept } => {
+            return recreate(api, a, prior.as_ref(), kept.as_ref()).await
+        }
         Undo::Restore { prior, snapshot } => (prior, snapshot),
     };
     if api.get_opt(&a.path()).await?.is_none() {
@@ -251,6 +254,129 @@ pub async fn undo<A: Api>(
         detail = format!("{detail}; {n}");
     }
     Ok(StepResult::Restored { detail })
+}
+
+/// The name of the backup a kept copy is exported from (deleted once the
+/// copy is on disk).
+const KEPT_BACKUP: &str = "anklume-kept";
+
+/// Keep a copy of it in `dir` before it is deleted, so that rollback can
+/// bring it back with its data, configuration, snapshots and identity:
+/// an Incus backup (zstd-compressed; gzip on a server without zstd),
+/// exported to `<dir>/<project>--<name>.backup` (written under a temporary
+/// name, then renamed). Stop it first, cleanly if it can, for a consistent
+/// copy: it is about to be deleted anyway.
+pub async fn keep<A: Api>(api: &A, a: &Address, dir: &std::path::Path) -> Result<Kept, IncusError> {
+    let io = |e: std::io::Error| IncusError::transport(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    stop_for_move(api, a, false).await?;
+    let backups = format!(
+        "/1.0/instances/{}/backups?{}",
+        crate::incus::enc(&a.name),
+        project_query(&a.project)
+    );
+    let one = format!(
+        "/1.0/instances/{}/backups/{KEPT_BACKUP}",
+        crate::incus::enc(&a.name)
+    );
+    let one = |suffix: &str| format!("{one}{suffix}?{}", project_query(&a.project));
+    // A leftover of an earlier attempt goes first.
+    let _ = api.delete(&one("")).await;
+    let mut body = json!({
+        "name": KEPT_BACKUP,
+        "instance_only": false,
+        "optimized_storage": false,
+        "compression_algorithm": "zstd",
+    });
+    if let Err(e) = api.post(&backups, &body).await {
+        if !e.message.to_lowercase().contains("zstd") && !e.message.contains("compress") {
+            return Err(e);
+        }
+        body["compression_algorithm"] = json!("gzip");
+        api.post(&backups, &body).await?;
+    }
+    let file = dir.join(format!("{}--{}.backup", a.project, a.name));
+    let partial = dir.join(format!("{}--{}.backup.partial", a.project, a.name));
+    let exported = api.download(&one("/export"), &partial).await;
+    let _ = api.delete(&one("")).await;
+    let bytes = match exported {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, &file).map_err(io)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(Kept { file, bytes })
+}
+
+/// Undo a delete: import the kept copy under its name and project, then
+/// put back the configuration and run state it had. An instance that
+/// exists (the delete never happened: the apply died before it) only gets
+/// its configuration and run state back. The copy is removed once the
+/// instance is back.
+pub async fn recreate<A: Api>(
+    api: &A,
+    a: &Address,
+    prior: Option<&Value>,
+    kept: Option<&Kept>,
+) -> Result<StepResult, IncusError> {
+    if api.get_opt(&a.path()).await?.is_some() {
+        if let Some(p) = prior {
+            restore_config(api, a, p).await?;
+        }
+        if let Some(k) = kept {
+            let _ = std::fs::remove_file(&k.file);
+        }
+        return Ok(StepResult::AlreadyDone {
+            detail: "it was not deleted; configuration and run state as before".into(),
+        });
+    }
+    let Some(k) = kept else {
+        return Ok(StepResult::Skipped {
+            why: "deleted without a kept copy (--no-keep): its data cannot come back".into(),
+        });
+    };
+    if !k.file.exists() {
+        return Ok(StepResult::Failed {
+            error: format!(
+                "its kept copy {} is gone (purged by `rollback --cleanup`?)",
+                k.file.display()
+            ),
+        });
+    }
+    api.upload(
+        &format!("/1.0/instances?{}", project_query(&a.project)),
+        &k.file,
+        &[("X-Incus-name", a.name.clone())],
+    )
+    .await?;
+    if let Some(p) = prior {
+        restore_config(api, a, p).await?;
+    }
+    let _ = std::fs::remove_file(&k.file);
+    Ok(StepResult::Restored {
+        detail: format!(
+            "created again from its kept copy ({})",
+            human_bytes(k.bytes)
+        ),
+    })
+}
+
+/// `12.3 MB`.
+pub fn human_bytes(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.1} GB", n as f64 / f64::from(1u32 << 30))
+    } else if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / f64::from(1u32 << 20))
+    } else if n >= 1 << 10 {
+        format!("{:.1} kB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
 }
 
 /// Put the prior config, devices, profiles and description back, keeping

@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::incus::{Api, IncusError};
 use crate::journal::Journal;
 use crate::live::Live;
-pub use crate::model::{Action, Change, Orphan, StepResult, Undo};
+pub use crate::model::{Action, Change, Kept, Orphan, StepResult, Undo};
 use crate::nft::Nft;
 
 /// What a change is made to, named so that rollback can find it again

@@ -138,6 +138,28 @@ pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResul
             settle(api, a).await?;
             undo_fields(api, &a.path(), undo, FIELDS).await
         }
+        Undo::Recreate { prior, .. } => {
+            if api.get_opt(&a.path()).await?.is_some() {
+                return Ok(StepResult::AlreadyDone {
+                    detail: "exists (created again already)".into(),
+                });
+            }
+            let Some(prior) = prior else {
+                return Ok(StepResult::Skipped {
+                    why: "no prior state in the journal".into(),
+                });
+            };
+            let body = super::common::recreate_body(
+                &a.name,
+                prior,
+                FIELDS,
+                json!({"type": prior.get("type").and_then(Value::as_str).unwrap_or("bridge")}),
+            );
+            create_bridge(api, a, &body).await?;
+            Ok(StepResult::Restored {
+                detail: "created again as it was".into(),
+            })
+        }
     }
 }
 

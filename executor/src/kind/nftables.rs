@@ -115,7 +115,9 @@ pub async fn undo<A: Api>(
     networks: &[String],
 ) -> Result<StepResult, IncusError> {
     let prior = match undo {
-        Undo::Restore { prior, .. } => prior.clone().unwrap_or(Value::Null),
+        Undo::Restore { prior, .. } | Undo::Recreate { prior, .. } => {
+            prior.clone().unwrap_or(Value::Null)
+        }
         Undo::Delete => Value::Null,
     };
     let s = |k: &str| prior.get(k).and_then(Value::as_str).map(str::to_string);

@@ -132,6 +132,28 @@ pub async fn undo<A: Api>(api: &A, a: &Address, undo: &Undo) -> Result<StepResul
         Undo::Restore { prior: None, .. } => Ok(StepResult::Skipped {
             why: "no prior state in the journal".into(),
         }),
+        Undo::Recreate { prior, .. } => {
+            let r = super::common::recreate_fields(
+                api,
+                &a.path(),
+                "/1.0/projects",
+                &a.name,
+                prior.as_ref(),
+                FIELDS,
+                json!({}),
+            )
+            .await?;
+            if let (StepResult::Restored { .. }, Some(p)) = (
+                &r,
+                prior
+                    .as_ref()
+                    .and_then(|p| p.get("default_profile"))
+                    .filter(|p| !p.is_null()),
+            ) {
+                put_back(api, &a.default_profile(), p, super::profile::FIELDS).await?;
+            }
+            Ok(r)
+        }
         Undo::Restore {
             prior: Some(prior), ..
         } => {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anklume_plan::codec::Header;
 use anklume_plan::{Plan, Resource};
 
+use super::delete::{self as del, Deleted, Deletion, Spared};
 use super::{Event, Sink, TxError};
 use crate::decide::{self, Action, Decisions, Preflight};
 use crate::incus::Api;
@@ -54,6 +55,13 @@ pub struct Options {
     /// Provision these domains or machines again even when their
     /// fingerprint matches (`--reprovision`; empty list: all); `None`: no.
     pub reprovision: Option<Vec<String>>,
+    /// Delete the orphans (`--prune`), after the plan's changes.
+    pub prune: bool,
+    /// With `prune`: protected instances too (`--force`).
+    pub force: bool,
+    /// With `prune`: keep a copy of each deleted instance for rollback
+    /// (`--no-keep` turns it off).
+    pub keep_copies: bool,
 }
 
 impl Default for Options {
@@ -73,6 +81,9 @@ impl Default for Options {
             provisioning: None,
             limit: Vec::new(),
             reprovision: None,
+            prune: false,
+            force: false,
+            keep_copies: true,
         }
     }
 }
@@ -92,6 +103,11 @@ pub struct Prepared<A: Api> {
     /// Instances whose static address another takes over: freed first
     /// (plan node index, NIC names).
     pub address_moves: Vec<(usize, Vec<String>)>,
+    /// With `--prune`: the orphans deleted after the plan's changes, in
+    /// order.
+    pub deletions: Vec<Deletion>,
+    /// With `--prune`: the orphans that stay, with why.
+    pub spared: Vec<Spared>,
     interrupt: Arc<Interrupt>,
 }
 
@@ -148,11 +164,17 @@ pub async fn prepare<A: Api>(
     if !stale.is_empty() && !opts.allow_stale {
         return Err(TxError::Stale { files: stale });
     }
-    // `--limit` is checked before anything else is read.
-    let keep = if opts.limit.is_empty() {
-        None
+    // `--limit` is checked before anything else is read; with `--prune`,
+    // a name may also be the domain of orphans only (a domain removed from
+    // infra.yml), known once Incus is read.
+    let (keep, unknown) = if opts.limit.is_empty() {
+        (None, Vec::new())
     } else {
-        Some(selected(&plan, &opts.limit)?)
+        let (keep, unknown) = selected(&plan, &opts.limit);
+        if !unknown.is_empty() && !opts.prune {
+            return Err(TxError::Limit { names: unknown });
+        }
+        (Some(keep), unknown)
     };
     let lock = if opts.dry_run {
         None
@@ -187,6 +209,18 @@ pub async fn prepare<A: Api>(
     let provisioner = provisioner.filter(|_| live.provisioning_off.is_none());
     let nft_before = live.nftables.clone();
     let mut decisions = decide::decide(&plan, &live);
+    let unknown: Vec<String> = unknown
+        .into_iter()
+        .filter(|n| {
+            !decisions
+                .orphans
+                .iter()
+                .any(|o| o.domain.as_deref() == Some(n.as_str()))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(TxError::Limit { names: unknown });
+    }
     if let Some(names) = &opts.reprovision {
         for (node, action) in plan.nodes.iter().zip(decisions.actions.iter_mut()) {
             let Resource::Provision(p) = &node.resource else {
@@ -249,6 +283,25 @@ pub async fn prepare<A: Api>(
         }
     }
     let preflight = decide::preflight(&plan, &live, &decisions.actions, &address_moves).err();
+    // `--prune` deletes the orphans (with `--limit`, only those of the
+    // named domains), in reverse dependency order, sparing what stays in
+    // use.
+    let (deletions, spared) = if opts.prune {
+        let candidates: Vec<decide::Orphan> = decisions
+            .orphans
+            .iter()
+            .filter(|o| {
+                opts.limit.is_empty()
+                    || o.domain
+                        .as_ref()
+                        .is_some_and(|d| opts.limit.iter().any(|l| l == d))
+            })
+            .cloned()
+            .collect();
+        del::order(&candidates, &live, opts.force)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Ok(Prepared {
         api,
         plan,
@@ -259,6 +312,8 @@ pub async fn prepare<A: Api>(
         decisions,
         preflight,
         address_moves,
+        deletions,
+        spared,
         interrupt: Arc::new(Interrupt::default()),
     })
 }
@@ -267,7 +322,7 @@ pub async fn prepare<A: Api>(
 /// domain) or machines (its instance and provisioning, by machine or
 /// instance name), and everything they depend on, so that what is kept can
 /// be carried out. A name that matches nothing is an error.
-fn selected(plan: &Plan, limit: &[String]) -> Result<Vec<bool>, TxError> {
+fn selected(plan: &Plan, limit: &[String]) -> (Vec<bool>, Vec<String>) {
     let named = |node: &anklume_plan::Node| -> Option<&String> {
         limit.iter().find(|l| {
             node.domain.as_deref() == Some(l.as_str())
@@ -279,15 +334,11 @@ fn selected(plan: &Plan, limit: &[String]) -> Result<Vec<bool>, TxError> {
         })
     };
     let mut keep: Vec<bool> = plan.nodes.iter().map(|n| named(n).is_some()).collect();
-    let unknown: Vec<&String> = limit
+    let unknown: Vec<String> = limit
         .iter()
         .filter(|l| !plan.nodes.iter().any(|n| named(n) == Some(*l)))
+        .cloned()
         .collect();
-    if !unknown.is_empty() {
-        return Err(TxError::Limit {
-            names: unknown.into_iter().cloned().collect(),
-        });
-    }
     // Dependencies, transitively: edges go from dependency to dependent,
     // and the plan's order is a topological order, so one backward pass
     // over the edges sorted by dependent, repeated until stable, is enough.
@@ -303,7 +354,7 @@ fn selected(plan: &Plan, limit: &[String]) -> Result<Vec<bool>, TxError> {
             break;
         }
     }
-    Ok(keep)
+    (keep, unknown)
 }
 
 /// What a run did.
@@ -313,6 +364,8 @@ pub struct Summary {
     pub report: Report,
     /// The journal's timestamp and file, when the apply changed anything.
     pub journal: Option<(String, PathBuf)>,
+    /// With `--prune`: each deletion.
+    pub deleted: Vec<Deleted>,
 }
 
 impl Summary {
@@ -333,6 +386,7 @@ impl Summary {
         !self.report.interrupted
             && self.report.failed().next().is_none()
             && self.report.panicked.is_empty()
+            && self.deleted.iter().all(Deleted::ok)
     }
 }
 
@@ -371,7 +425,7 @@ impl<A: Api> Prepared<A> {
             return Err(TxError::Preflight(p));
         }
         let opts = &self.opts;
-        let changes = self.decisions.changes();
+        let changes = self.decisions.changes() + self.deletions.len();
         let journal = if changes > 0 {
             Some(Arc::new(
                 Journal::create(&opts.state_dir).map_err(TxError::JournalStart)?,
@@ -560,10 +614,39 @@ impl<A: Api> Prepared<A> {
                 });
             }
         }
-        let summary = Summary {
+        let mut summary = Summary {
             journal: journal.as_ref().map(|j| (j.ts.clone(), j.path.clone())),
             report,
+            deleted: Vec::new(),
         };
+        // The orphans go once the plan's changes are all made: a failed
+        // or interrupted apply deletes nothing.
+        if let (Some(j), false) = (&journal, self.deletions.is_empty()) {
+            if summary.ok() {
+                let dopts = del::DeleteOptions {
+                    state_dir: opts.state_dir.clone(),
+                    keep: opts.keep_copies,
+                    force: opts.force,
+                    parallelism: opts.parallelism,
+                };
+                summary.deleted = del::run_deletions(
+                    &self.api,
+                    &self.deletions,
+                    j,
+                    &dopts,
+                    &self.interrupt,
+                    sink,
+                )
+                .await;
+            } else {
+                sink(&Event::Warning {
+                    message: format!(
+                        "--prune: nothing deleted ({} orphan(s) stay), because the apply did not complete",
+                        self.deletions.len()
+                    ),
+                });
+            }
+        }
         if let Some(j) = &journal {
             let outcome = if summary.report.interrupted {
                 "interrupted"
@@ -582,6 +665,9 @@ impl<A: Api> Prepared<A> {
         }
         if snapshot_taken && summary.ok() {
             retention(&self.api, &opts.state_dir, opts.keep, sink).await;
+        }
+        if summary.ok() {
+            kept_retention(&opts.state_dir, opts.keep, sink);
         }
         // Ctrl-C is watched until the very end: once a handler is
         // installed, the default (quit) does not come back.
@@ -665,9 +751,25 @@ async fn retention<A: Api>(api: &A, state_dir: &Path, keep: usize, sink: &Sink) 
     }
 }
 
+/// Keep the kept copies of the newest `keep` journals that have some; the
+/// older ones are removed (as pre-apply snapshots are).
+pub fn kept_retention(state_dir: &Path, keep: usize, sink: &Sink) {
+    match del::purge_kept(state_dir, keep) {
+        Ok(p) if p.dirs > 0 => sink(&Event::KeptRetention {
+            removed: p.dirs,
+            bytes: p.bytes,
+            keep,
+        }),
+        Ok(_) => {}
+        Err(e) => sink(&Event::Warning {
+            message: format!("kept copies retention: {e}"),
+        }),
+    }
+}
+
 /// Raise `interrupt` on Ctrl-C and report it; report a second Ctrl-C too
 /// (the CLI quits on it).
-fn watch_ctrl_c(interrupt: Arc<Interrupt>, sink: Sink) -> tokio::task::JoinHandle<()> {
+pub(super) fn watch_ctrl_c(interrupt: Arc<Interrupt>, sink: Sink) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             interrupt.raise();

@@ -8,7 +8,9 @@
 //! and picks the exit code.
 
 pub mod apply;
+pub mod delete;
 pub mod rollback;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -133,6 +135,20 @@ pub enum Event {
         /// What.
         message: String,
     },
+    /// One deletion ended (`apply --prune`, `flush`, `remove`).
+    Deleted {
+        /// The object and how it ended.
+        deleted: delete::Deleted,
+    },
+    /// Kept copies of older deletions were removed after a successful run.
+    KeptRetention {
+        /// Journals whose copies were removed.
+        removed: usize,
+        /// Bytes freed.
+        bytes: u64,
+        /// How many journals' copies are kept.
+        keep: usize,
+    },
     /// Something went wrong that does not stop the transaction.
     Warning {
         /// What.
@@ -157,6 +173,12 @@ pub enum TxError {
     Limit {
         /// The names.
         names: Vec<String>,
+    },
+    /// `remove`: a name matches no instance anklume manages, or several.
+    #[error("{message}")]
+    Select {
+        /// What is wrong, with a hint.
+        message: String,
     },
     /// Incus's state could not be read.
     #[error("reading Incus state: {0}")]

@@ -121,6 +121,19 @@ impl Api for Watched {
     fn counters(&self) -> &Counters {
         self.fake.counters()
     }
+
+    async fn download(&self, path: &str, to: &std::path::Path) -> Result<u64, IncusError> {
+        self.fake.download(path, to).await
+    }
+
+    async fn upload(
+        &self,
+        path: &str,
+        from: &std::path::Path,
+        headers: &[(&str, String)],
+    ) -> Result<Reply, IncusError> {
+        self.fake.upload(path, from, headers).await
+    }
 }
 
 /// Every change is journaled before it is made: each write to Incus
