@@ -46,7 +46,8 @@ pub struct Status {
 /// Read Incus (and the host's table), and decide every node of `plan`.
 /// `Err` only when Incus cannot be read ([`TxError::ReadLive`]).
 pub async fn read<A: Api>(api: &A, plan: &Plan, opts: &Options) -> Result<Status, TxError> {
-    let (live, nft_unusable) = read_state(api, plan, opts.nft.as_deref(), &opts.state_dir).await?;
+    let (live, nft_unusable) =
+        read_state(api, plan, opts.nft.as_deref(), &opts.state_dir, false).await?;
     Ok(Status {
         decisions: decide::decide(plan, &live),
         nft_unusable,

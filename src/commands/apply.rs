@@ -423,7 +423,8 @@ async fn run_async(args: Args, file: anklume_plan::codec::PlanFile) -> Exit {
         }
     }
     if args.prune {
-        if !json_out && !(prepared.deletions.is_empty() && prepared.spared.is_empty()) {
+        let any = !prepared.deletions.is_empty() || !prepared.spared.is_empty();
+        if !json_out && any {
             out.push_str("--prune (after the changes above):\n");
         }
         out.push_str(&super::deletions::plan(

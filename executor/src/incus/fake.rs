@@ -717,6 +717,8 @@ impl State {
             (Get, ["profiles"]) => none(self.list_profiles(&p, q)),
             (Post, ["profiles"]) => none(self.create_profile(&p, &body)),
             (_, ["profiles", n]) => self.one_profile(method, &p, n, &body, if_match),
+            // The one pool the fake has (its names, as Incus lists them).
+            (Get, ["storage-pools"]) => none(Ok(json!(["/1.0/storage-pools/default"]))),
             (Get, ["storage-pools", pool, "volumes", "custom"]) => {
                 none(self.list_volumes(&p, pool, q))
             }

@@ -128,7 +128,9 @@ fn pools(plan: &Plan) -> Vec<String> {
 
 /// Read what apply compares the plan with: Incus's state in bulk and,
 /// given the host's `nft`, the `inet anklume` table and the rulesets the
-/// state directory records (read only). The second value says why the
+/// state directory records (read only). `every_pool`: the custom volumes
+/// of every storage pool, not only the plan's (a prune spares the projects
+/// that hold one). The second value says why the
 /// table could not be read (`nft` cannot be run here): `live.nftables` is
 /// then `None`, as without `nft`. `anklume status` reads through here too.
 pub async fn read_state<A: Api>(
@@ -136,10 +138,15 @@ pub async fn read_state<A: Api>(
     plan: &Plan,
     nft: Option<&dyn Nft>,
     state_dir: &Path,
+    every_pool: bool,
 ) -> Result<(live::Live, Option<String>), TxError> {
-    let mut live = live::read(api, &pools(plan))
-        .await
-        .map_err(TxError::ReadLive)?;
+    let mut pools = pools(plan);
+    if every_pool {
+        pools.extend(del::pools(api).await);
+        pools.sort();
+        pools.dedup();
+    }
+    let mut live = live::read(api, &pools).await.map_err(TxError::ReadLive)?;
     let mut unusable = None;
     if let Some(nft) = nft {
         match nft::read(nft, state_dir) {
@@ -182,7 +189,8 @@ pub async fn prepare<A: Api>(
         Some(state::lock(&opts.state_dir)?)
     };
     let nft_runner = opts.nftables.then_some(&*opts.nft);
-    let (mut live, nft_unusable) = read_state(&api, &plan, nft_runner, &opts.state_dir).await?;
+    let (mut live, nft_unusable) =
+        read_state(&api, &plan, nft_runner, &opts.state_dir, opts.prune).await?;
     if let Some(reason) = nft_unusable {
         sink(&Event::NftablesNotManaged { reason });
     }

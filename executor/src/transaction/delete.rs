@@ -200,8 +200,9 @@ pub fn order(candidates: &[Orphan], live: &Live, force: bool) -> (Vec<Deletion>,
                 .find(|(c, p, n)| match c.as_str() {
                     "instances" => !gone_instances.contains(&(p.clone(), n.clone())),
                     "profiles" => {
-                        !gone_profiles.contains(&(p.clone(), n.clone()))
-                            && !(n == "default" && gone_projects.contains(p))
+                        let gone = gone_profiles.contains(&(p.clone(), n.clone()))
+                            || (n == "default" && gone_projects.contains(p));
+                        !gone
                     }
                     _ => true,
                 })
@@ -525,7 +526,7 @@ fn unknown(what: String) -> TxError {
 }
 
 /// The storage pools Incus has (their custom volumes keep projects).
-async fn pools<A: Api>(api: &A) -> Vec<String> {
+pub async fn pools<A: Api>(api: &A) -> Vec<String> {
     api.get("/1.0/storage-pools")
         .await
         .ok()

@@ -673,3 +673,123 @@ async fn unknown_config_keys_stop_the_run_before_any_write() {
     assert_eq!(s.count("unchanged"), 6);
     assert_eq!(asked(), 0, "a converged run reads no catalogue");
 }
+
+/// `--prune` of a domain removed from the plan: every delete is journaled
+/// before it is made, each instance's copy is kept first, the project that
+/// still holds a custom volume stays (with the bridge its default profile
+/// uses), and rollback brings every deleted object back as it was.
+#[tokio::test]
+async fn prune_is_journaled_kept_and_undone() {
+    let fake = Fake::new().with_image(IMAGE);
+    let dir = tempfile::tempdir().unwrap();
+    let s = apply_plan(&fake, domain("one"), dir.path()).await;
+    assert!(s.ok(), "{:?}", s.report);
+    let before = live_of(&fake).await;
+    let watched = Watched {
+        fake: fake.clone(),
+        dir: dir.path().to_path_buf(),
+        unjournaled: Arc::default(),
+    };
+    let (sink, seen) = recorder();
+    let p = apply::prepare(
+        watched.clone(),
+        Plan::default(),
+        &Header::default(),
+        apply::Options {
+            prune: true,
+            ..opts(dir.path())
+        },
+        &sink,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<&str> = p.deletions.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "instance/kt/kt-a",
+            "instance/kt/kt-b",
+            "profile/kt/kt-extra"
+        ]
+    );
+    let spared: Vec<(&str, &str)> = p
+        .spared
+        .iter()
+        .map(|s| (s.deletion.id.as_str(), s.why.as_str()))
+        .collect();
+    assert_eq!(spared.len(), 2, "{spared:?}");
+    assert!(
+        spared[0].0 == "project/kt" && spared[0].1.contains("kt-data"),
+        "{spared:?}"
+    );
+    assert!(spared[1].0 == "network/net-kt", "{spared:?}");
+    let s = p.run(&sink).await.unwrap();
+    assert!(s.ok(), "{:?}", s.deleted);
+    assert_eq!(s.deleted.len(), 3);
+    assert_eq!(*watched.unjournaled.lock().unwrap(), vec![]);
+    assert!(fake.get_object("/1.0/instances/kt-a?project=kt").is_none());
+    assert!(fake
+        .get_object("/1.0/profiles/kt-extra?project=kt")
+        .is_none());
+    let kept: Vec<_> = s.deleted.iter().filter_map(|d| d.kept.clone()).collect();
+    assert_eq!(kept.len(), 2, "a copy per instance");
+    assert!(kept.iter().all(|k| k.file.exists() && k.bytes > 0));
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Deleted { .. }))
+            .count(),
+        3
+    );
+    let (ts, _) = s.journal.clone().unwrap();
+    let j = journal::read(&journal::path(dir.path(), &ts)).unwrap();
+    let steps = undo::steps(&j);
+    assert!(steps
+        .iter()
+        .all(|s| matches!(s.undo, Undo::Recreate { .. })));
+
+    let opts = rollback::Options {
+        state_dir: dir.path().to_path_buf(),
+        timestamp: Some(ts),
+        force: false,
+        parallelism: 4,
+        nft: Arc::new(FakeNft::new()),
+    };
+    let p = rollback::prepare(fake.clone(), opts, &sink).await.unwrap();
+    let summary = p.run(&sink).await;
+    assert_eq!(summary.outcome, "complete", "{summary:?}");
+    let after = live_of(&fake).await;
+    for key in before.instances.keys() {
+        // The veth name is new at each start, as in Incus; the rest
+        // (identity, MAC, configuration) comes back.
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            v.as_object_mut()
+                .unwrap()
+                .retain(|k, _| !k.ends_with(".host_name"));
+            v
+        };
+        assert_eq!(
+            strip(&after.instances[key]["config"]),
+            strip(&before.instances[key]["config"]),
+            "{key:?}"
+        );
+        assert_eq!(
+            after.instances[key]["status"],
+            before.instances[key]["status"]
+        );
+    }
+    for node in &domain("one").nodes {
+        assert_eq!(
+            crate::kind::decide(&node.resource, &after),
+            Action::Unchanged,
+            "{}",
+            node.id
+        );
+    }
+    assert!(
+        kept.iter().all(|k| !k.file.exists()),
+        "restored copies are removed"
+    );
+}
