@@ -324,8 +324,10 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
         }
         dom.fields
             .push(Entry::new("subnet_id", Y::Int(i64::from(id))));
-        // Features: anklume's are fixed, and Incus refuses to change them
-        // on a project that has instances.
+        // Features: anklume sets its own when it creates a project and
+        // never changes them after (Incus refuses to on a project that has
+        // instances): these are adopted as they are, with a note on what
+        // differs.
         let features = config_of(plive.get("config"));
         let off: Vec<String> = [
             ("features.images", "false"),
@@ -341,7 +343,7 @@ pub fn build(live: &Live, aliases: &[Alias], opts: &Options) -> Result<Imported,
         let has_instances = live.instances.keys().any(|(p, _)| p == project);
         if !off.is_empty() && has_instances {
             let what = format!(
-                "the project's features differ from anklume's ({}), and Incus does not change a project's features while it has instances (\"cannot be disabled on non-empty projects\"): apply will fail on this project; move its instances to a project made with these features",
+                "the project's features differ from those anklume gives the projects it creates ({}); they are kept as they are (Incus does not change a project's features while it has instances), but with features.images=true a machine added to this domain needs its image in this project",
                 off.join(", ")
             );
             dom.comments.push(format!("not expressed: {what}"));
@@ -1063,7 +1065,7 @@ mod tests {
         assert!(imp
             .warnings
             .iter()
-            .any(|w| w.contains("apply will fail on this project")));
+            .any(|w| w.contains("they are kept as they are")));
         // Control: anklume's features, no warning.
         let mut l = live();
         l.projects.insert(

@@ -51,7 +51,12 @@ pub fn decide(p: &Project, live: &Live) -> Action {
         None => Action::Create,
         Some(l) => {
             let mut c = Vec::new();
-            config_changes("config", &p.config, l.get("config"), &mut c);
+            config_changes(
+                "config",
+                &after_creation(&p.config),
+                l.get("config"),
+                &mut c,
+            );
             description_change(&p.description, l, &mut c);
             let prof = live.profiles.get(&(p.name.clone(), "default".to_string()));
             device_changes(
@@ -63,6 +68,19 @@ pub fn decide(p: &Project, live: &Live) -> Action {
             verdict(c)
         }
     }
+}
+
+/// The keys compared and set once the project exists: all but its
+/// `features.*`. Those are set when anklume creates it; Incus refuses to
+/// change them on a project that holds anything (measured on 6.0.4:
+/// "cannot be disabled on non-empty projects"), so a project made by hand
+/// with Incus's defaults (`features.images=true`…) is adopted as it is.
+pub fn after_creation(config: &anklume_plan::Config) -> anklume_plan::Config {
+    config
+        .iter()
+        .filter(|(k, _)| !k.starts_with("features."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Create it and give its `default` profile the declared devices, or bring
@@ -82,7 +100,8 @@ pub async fn apply<A: Api>(api: &A, p: &Project, create: bool) -> Result<(), Nod
     // reads it.
     let cur = api.get(&a.path()).await?;
     let mut c = Vec::new();
-    config_changes("config", &p.config, cur.metadata.get("config"), &mut c);
+    let declared = after_creation(&p.config);
+    config_changes("config", &declared, cur.metadata.get("config"), &mut c);
     description_change(&p.description, &cur.metadata, &mut c);
     if !c.is_empty() {
         let mut config: Map<String, Value> = cur
@@ -91,7 +110,7 @@ pub async fn apply<A: Api>(api: &A, p: &Project, create: bool) -> Result<(), Nod
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        for (k, v) in &p.config {
+        for (k, v) in &declared {
             config.insert(k.clone(), Value::String(v.clone()));
         }
         let body = json!({"config": config, "description": p.description});

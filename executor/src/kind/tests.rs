@@ -304,9 +304,7 @@ async fn project_life_cycle_and_its_default_profile() {
     let Resource::Project(mut changed) = project("kt", "one") else {
         unreachable!()
     };
-    changed
-        .config
-        .insert("features.images".into(), "true".into());
+    changed.config.insert("limits.instances".into(), "5".into());
     changed
         .default_profile_devices
         .get_mut("root")
@@ -317,11 +315,41 @@ async fn project_life_cycle_and_its_default_profile() {
         project("kt", "one"),
         Resource::Project(changed),
         &[
-            "config.features.images",
+            "config.limits.instances",
             "default_profile.devices.root.size",
         ],
     )
     .await;
+}
+
+/// A project's `features.*` are set when it is created, never compared
+/// after: Incus refuses to change them once the project holds anything,
+/// and a project made by hand keeps Incus's defaults when adopted.
+#[tokio::test]
+async fn project_features_are_set_at_creation_only() {
+    let fake = Fake::new();
+    let ctx = RunContext::default();
+    let p = project("kt", "one");
+    apply(&fake, &p, true, &ctx).await.unwrap();
+    assert_eq!(
+        fake.get_object("/1.0/projects/kt").unwrap()["config"]["features.images"],
+        "false",
+        "set at creation"
+    );
+    fake.set_object("/1.0/projects/kt", |v| {
+        v["config"]["features.images"] = Value::String("true".into());
+    });
+    assert_eq!(decide_now(&fake, &p).await, Action::Unchanged);
+    fake.clear_log();
+    apply(&fake, &p, false, &ctx).await.unwrap();
+    assert!(
+        !fake
+            .writes()
+            .iter()
+            .any(|(_, path)| path.starts_with("/1.0/projects/kt")),
+        "{:?}",
+        fake.writes()
+    );
 }
 
 /// Incus replaces a project's whole config on PATCH: updates are GET,
