@@ -234,7 +234,7 @@ fn status_reports_up_to_date_drifted_missing_orphaned_and_changes_nothing() {
          \x20 + instance/{A}/{A}-new missing (apply creates it)\n\
          \x20 ~ instance/{A}/{A}-web drifted: config.user.note: \"by hand\" -> \"hello\"\n\
          \x20 + provision/{A}-new not provisioned\n\
-         \x20 - instance/{A}/{A}-old orphaned (protected; managed by anklume, not in the source; never deleted by apply)\n\
+         \x20 - instance/{A}/{A}-old orphaned (protected; managed by anklume, not in the source; `apply --prune --force` deletes it)\n\
          {B}: 3 up to date; provisioning: 1 provisioned\n"
     );
     assert!(out.starts_with(&expected), "{out}");

@@ -419,10 +419,10 @@ fn entry_line(e: &Entry) -> String {
         State::Drifted | State::NeedsProvisioning => format!(": {}", changes_text(&e.changes)),
         State::Missing => " (apply creates it)".into(),
         State::Orphaned if e.protected => {
-            " (protected; managed by anklume, not in the source; never deleted by apply)".into()
+            " (protected; managed by anklume, not in the source; `apply --prune --force` deletes it)".into()
         }
         State::Orphaned => {
-            " (managed by anklume, not in the source; never deleted by apply)".into()
+            " (managed by anklume, not in the source; `apply --prune` deletes it)".into()
         }
         State::NotChecked => format!(": {}", esc(e.reason.as_deref().unwrap_or(""))),
         _ => String::new(),
@@ -830,10 +830,10 @@ pro: 0 up to date, 1 drifted, 1 missing, 1 orphaned; provisioning: 1 provisioned
   ~ instance/pro/pro-a drifted: config.user.note: \"changed by hand\" -> \"hello\"
   + instance/pro/pro-b missing (apply creates it)
   + provision/pro-b not provisioned
-  - instance/pro/pro-old orphaned (managed by anklume, not in the source; never deleted by apply)
+  - instance/pro/pro-old orphaned (managed by anklume, not in the source; `apply --prune` deletes it)
 lab: 1 up to date; provisioning: 1 provisioned
 gone (not in the source): 0 up to date, 1 orphaned
-  - instance/gone/gone-a orphaned (managed by anklume, not in the source; never deleted by apply)
+  - instance/gone/gone-a orphaned (managed by anklume, not in the source; `apply --prune` deletes it)
 global: 0 up to date; 1 not checked
   . nftables/anklume not checked: --no-nftables
 Status: not up to date: 1 up to date, 1 drifted, 1 missing, 2 orphaned; provisioning: 2 provisioned, 1 not provisioned; 1 not checked.
